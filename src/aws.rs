@@ -1,0 +1,16 @@
+//! SDK configuration shared by every binary: the standard credential/region/endpoint chain
+//! (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_ECR`, ...) with adaptive retries for throttling.
+
+use aws_config::retry::RetryConfig;
+use aws_config::BehaviorVersion;
+
+/// Attempts per request, first try included. Adaptive mode also rate-limits the client after a
+/// throttling answer, so a burst of events does not stampede ECR.
+pub const MAX_ATTEMPTS: u32 = 8;
+
+pub async fn load_config() -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS))
+        .load()
+        .await
+}

@@ -1,0 +1,21 @@
+//! The `pruner` Lambda: prunes stale BuildKit cache manifests from ECR on push events.
+
+use ecr_cache_pruner::config::Config;
+use ecr_cache_pruner::ecr::Ecr;
+use ecr_cache_pruner::handler::pruner::Pruner;
+use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
+use serde_json::Value;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    // Bad configuration fails the init, with the variable named, before any event is taken.
+    let config = Config::from_env()?;
+    let sdk = ecr_cache_pruner::aws::load_config().await;
+    let pruner = Pruner::new(config, Ecr::new(aws_sdk_ecr::Client::new(&sdk)));
+    let pruner = &pruner;
+    run(service_fn(move |event: LambdaEvent<Value>| async move {
+        pruner.handle(event.payload).await
+    }))
+    .await
+}

@@ -1,0 +1,238 @@
+//! Pruner configuration from the environment (DESIGN.md §4), validated once at init.
+
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+use crate::core::branch::{BranchGlob, ProtectedBranches};
+use crate::names::is_valid_repository_name;
+
+pub const DEFAULT_CACHE_TAG_PREFIX: &str = "cache-";
+pub const DEFAULT_PROTECTED_BRANCHES: &str = "main,master";
+pub const DEFAULT_MAX_DELETIONS: usize = 1000;
+/// Far above any sane batch, low enough that a typo cannot turn into an unbounded run.
+const MAX_DELETIONS_LIMIT: usize = 100_000;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("invalid {variable}={value:?}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub value: String,
+    pub problem: String,
+}
+
+fn invalid(variable: &'static str, value: &str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        value: value.to_owned(),
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub cache_tag_prefix: String,
+    pub protected_branches: ProtectedBranches,
+    pub dry_run: bool,
+    pub repository_map: RepositoryMap,
+    pub max_deletions: usize,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the config from any variable source; empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let cache_tag_prefix =
+            get("CACHE_TAG_PREFIX").unwrap_or_else(|| DEFAULT_CACHE_TAG_PREFIX.to_owned());
+        if cache_tag_prefix.len() > 100
+            || !cache_tag_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+            || !cache_tag_prefix.starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        {
+            return Err(invalid(
+                "CACHE_TAG_PREFIX",
+                &cache_tag_prefix,
+                "must be the start of a valid image tag: [A-Za-z0-9_][A-Za-z0-9._-]*, at most 100 characters",
+            ));
+        }
+
+        let protected_raw =
+            get("PROTECTED_BRANCHES").unwrap_or_else(|| DEFAULT_PROTECTED_BRANCHES.to_owned());
+        let patterns: Vec<BranchGlob> = protected_raw
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(BranchGlob::new)
+            .collect();
+        if patterns.is_empty() {
+            return Err(invalid(
+                "PROTECTED_BRANCHES",
+                &protected_raw,
+                "must name at least one branch or glob",
+            ));
+        }
+
+        let dry_run = match get("DRY_RUN") {
+            None => false,
+            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "true" => true,
+                "false" => false,
+                _ => return Err(invalid("DRY_RUN", &v, "must be true or false")),
+            },
+        };
+
+        let repository_map = match get("REPOSITORY_MAP") {
+            None => RepositoryMap::default(),
+            Some(v) => RepositoryMap::parse(&v).map_err(|p| invalid("REPOSITORY_MAP", &v, p))?,
+        };
+
+        let max_deletions = match get("MAX_DELETIONS_PER_INVOCATION") {
+            None => DEFAULT_MAX_DELETIONS,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if (1..=MAX_DELETIONS_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(invalid(
+                        "MAX_DELETIONS_PER_INVOCATION",
+                        &v,
+                        format!("must be a whole number from 1 to {MAX_DELETIONS_LIMIT}"),
+                    ))
+                }
+            },
+        };
+
+        Ok(Config {
+            cache_tag_prefix,
+            protected_branches: ProtectedBranches::new(patterns),
+            dry_run,
+            repository_map,
+            max_deletions,
+        })
+    }
+}
+
+/// GitHub repository (`owner/name`) → ECR repositories. Written as comma-separated
+/// `owner/name=ecr-repo` entries; repeat a key to map one GitHub repository to several ECR
+/// repositories. GitHub names compare case-insensitively. Unmapped repositories map to their
+/// lowercased `name`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RepositoryMap(BTreeMap<String, Vec<String>>);
+
+impl RepositoryMap {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (github, ecr) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("entry {entry:?} is not owner/name=ecr-repository"))?;
+            let (github, ecr) = (github.trim(), ecr.trim());
+            let valid_github = matches!(github.split_once('/'), Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/'));
+            if !valid_github {
+                return Err(format!("{github:?} is not a GitHub owner/name"));
+            }
+            if !is_valid_repository_name(ecr) {
+                return Err(format!("{ecr:?} is not a valid ECR repository name"));
+            }
+            let repos = map.entry(github.to_ascii_lowercase()).or_default();
+            if !repos.iter().any(|r| r == ecr) {
+                repos.push(ecr.to_owned());
+            }
+        }
+        Ok(RepositoryMap(map))
+    }
+
+    /// ECR repositories for a GitHub `owner/name`.
+    pub fn ecr_repositories(&self, github_full_name: &str) -> Vec<String> {
+        if let Some(mapped) = self.0.get(&github_full_name.to_ascii_lowercase()) {
+            return mapped.clone();
+        }
+        let name = github_full_name
+            .rsplit('/')
+            .next()
+            .unwrap_or(github_full_name)
+            .to_ascii_lowercase();
+        vec![name]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: BTreeMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.cache_tag_prefix, "cache-");
+        assert!(c.protected_branches.is_protected("main"));
+        assert!(c.protected_branches.is_protected("master"));
+        assert!(!c.dry_run);
+        assert_eq!(c.max_deletions, 1000);
+        assert_eq!(
+            c.repository_map.ecr_repositories("Org/My-App"),
+            vec!["my-app"]
+        );
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("DRY_RUN", "maybe"),
+            ("CACHE_TAG_PREFIX", "cache/"),
+            ("CACHE_TAG_PREFIX", "-x"),
+            ("PROTECTED_BRANCHES", " , "),
+            ("REPOSITORY_MAP", "org/app"),
+            ("REPOSITORY_MAP", "org/app=Bad Name"),
+            ("REPOSITORY_MAP", "app=app"),
+            ("MAX_DELETIONS_PER_INVOCATION", "0"),
+            ("MAX_DELETIONS_PER_INVOCATION", "lots"),
+        ] {
+            let err = config(&[(var, value)]).unwrap_err();
+            assert_eq!(err.variable, var);
+            assert!(err.to_string().contains(var), "{err}");
+        }
+    }
+
+    #[test]
+    fn explicit_values() {
+        let c = config(&[
+            ("DRY_RUN", "TRUE"),
+            ("CACHE_TAG_PREFIX", "buildcache-"),
+            ("PROTECTED_BRANCHES", "main, release/*"),
+            (
+                "REPOSITORY_MAP",
+                "org/app=app, org/app=app-cache,Org/Web=frontend",
+            ),
+            ("MAX_DELETIONS_PER_INVOCATION", "50"),
+        ])
+        .unwrap();
+        assert!(c.dry_run);
+        assert_eq!(c.cache_tag_prefix, "buildcache-");
+        assert!(c.protected_branches.is_protected("release/2"));
+        assert_eq!(c.max_deletions, 50);
+        assert_eq!(
+            c.repository_map.ecr_repositories("org/app"),
+            vec!["app", "app-cache"]
+        );
+        assert_eq!(
+            c.repository_map.ecr_repositories("ORG/web"),
+            vec!["frontend"]
+        );
+        assert_eq!(
+            c.repository_map.ecr_repositories("other/thing"),
+            vec!["thing"]
+        );
+    }
+}

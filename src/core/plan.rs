@@ -1,0 +1,598 @@
+//! The pruning decision: repository snapshot + manifests read + settings → plan with a reason for
+//! every candidate. No I/O; every safety rule of DESIGN.md §3 (1, 3, 7) is decided here, rule 2 is
+//! decided here and again by [`apply_recheck`] just before deleting.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use serde::Serialize;
+
+use super::manifest::{is_single_manifest_type, ManifestKind, BUILDKIT_CACHE_CONFIG, OCI_MANIFEST};
+
+/// One image as DescribeImages reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageRecord {
+    pub digest: String,
+    pub tags: Vec<String>,
+    /// Seconds since the Unix epoch.
+    pub pushed_at: Option<i64>,
+    pub size_bytes: Option<i64>,
+    pub manifest_media_type: Option<String>,
+    pub artifact_media_type: Option<String>,
+}
+
+impl ImageRecord {
+    pub fn is_tagged(&self) -> bool {
+        !self.tags.is_empty()
+    }
+}
+
+/// How a manifest was recognised as BuildKit cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassifiedBy {
+    ArtifactMediaType,
+    Manifest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedDeletion {
+    pub digest: String,
+    pub size_bytes: Option<i64>,
+    pub pushed_at: Option<i64>,
+    pub reason: String,
+    pub classified_by: ClassifiedBy,
+}
+
+/// Why an untagged image is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum KeepReason {
+    /// Referenced by an index or manifest list in the repository (multi-arch child,
+    /// attestation, nested index).
+    ReferencedByIndex { index: String },
+    /// Not a BuildKit cache manifest (application image, index, attestation, ...).
+    NotCacheManifest { media_type: Option<String> },
+    /// Type could not be established; unknown is never deleted.
+    UnknownType { detail: String },
+    /// The digest the triggering event pushed; the next event or sweep will see it again.
+    TriggerDigest,
+    /// Had no tag in the snapshot but has one now.
+    GainedTag { tags: Vec<String> },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeptImage {
+    pub digest: String,
+    #[serde(flatten)]
+    pub reason: KeepReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct Plan {
+    /// Oldest first.
+    pub delete: Vec<PlannedDeletion>,
+    /// Untagged images that are kept, with why. Tagged images are only counted.
+    pub kept: Vec<KeptImage>,
+    pub tagged_images: usize,
+    /// Deletable candidates left for a later invocation because of the deletion cap.
+    pub remaining: usize,
+}
+
+/// Inputs the planner needs besides the snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct PlanSettings {
+    /// Digests never to delete in this run (the triggering event's own digests).
+    pub protect_digests: HashSet<String>,
+    pub max_deletions: usize,
+}
+
+/// Digests whose manifest must be read before planning: every possible index (to learn what it
+/// references) and every untagged image whose type `artifactMediaType` does not settle.
+pub fn manifests_to_read(images: &[ImageRecord]) -> Vec<String> {
+    let mut digests: BTreeSet<&str> = BTreeSet::new();
+    for image in images {
+        let may_be_index = !is_single_manifest_type(image.manifest_media_type.as_deref());
+        let untyped_candidate = !image.is_tagged()
+            && image.artifact_media_type.is_none()
+            && image.manifest_media_type.as_deref() != Some(super::manifest::DOCKER_MANIFEST_V2)
+            && image.manifest_media_type.as_deref()
+                != Some(super::manifest::DOCKER_MANIFEST_V1_SIGNED);
+        if may_be_index || untyped_candidate {
+            digests.insert(&image.digest);
+        }
+    }
+    digests.into_iter().map(str::to_owned).collect()
+}
+
+/// Every digest referenced by an index in `manifests`, mapped to one index that references it.
+pub fn referenced_digests(manifests: &HashMap<String, ManifestKind>) -> BTreeMap<String, String> {
+    let mut referenced = BTreeMap::new();
+    // Sorted so that the index named in a report is deterministic.
+    let mut indexes: Vec<(&String, &Vec<String>)> = manifests
+        .iter()
+        .filter_map(|(digest, kind)| match kind {
+            ManifestKind::Index { children } => Some((digest, children)),
+            _ => None,
+        })
+        .collect();
+    indexes.sort();
+    for (index, children) in indexes {
+        for child in children {
+            referenced
+                .entry(child.clone())
+                .or_insert_with(|| index.clone());
+        }
+    }
+    referenced
+}
+
+/// Decides whether an untagged, unreferenced image is BuildKit cache.
+fn classify(
+    image: &ImageRecord,
+    manifest: Option<&ManifestKind>,
+) -> Result<ClassifiedBy, KeepReason> {
+    let from_artifact = image.artifact_media_type.as_deref();
+    match (from_artifact, manifest) {
+        // A manifest read always wins over metadata: both must agree for a deletion.
+        (Some(artifact), Some(ManifestKind::CacheManifest))
+            if artifact != BUILDKIT_CACHE_CONFIG =>
+        {
+            Err(KeepReason::UnknownType {
+                detail: format!("artifactMediaType {artifact} contradicts a cache manifest"),
+            })
+        }
+        (_, Some(ManifestKind::CacheManifest)) => Ok(ClassifiedBy::Manifest),
+        (_, Some(ManifestKind::Index { .. })) => Err(KeepReason::NotCacheManifest {
+            media_type: image.manifest_media_type.clone(),
+        }),
+        (_, Some(ManifestKind::OtherManifest { config_media_type })) => {
+            Err(KeepReason::NotCacheManifest {
+                media_type: config_media_type.clone(),
+            })
+        }
+        (_, Some(ManifestKind::Unreadable { reason })) => Err(KeepReason::UnknownType {
+            detail: reason.clone(),
+        }),
+        (Some(BUILDKIT_CACHE_CONFIG), None)
+            if image.manifest_media_type.as_deref() == Some(OCI_MANIFEST) =>
+        {
+            Ok(ClassifiedBy::ArtifactMediaType)
+        }
+        (Some(BUILDKIT_CACHE_CONFIG), None) => Err(KeepReason::UnknownType {
+            detail: format!(
+                "cache artifactMediaType on manifest type {:?}",
+                image.manifest_media_type
+            ),
+        }),
+        (Some(other), None) => Err(KeepReason::NotCacheManifest {
+            media_type: Some(other.to_owned()),
+        }),
+        (None, None) => match image.manifest_media_type.as_deref() {
+            Some(t) if t != OCI_MANIFEST => Err(KeepReason::NotCacheManifest {
+                media_type: Some(t.to_owned()),
+            }),
+            _ => Err(KeepReason::UnknownType {
+                detail: "manifest was not read".into(),
+            }),
+        },
+    }
+}
+
+/// Plans the deletions for one repository.
+///
+/// `manifests` holds what was read for [`manifests_to_read`]; it must contain every index of the
+/// repository, otherwise the caller has to fail closed instead of planning.
+pub fn plan(
+    images: &[ImageRecord],
+    manifests: &HashMap<String, ManifestKind>,
+    settings: &PlanSettings,
+) -> Plan {
+    let referenced = referenced_digests(manifests);
+    let mut result = Plan::default();
+    let mut candidates = Vec::new();
+
+    for image in images {
+        if image.is_tagged() {
+            result.tagged_images += 1;
+            continue;
+        }
+        let keep = |reason| KeptImage {
+            digest: image.digest.clone(),
+            reason,
+        };
+        if let Some(index) = referenced.get(&image.digest) {
+            result.kept.push(keep(KeepReason::ReferencedByIndex {
+                index: index.clone(),
+            }));
+            continue;
+        }
+        match classify(image, manifests.get(&image.digest)) {
+            Err(reason) => result.kept.push(keep(reason)),
+            Ok(_) if settings.protect_digests.contains(&image.digest) => {
+                result.kept.push(keep(KeepReason::TriggerDigest))
+            }
+            Ok(classified_by) => candidates.push(PlannedDeletion {
+                digest: image.digest.clone(),
+                size_bytes: image.size_bytes,
+                pushed_at: image.pushed_at,
+                reason: "untagged BuildKit cache manifest, not referenced by any index".into(),
+                classified_by,
+            }),
+        }
+    }
+
+    // Oldest first, so a capped run removes the stalest cache; digest breaks ties for determinism.
+    candidates.sort_by(|a, b| {
+        (a.pushed_at.unwrap_or(i64::MIN), &a.digest)
+            .cmp(&(b.pushed_at.unwrap_or(i64::MIN), &b.digest))
+    });
+    if candidates.len() > settings.max_deletions {
+        result.remaining = candidates.len() - settings.max_deletions;
+        candidates.truncate(settings.max_deletions);
+    }
+    result.delete = candidates;
+    result.kept.sort_by(|a, b| a.digest.cmp(&b.digest));
+    result
+}
+
+/// Applies the just-before-delete re-read of tags (rule 2). `current` maps each planned digest that
+/// still exists to its tags now; a digest absent from it is already gone.
+/// Returns the digests that are gone.
+pub fn apply_recheck(plan: &mut Plan, current: &HashMap<String, Vec<String>>) -> Vec<String> {
+    let mut gone = Vec::new();
+    let mut still = Vec::with_capacity(plan.delete.len());
+    for deletion in plan.delete.drain(..) {
+        match current.get(&deletion.digest) {
+            None => gone.push(deletion.digest),
+            Some(tags) if !tags.is_empty() => plan.kept.push(KeptImage {
+                digest: deletion.digest,
+                reason: KeepReason::GainedTag { tags: tags.clone() },
+            }),
+            Some(_) => still.push(deletion),
+        }
+    }
+    plan.delete = still;
+    plan.kept.sort_by(|a, b| a.digest.cmp(&b.digest));
+    gone
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::manifest::{DOCKER_MANIFEST_V2, OCI_INDEX};
+    use proptest::prelude::*;
+
+    fn d(n: u32) -> String {
+        format!("sha256:{n:064x}")
+    }
+
+    fn image(n: u32, tags: &[&str], manifest: &str, artifact: Option<&str>) -> ImageRecord {
+        ImageRecord {
+            digest: d(n),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            pushed_at: Some(1_700_000_000 + n as i64),
+            size_bytes: Some(100 * n as i64),
+            manifest_media_type: Some(manifest.to_owned()),
+            artifact_media_type: artifact.map(str::to_owned),
+        }
+    }
+
+    fn settings(max: usize) -> PlanSettings {
+        PlanSettings {
+            protect_digests: HashSet::new(),
+            max_deletions: max,
+        }
+    }
+
+    fn planned(plan: &Plan) -> Vec<String> {
+        plan.delete.iter().map(|p| p.digest.clone()).collect()
+    }
+
+    fn kept_reason(plan: &Plan, digest: &str) -> KeepReason {
+        plan.kept
+            .iter()
+            .find(|k| k.digest == digest)
+            .unwrap_or_else(|| panic!("{digest} not kept"))
+            .reason
+            .clone()
+    }
+
+    #[test]
+    fn deletes_untagged_cache_by_artifact_type_without_reading() {
+        let images = vec![
+            image(
+                1,
+                &["cache-main"],
+                OCI_MANIFEST,
+                Some(BUILDKIT_CACHE_CONFIG),
+            ),
+            image(2, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG)),
+        ];
+        assert!(manifests_to_read(&images).is_empty());
+        let plan = plan(&images, &HashMap::new(), &settings(10));
+        assert_eq!(planned(&plan), vec![d(2)]);
+        assert_eq!(
+            plan.delete[0].classified_by,
+            ClassifiedBy::ArtifactMediaType
+        );
+        assert_eq!(plan.tagged_images, 1);
+    }
+
+    #[test]
+    fn reads_manifest_when_artifact_type_is_absent() {
+        let images = vec![image(3, &[], OCI_MANIFEST, None)];
+        assert_eq!(manifests_to_read(&images), vec![d(3)]);
+        let manifests = HashMap::from([(d(3), ManifestKind::CacheManifest)]);
+        let plan = plan(&images, &manifests, &settings(10));
+        assert_eq!(planned(&plan), vec![d(3)]);
+        assert_eq!(plan.delete[0].classified_by, ClassifiedBy::Manifest);
+    }
+
+    #[test]
+    fn rule1_non_cache_and_unknown_are_kept() {
+        let images = vec![
+            image(1, &[], OCI_MANIFEST, None),
+            image(2, &[], OCI_MANIFEST, None),
+            image(3, &[], OCI_MANIFEST, None),
+            image(4, &[], DOCKER_MANIFEST_V2, None),
+            image(
+                5,
+                &[],
+                OCI_MANIFEST,
+                Some("application/vnd.oci.image.config.v1+json"),
+            ),
+        ];
+        let manifests = HashMap::from([
+            (
+                d(1),
+                ManifestKind::OtherManifest {
+                    config_media_type: Some("application/vnd.oci.image.config.v1+json".into()),
+                },
+            ),
+            (
+                d(2),
+                ManifestKind::Unreadable {
+                    reason: "boom".into(),
+                },
+            ),
+            // d(3) was never read
+        ]);
+        let plan = plan(&images, &manifests, &settings(10));
+        assert!(plan.delete.is_empty());
+        assert!(matches!(
+            kept_reason(&plan, &d(1)),
+            KeepReason::NotCacheManifest { .. }
+        ));
+        assert!(matches!(
+            kept_reason(&plan, &d(2)),
+            KeepReason::UnknownType { .. }
+        ));
+        assert!(matches!(
+            kept_reason(&plan, &d(3)),
+            KeepReason::UnknownType { .. }
+        ));
+        assert!(matches!(
+            kept_reason(&plan, &d(4)),
+            KeepReason::NotCacheManifest { .. }
+        ));
+        assert!(matches!(
+            kept_reason(&plan, &d(5)),
+            KeepReason::NotCacheManifest { .. }
+        ));
+    }
+
+    #[test]
+    fn rule1_metadata_and_manifest_must_agree() {
+        let images = vec![image(
+            1,
+            &[],
+            OCI_MANIFEST,
+            Some("application/vnd.example+type"),
+        )];
+        let manifests = HashMap::from([(d(1), ManifestKind::CacheManifest)]);
+        let plan = plan(&images, &manifests, &settings(10));
+        assert!(plan.delete.is_empty());
+        // cache artifactMediaType on something that is not an OCI manifest: keep
+        let images = vec![image(2, &[], OCI_INDEX, Some(BUILDKIT_CACHE_CONFIG))];
+        let manifests = HashMap::from([(d(2), ManifestKind::Index { children: vec![] })]);
+        assert!(plan_is_empty(&images, &manifests));
+    }
+
+    fn plan_is_empty(images: &[ImageRecord], manifests: &HashMap<String, ManifestKind>) -> bool {
+        plan(images, manifests, &settings(10)).delete.is_empty()
+    }
+
+    #[test]
+    fn rule2_tagged_cache_is_never_planned() {
+        let images = vec![image(
+            1,
+            &["cache-main", "cache-dev"],
+            OCI_MANIFEST,
+            Some(BUILDKIT_CACHE_CONFIG),
+        )];
+        assert!(plan_is_empty(&images, &HashMap::new()));
+    }
+
+    #[test]
+    fn rule3_index_references_protect_cache_and_children() {
+        // An untagged index (e.g. an old multi-arch build) still protects its children,
+        // including a cache manifest someone referenced from an index, and nested indexes.
+        let images = vec![
+            image(10, &["v1"], OCI_INDEX, None),
+            image(11, &[], OCI_INDEX, None),
+            image(12, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG)),
+            image(13, &[], OCI_MANIFEST, None),
+            image(14, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG)),
+        ];
+        let to_read = manifests_to_read(&images);
+        assert!(to_read.contains(&d(10)) && to_read.contains(&d(11)) && to_read.contains(&d(13)));
+        let manifests = HashMap::from([
+            (
+                d(10),
+                ManifestKind::Index {
+                    children: vec![d(11)],
+                },
+            ),
+            (
+                d(11),
+                ManifestKind::Index {
+                    children: vec![d(12), d(13)],
+                },
+            ),
+            (d(13), ManifestKind::CacheManifest),
+        ]);
+        let plan = plan(&images, &manifests, &settings(10));
+        assert_eq!(planned(&plan), vec![d(14)]);
+        assert_eq!(
+            kept_reason(&plan, &d(11)),
+            KeepReason::ReferencedByIndex { index: d(10) }
+        );
+        assert_eq!(
+            kept_reason(&plan, &d(12)),
+            KeepReason::ReferencedByIndex { index: d(11) }
+        );
+        assert_eq!(
+            kept_reason(&plan, &d(13)),
+            KeepReason::ReferencedByIndex { index: d(11) }
+        );
+    }
+
+    #[test]
+    fn trigger_digest_is_kept() {
+        let images = vec![image(1, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG))];
+        let mut s = settings(10);
+        s.protect_digests.insert(d(1));
+        let plan = plan(&images, &HashMap::new(), &s);
+        assert!(plan.delete.is_empty());
+        assert_eq!(kept_reason(&plan, &d(1)), KeepReason::TriggerDigest);
+    }
+
+    #[test]
+    fn cap_deletes_oldest_first_and_counts_the_rest() {
+        let images: Vec<_> = (1..=5)
+            .rev()
+            .map(|n| image(n, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG)))
+            .collect();
+        let plan = plan(&images, &HashMap::new(), &settings(2));
+        assert_eq!(planned(&plan), vec![d(1), d(2)]);
+        assert_eq!(plan.remaining, 3);
+    }
+
+    #[test]
+    fn recheck_drops_retagged_and_reports_gone() {
+        let images: Vec<_> = (1..=3)
+            .map(|n| image(n, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG)))
+            .collect();
+        let mut plan = plan(&images, &HashMap::new(), &settings(10));
+        let current = HashMap::from([(d(1), vec![]), (d(2), vec!["cache-main".to_string()])]);
+        let gone = apply_recheck(&mut plan, &current);
+        assert_eq!(gone, vec![d(3)]);
+        assert_eq!(planned(&plan), vec![d(1)]);
+        assert_eq!(
+            kept_reason(&plan, &d(2)),
+            KeepReason::GainedTag {
+                tags: vec!["cache-main".into()]
+            }
+        );
+    }
+
+    // ---- property tests over random repositories ----
+
+    #[derive(Debug, Clone)]
+    enum Kind {
+        CacheByArtifact,
+        CacheByManifest,
+        AppImage,
+        Attestation,
+        Unreadable,
+        Index(Vec<usize>),
+    }
+
+    fn arb_repo() -> impl Strategy<Value = Vec<(Kind, bool)>> {
+        let kind = prop_oneof![
+            3 => Just(Kind::CacheByArtifact),
+            3 => Just(Kind::CacheByManifest),
+            2 => Just(Kind::AppImage),
+            1 => Just(Kind::Attestation),
+            1 => Just(Kind::Unreadable),
+            2 => prop::collection::vec(0usize..40, 0..4).prop_map(Kind::Index),
+        ];
+        prop::collection::vec((kind, any::<bool>()), 0..40)
+    }
+
+    fn build(repo: &[(Kind, bool)]) -> (Vec<ImageRecord>, HashMap<String, ManifestKind>) {
+        let mut images = Vec::new();
+        let mut manifests = HashMap::new();
+        for (i, (kind, tagged)) in repo.iter().enumerate() {
+            let n = i as u32;
+            let tags: &[&str] = if *tagged { &["t"] } else { &[] };
+            let (mt, artifact, manifest) = match kind {
+                Kind::CacheByArtifact => (OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG), None),
+                Kind::CacheByManifest => (OCI_MANIFEST, None, Some(ManifestKind::CacheManifest)),
+                Kind::AppImage => (
+                    OCI_MANIFEST,
+                    None,
+                    Some(ManifestKind::OtherManifest {
+                        config_media_type: Some("application/vnd.oci.image.config.v1+json".into()),
+                    }),
+                ),
+                Kind::Attestation => (OCI_MANIFEST, Some("application/vnd.in-toto+json"), None),
+                Kind::Unreadable => (
+                    OCI_MANIFEST,
+                    None,
+                    Some(ManifestKind::Unreadable { reason: "x".into() }),
+                ),
+                Kind::Index(children) => (
+                    OCI_INDEX,
+                    None,
+                    Some(ManifestKind::Index {
+                        children: children
+                            .iter()
+                            .filter(|&&c| c < repo.len())
+                            .map(|&c| d(c as u32))
+                            .collect(),
+                    }),
+                ),
+            };
+            images.push(image(n, tags, mt, artifact));
+            if let Some(m) = manifest {
+                manifests.insert(d(n), m);
+            }
+        }
+        (images, manifests)
+    }
+
+    proptest! {
+        #[test]
+        fn plans_are_safe_and_complete(repo in arb_repo(), cap in 1usize..50) {
+            let (images, manifests) = build(&repo);
+            // the planner asked for exactly what we have (or more): nothing it needs is missing
+            for digest in manifests_to_read(&images) {
+                prop_assert!(manifests.contains_key(&digest), "planner wants {digest} we did not model");
+            }
+            let plan = plan(&images, &manifests, &settings(cap));
+            let referenced: HashSet<String> = referenced_digests(&manifests).into_keys().collect();
+            let planned: HashSet<String> = plan.delete.iter().map(|p| p.digest.clone()).collect();
+            let mut expected = HashSet::new();
+            for (i, (kind, tagged)) in repo.iter().enumerate() {
+                let digest = d(i as u32);
+                let is_cache = matches!(kind, Kind::CacheByArtifact | Kind::CacheByManifest);
+                if planned.contains(&digest) {
+                    prop_assert!(!tagged, "tagged digest planned");
+                    prop_assert!(!referenced.contains(&digest), "index-referenced digest planned");
+                    prop_assert!(is_cache, "non-cache manifest planned: {kind:?}");
+                }
+                if is_cache && !tagged && !referenced.contains(&digest) {
+                    expected.insert(digest);
+                }
+            }
+            // complete: every deletable one is planned or counted as remaining
+            prop_assert!(planned.is_subset(&expected));
+            prop_assert_eq!(planned.len() + plan.remaining, expected.len());
+            prop_assert!(planned.len() <= cap);
+            // every untagged image is accounted for exactly once
+            let untagged = repo.iter().filter(|(_, t)| !t).count();
+            prop_assert_eq!(plan.kept.len() + planned.len() + plan.remaining, untagged);
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Lambda entry logic, independent of the runtime loop so tests can call it directly.
+
+pub mod pruner;

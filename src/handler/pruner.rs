@@ -1,0 +1,273 @@
+//! The pruner's event handling: EventBridge events directly, or SQS batches of them.
+
+use std::collections::{BTreeMap, HashSet};
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_runtime::tracing::{info, warn};
+use serde::Serialize;
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::config::Config;
+use crate::ecr::{Ecr, EcrError};
+use crate::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport};
+use crate::trigger::{decide, Decision, Trigger, TriggerError};
+
+#[derive(Debug, Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    BadEvent(#[from] TriggerError),
+    #[error("unrecognised input: expected an EventBridge event or an SQS event ({0})")]
+    UnknownInput(String),
+    #[error(transparent)]
+    Prune(#[from] PruneError),
+    #[error("{repository}: {count} deletion(s) failed, first {code}: {message}; the event will be retried")]
+    DeleteFailures {
+        repository: String,
+        count: usize,
+        code: String,
+        message: String,
+    },
+}
+
+impl HandlerError {
+    fn kind(&self) -> &'static str {
+        match self {
+            HandlerError::BadEvent(_) => "BadEvent",
+            HandlerError::UnknownInput(_) => "UnknownInput",
+            HandlerError::Prune(_) => "PruneFailed",
+            HandlerError::DeleteFailures { .. } => "DeleteFailures",
+        }
+    }
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(err: HandlerError) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: err.kind().to_owned(),
+            error_message: err.to_string(),
+        }
+    }
+}
+
+/// The answer to a direct (non-SQS) invocation.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InvocationReport {
+    /// `pruned`, `ignored` or `repository_not_found`.
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<TriggerSummary>,
+    pub dry_run: bool,
+    pub repositories: Vec<RepositoryReport>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TriggerSummary {
+    CachePush {
+        repository: String,
+        digest: String,
+        tag: String,
+    },
+}
+
+impl From<&Trigger> for TriggerSummary {
+    fn from(trigger: &Trigger) -> Self {
+        match trigger {
+            Trigger::CachePush {
+                repository,
+                digest,
+                tag,
+            } => TriggerSummary::CachePush {
+                repository: repository.clone(),
+                digest: digest.clone(),
+                tag: tag.clone(),
+            },
+        }
+    }
+}
+
+/// Built once per container: configuration and the ECR adapter.
+pub struct Pruner {
+    pub config: Config,
+    pub ecr: Ecr,
+}
+
+impl Pruner {
+    pub fn new(config: Config, ecr: Ecr) -> Self {
+        Pruner { config, ecr }
+    }
+
+    fn settings(&self) -> PruneSettings {
+        PruneSettings {
+            dry_run: self.config.dry_run,
+            max_deletions: self.config.max_deletions,
+        }
+    }
+
+    /// Entry point for any payload the function accepts.
+    pub async fn handle(&self, payload: Value) -> Result<Value, HandlerError> {
+        if payload.get("Records").is_some() {
+            let event: SqsEvent = serde_json::from_value(payload)
+                .map_err(|e| HandlerError::UnknownInput(format!("bad SQS event: {e}")))?;
+            let response = self.handle_sqs(event).await;
+            return Ok(serde_json::to_value(response).expect("SQS response serializes"));
+        }
+        if payload.get("detail-type").is_none() {
+            return Err(HandlerError::UnknownInput(
+                "no `Records` and no `detail-type` field".into(),
+            ));
+        }
+        let report = self.handle_event(&payload).await?;
+        Ok(serde_json::to_value(report).expect("report serializes"))
+    }
+
+    /// One EventBridge event, invoked directly (rule target, console, `cargo lambda invoke`).
+    pub async fn handle_event(&self, event: &Value) -> Result<InvocationReport, HandlerError> {
+        let trigger = match decide(event, &self.config)? {
+            Decision::Ignore { reason } => {
+                info!(%reason, "event ignored");
+                return Ok(self.ignored(reason));
+            }
+            Decision::Act(trigger) => trigger,
+        };
+        let Trigger::CachePush {
+            repository, digest, ..
+        } = &trigger;
+        let protect = HashSet::from([digest.clone()]);
+        let report = match self.prune(repository, &protect).await {
+            Ok(report) => report,
+            Err(PruneError::Ecr(EcrError::RepositoryNotFound { repository })) => {
+                warn!(%repository, "repository no longer exists; nothing to prune");
+                return Ok(InvocationReport {
+                    outcome: "repository_not_found",
+                    reason: Some(format!("repository {repository} does not exist")),
+                    trigger: Some((&trigger).into()),
+                    dry_run: self.config.dry_run,
+                    repositories: vec![],
+                });
+            }
+            Err(err) => return Err(err.into()),
+        };
+        failures_to_error(&report)?;
+        Ok(InvocationReport {
+            outcome: "pruned",
+            reason: None,
+            trigger: Some((&trigger).into()),
+            dry_run: self.config.dry_run,
+            repositories: vec![report],
+        })
+    }
+
+    fn ignored(&self, reason: String) -> InvocationReport {
+        InvocationReport {
+            outcome: "ignored",
+            reason: Some(reason),
+            trigger: None,
+            dry_run: self.config.dry_run,
+            repositories: vec![],
+        }
+    }
+
+    /// An SQS batch: each repository is pruned once however many of its pushes the batch holds;
+    /// a failure marks exactly the records that asked for that repository.
+    pub async fn handle_sqs(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut failed: Vec<String> = Vec::new();
+        // repository → (message ids, digests pushed)
+        let mut work: BTreeMap<String, (Vec<String>, HashSet<String>)> = BTreeMap::new();
+
+        for record in event.records {
+            let id = record.message_id.clone().unwrap_or_default();
+            let parsed = record
+                .body
+                .as_deref()
+                .ok_or_else(|| HandlerError::UnknownInput("SQS record without a body".into()))
+                .and_then(|body| {
+                    serde_json::from_str::<Value>(body).map_err(|e| {
+                        HandlerError::UnknownInput(format!("SQS record body is not JSON: {e}"))
+                    })
+                })
+                .and_then(|event| Ok(decide(&event, &self.config)?));
+            match parsed {
+                Err(err) => {
+                    // Redelivery cannot fix a malformed record; failing it sends it to the DLQ
+                    // for a human instead of silently dropping it.
+                    warn!(message_id = %id, error = %err, "bad record");
+                    failed.push(id);
+                }
+                Ok(Decision::Ignore { reason }) => {
+                    info!(message_id = %id, %reason, "record ignored")
+                }
+                Ok(Decision::Act(Trigger::CachePush {
+                    repository, digest, ..
+                })) => {
+                    let entry = work.entry(repository).or_default();
+                    entry.0.push(id);
+                    entry.1.insert(digest);
+                }
+            }
+        }
+
+        for (repository, (ids, digests)) in work {
+            let outcome = match self.prune(&repository, &digests).await {
+                Ok(report) => failures_to_error(&report),
+                Err(PruneError::Ecr(EcrError::RepositoryNotFound { .. })) => {
+                    warn!(%repository, "repository no longer exists; nothing to prune");
+                    Ok(())
+                }
+                Err(err) => Err(err.into()),
+            };
+            if let Err(err) = outcome {
+                warn!(%repository, error = %err, records = ids.len(), "repository not pruned; records will be retried");
+                failed.extend(ids);
+            }
+        }
+
+        let mut response = SqsBatchResponse::default();
+        for id in failed {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+        response
+    }
+
+    async fn prune(
+        &self,
+        repository: &str,
+        protect: &HashSet<String>,
+    ) -> Result<RepositoryReport, PruneError> {
+        let report = prune_repository(&self.ecr, repository, protect, self.settings()).await?;
+        info!(
+            repository = %report.repository,
+            dry_run = report.dry_run,
+            images = report.images_scanned,
+            deleted = report.deleted.len(),
+            would_delete = report.would_delete.len(),
+            already_deleted = report.already_deleted.len(),
+            kept = report.kept.len(),
+            remaining = report.remaining,
+            failures = report.failures.len(),
+            bytes = report.deleted_bytes,
+            "prune summary"
+        );
+        Ok(report)
+    }
+}
+
+fn failures_to_error(report: &RepositoryReport) -> Result<(), HandlerError> {
+    match report.failures.first() {
+        None => Ok(()),
+        Some(first) => {
+            warn!(report = %serde_json::to_string(report).unwrap_or_default(), "deletions failed");
+            Err(HandlerError::DeleteFailures {
+                repository: report.repository.clone(),
+                count: report.failures.len(),
+                code: first.code.clone(),
+                message: first.message.clone(),
+            })
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! ecr-cache-pruner: deletes stale BuildKit registry cache from Amazon ECR, safely.
+//!
+//! Layout: [`core`] decides (pure), [`ecr`] talks to ECR, [`prune`] sequences one repository,
+//! [`trigger`] reads events, [`handler`] is the Lambda-facing glue, [`aws`] builds SDK clients.
+
+pub mod aws;
+pub mod config;
+pub mod core;
+pub mod ecr;
+pub mod handler;
+pub mod names;
+pub mod prune;
+pub mod trigger;

@@ -1,0 +1,135 @@
+//! Pruning one repository: snapshot → read manifests → plan → re-check tags → delete.
+//! Every read happens before any delete, and any read error aborts the repository (fail closed).
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::core::manifest::ManifestKind;
+use crate::core::plan::{self, KeptImage, PlanSettings, PlannedDeletion};
+use crate::ecr::{Ecr, EcrError, ImageFailure};
+
+#[derive(Debug, Clone, Copy)]
+pub struct PruneSettings {
+    pub dry_run: bool,
+    pub max_deletions: usize,
+}
+
+#[derive(Debug, Error)]
+pub enum PruneError {
+    #[error(transparent)]
+    Ecr(#[from] EcrError),
+    #[error("index {index} in {repository} could not be read ({reason}); nothing deleted")]
+    UnreadableIndex {
+        repository: String,
+        index: String,
+        reason: String,
+    },
+}
+
+/// What happened in one repository. Serialized into the invocation report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RepositoryReport {
+    pub repository: String,
+    pub dry_run: bool,
+    pub images_scanned: usize,
+    pub tagged_images: usize,
+    /// Deleted in this run (empty in a dry run).
+    pub deleted: Vec<PlannedDeletion>,
+    /// What a dry run would delete (empty otherwise).
+    pub would_delete: Vec<PlannedDeletion>,
+    /// Planned but already gone (a concurrent or earlier run deleted them).
+    pub already_deleted: Vec<String>,
+    pub kept: Vec<KeptImage>,
+    pub failures: Vec<ImageFailure>,
+    /// Deletable cache manifests left for a later run by the deletion cap.
+    pub remaining: usize,
+    /// Sum of `imageSizeInBytes` of the deleted manifests. Cache manifests share layers, so the
+    /// storage actually freed can be less.
+    pub deleted_bytes: i64,
+}
+
+impl RepositoryReport {
+    pub fn is_complete(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+pub async fn prune_repository(
+    ecr: &Ecr,
+    repository: &str,
+    protect_digests: &HashSet<String>,
+    settings: PruneSettings,
+) -> Result<RepositoryReport, PruneError> {
+    let images = ecr.list_images(repository).await?;
+    let to_read = plan::manifests_to_read(&images);
+    let manifests = if to_read.is_empty() {
+        Default::default()
+    } else {
+        ecr.read_manifests(repository, &to_read).await?
+    };
+
+    // Rule 3 depends on knowing every index: an index we could not read may reference a
+    // candidate, so the whole repository is left alone (rule 5).
+    for image in &images {
+        if crate::core::manifest::is_single_manifest_type(image.manifest_media_type.as_deref()) {
+            continue;
+        }
+        if let Some(ManifestKind::Unreadable { reason }) = manifests.get(&image.digest) {
+            return Err(PruneError::UnreadableIndex {
+                repository: repository.to_owned(),
+                index: image.digest.clone(),
+                reason: reason.clone(),
+            });
+        }
+    }
+
+    let mut plan = plan::plan(
+        &images,
+        &manifests,
+        &PlanSettings {
+            protect_digests: protect_digests.clone(),
+            max_deletions: settings.max_deletions,
+        },
+    );
+
+    let mut report = RepositoryReport {
+        repository: repository.to_owned(),
+        dry_run: settings.dry_run,
+        images_scanned: images.len(),
+        tagged_images: plan.tagged_images,
+        remaining: plan.remaining,
+        ..Default::default()
+    };
+
+    if !plan.delete.is_empty() {
+        // Rule 2: a byte-identical cache push can re-tag an "old" digest between snapshot and now.
+        let digests: Vec<String> = plan.delete.iter().map(|d| d.digest.clone()).collect();
+        let current = ecr.current_tags(repository, &digests).await?;
+        report.already_deleted = plan::apply_recheck(&mut plan, &current);
+    }
+
+    if settings.dry_run {
+        report.would_delete = std::mem::take(&mut plan.delete);
+    } else if !plan.delete.is_empty() {
+        let digests: Vec<String> = plan.delete.iter().map(|d| d.digest.clone()).collect();
+        let outcome = ecr.delete_digests(repository, &digests).await?;
+        let deleted: HashSet<&String> = outcome.deleted.iter().collect();
+        report.deleted = plan
+            .delete
+            .drain(..)
+            .filter(|d| deleted.contains(&d.digest))
+            .collect();
+        report.already_deleted.extend(outcome.already_gone);
+        report.failures = outcome.failures;
+    }
+    report.deleted_bytes = report
+        .deleted
+        .iter()
+        .chain(&report.would_delete)
+        .filter_map(|d| d.size_bytes)
+        .sum();
+    report.kept = plan.kept;
+    Ok(report)
+}
