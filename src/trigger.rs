@@ -63,7 +63,7 @@ struct EcrImageAction {
 }
 
 pub fn decide(event: &Value, config: &Config) -> Result<Decision, TriggerError> {
-    let envelope: EventBridgeEvent<Value> = serde_json::from_value(event.clone())
+    let envelope: EventBridgeEvent<Value> = serde_path_to_error::deserialize(event)
         .map_err(|e| TriggerError::NotEventBridge(e.to_string()))?;
     match (envelope.source.as_str(), envelope.detail_type.as_str()) {
         ("aws.ecr", "ECR Image Action") => decide_ecr(envelope.detail, config),
@@ -77,8 +77,8 @@ pub fn decide(event: &Value, config: &Config) -> Result<Decision, TriggerError> 
 }
 
 fn decide_ecr(detail: Value, config: &Config) -> Result<Decision, TriggerError> {
-    let action: EcrImageAction =
-        serde_json::from_value(detail).map_err(|e| malformed("ECR Image Action", e.to_string()))?;
+    let action: EcrImageAction = serde_path_to_error::deserialize(detail)
+        .map_err(|e| malformed("ECR Image Action", format!("detail.{e}")))?;
     if !is_valid_repository_name(&action.repository_name) {
         return Err(malformed(
             "ECR Image Action",

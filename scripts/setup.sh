@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the project's local tooling into ./.venv, idempotently:
+#   moto (the local AWS emulator) always; cargo-lambda with --lambda; SAM/cfn-lint with --sam.
+# Safe to run again: it only installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=.venv
+MOTO="moto[server]==5.2.1"
+CARGO_LAMBDA="cargo-lambda==1.9.2"
+SAM="aws-sam-cli==1.170.0"
+CFN_LINT="cfn-lint==1.58.0"
+
+want_lambda=false
+want_sam=false
+for arg in "$@"; do
+  case "$arg" in
+    --lambda) want_lambda=true ;;
+    --sam) want_sam=true; want_lambda=true ;;
+    *) echo "usage: $0 [--lambda] [--sam]" >&2; exit 2 ;;
+  esac
+done
+
+for tool in cargo rustfmt; do
+  command -v "$tool" >/dev/null || { echo "setup: $tool not found; install Rust with rustup first" >&2; exit 1; }
+done
+cargo clippy --version >/dev/null 2>&1 || rustup component add clippy rustfmt
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  python3 -m venv "$VENV"
+fi
+
+missing=()
+"$VENV/bin/python" -c "import moto.server, flask" 2>/dev/null && [ -x "$VENV/bin/moto_server" ] || missing+=("$MOTO")
+if $want_lambda; then
+  [ -x "$VENV/bin/cargo-lambda" ] || missing+=("$CARGO_LAMBDA")
+fi
+if $want_sam; then
+  [ -x "$VENV/bin/sam" ] || missing+=("$SAM")
+  [ -x "$VENV/bin/cfn-lint" ] || missing+=("$CFN_LINT")
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "${missing[@]}"
+fi
+echo "setup: tools ready in $VENV/bin"

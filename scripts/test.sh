@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The test command: installs what the tests need, starts one local moto server for the
+# integration tests, and runs every test (unit, property, mock, integration, doc).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+
+PORT="${MOTO_PORT:-$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}"
+export MOTO_ENDPOINT
+MOTO_ENDPOINT="$(scripts/moto.sh "$PORT")"
+trap 'kill "$(cat .venv/moto-'"$PORT"'.pid)" 2>/dev/null || true' EXIT
+
+cargo test --all-targets "$@"
+cargo test --doc "$@"
