@@ -8,9 +8,14 @@ use aws_config::BehaviorVersion;
 /// throttling answer, so a burst of events does not stampede ECR.
 pub const MAX_ATTEMPTS: u32 = 8;
 
+/// The retry policy every client uses.
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS)
+}
+
 pub async fn load_config() -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS))
+        .retry_config(retry_config())
         .load()
         .await
 }

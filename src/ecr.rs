@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ecr::operation::describe_images::DescribeImagesError;
 use aws_sdk_ecr::types::{ImageFailureCode, ImageIdentifier, TagStatus};
 use aws_sdk_ecr::Client;
 use serde::Serialize;
@@ -29,12 +30,35 @@ pub enum EcrError {
     },
 }
 
+/// Operation errors that can say "the repository does not exist".
+trait RepositoryMissing {
+    fn repository_missing(&self) -> bool;
+}
+
+macro_rules! repository_missing {
+    ($($error:ty),*) => {$(
+        impl RepositoryMissing for $error {
+            fn repository_missing(&self) -> bool {
+                self.is_repository_not_found_exception()
+            }
+        }
+    )*};
+}
+repository_missing!(
+    DescribeImagesError,
+    aws_sdk_ecr::operation::batch_get_image::BatchGetImageError,
+    aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageError
+);
+
 fn api_error<E, R>(operation: &'static str, repository: &str, err: SdkError<E, R>) -> EcrError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: RepositoryMissing + ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    if err.code() == Some("RepositoryNotFoundException") {
+    if err
+        .as_service_error()
+        .is_some_and(|e| e.repository_missing())
+    {
         return EcrError::RepositoryNotFound {
             repository: repository.to_owned(),
         };
@@ -44,6 +68,13 @@ where
         repository: repository.to_owned(),
         message: DisplayErrorContext(&err).to_string(),
     }
+}
+
+fn is_image_not_found<R>(err: &SdkError<DescribeImagesError, R>) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(DescribeImagesError::ImageNotFoundException(_))
+    )
 }
 
 /// A per-image problem ECR reported in `failures`.
@@ -202,7 +233,7 @@ impl Ecr {
                 }
                 // DescribeImages by id fails the whole call when any id is gone (a concurrent
                 // run deleted it). Fall back to a full listing: slower, rare, still exact.
-                Err(err) if err.code() == Some("ImageNotFoundException") => {
+                Err(err) if is_image_not_found(&err) => {
                     let all = self.list_images(repository).await?;
                     let wanted: std::collections::HashSet<&String> = digests.iter().collect();
                     return Ok(all
@@ -305,7 +336,7 @@ impl Ecr {
                 .image_details()
                 .first()
                 .and_then(|d| Some(record(d.image_digest()?, d)))),
-            Err(err) if err.code() == Some("ImageNotFoundException") => Ok(None),
+            Err(err) if is_image_not_found(&err) => Ok(None),
             Err(err) => Err(api_error("DescribeImages", repository, err)),
         }
     }

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Local demo, no AWS account needed: starts moto (local AWS), seeds an ECR repository the way CI
+# leaves it, runs the real `pruner` Lambda under `cargo lambda watch`, invokes it with
+# events/ecr-push-cache.json and shows the repository before and after.
+# Set DRY_RUN=true to see the report without deleting.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --lambda
+export PATH="$PWD/.venv/bin:$PATH"
+
+MOTO_PORT="${MOTO_PORT:-5055}"
+RUNTIME_PORT="${RUNTIME_PORT:-9055}"
+export AWS_ENDPOINT_URL="$(scripts/moto.sh "$MOTO_PORT")"
+export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
+export DRY_RUN="${DRY_RUN:-false}"
+WATCH_LOG=.venv/cargo-lambda-watch.log
+
+cleanup() {
+  [ -n "${WATCH_PID:-}" ] && kill "$WATCH_PID" 2>/dev/null || true
+  kill "$(cat ".venv/moto-$MOTO_PORT.pid")" 2>/dev/null || true
+}
+trap cleanup EXIT
+
+curl -fsS -X POST "$AWS_ENDPOINT_URL/moto-api/reset" >/dev/null
+python_bin=.venv/bin/python
+$python_bin scripts/seed_demo.py seed my-app
+echo "== my-app before: what three builds of main, a feature branch and a release left behind"
+$python_bin scripts/seed_demo.py show my-app
+
+echo "== starting the pruner under cargo lambda watch (first build takes a few minutes)"
+cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$RUNTIME_PORT" > "$WATCH_LOG" 2>&1 &
+WATCH_PID=$!
+for _ in $(seq 1 600); do
+  curl -s -o /dev/null "http://127.0.0.1:$RUNTIME_PORT/" && break
+  kill -0 "$WATCH_PID" 2>/dev/null || { cat "$WATCH_LOG"; exit 1; }
+  sleep 1
+done
+
+echo "== invoking pruner with events/ecr-push-cache.json (a push of cache-main)"
+cargo lambda invoke pruner --invoke-address 127.0.0.1 --invoke-port "$RUNTIME_PORT" \
+  --data-file events/ecr-push-cache.json --output-format json > .venv/demo-report.json
+$python_bin -c '
+import json, sys
+r = json.load(open(".venv/demo-report.json"))
+repo = r["repositories"][0]
+key = "would_delete" if r["dry_run"] else "deleted"
+print(f"outcome: {r[\"outcome\"]}, dry_run: {r[\"dry_run\"]}")
+for d in repo[key]:
+    print(f"  {key}: {d[\"digest\"][:19]}... ({d[\"size_bytes\"]} bytes) {d[\"reason\"]}")
+for k in repo["kept"]:
+    print(f"  kept: {k[\"digest\"][:19]}... {k[\"reason\"]}")
+'
+echo "== my-app after"
+$python_bin scripts/seed_demo.py show my-app
+echo "(full report: .venv/demo-report.json, function logs: $WATCH_LOG)"

@@ -1,0 +1,112 @@
+"""Seeds a local (moto) ECR repository the way a few CI builds with buildx leave it, or prints it.
+
+usage: seed_demo.py seed REPOSITORY | show REPOSITORY
+Endpoint and credentials come from the standard AWS environment (AWS_ENDPOINT_URL, ...).
+"""
+import hashlib
+import json
+import sys
+
+import boto3
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+CACHE_CONFIG = "application/vnd.buildkit.cacheconfig.v0"
+
+
+def sha(text):
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def manifest(body, media_type):
+    text = json.dumps(body, separators=(",", ":"))
+    return {"body": text, "media_type": media_type, "digest": sha(text)}
+
+
+def cache_manifest(seed):
+    layers = [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(f"{seed}-layer-{i}"),
+               "size": 150_000_000 + i} for i in range(3)]
+    return manifest({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                     "config": {"mediaType": CACHE_CONFIG, "digest": sha(seed + "-config"), "size": 1832},
+                     "layers": layers}, OCI_MANIFEST)
+
+
+def app_manifest(seed, arch):
+    return manifest({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                     "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                "digest": sha(f"{seed}-{arch}-config"), "size": 1469},
+                     "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                                 "digest": sha(f"{seed}-{arch}-layer"), "size": 3_623_807}]}, OCI_MANIFEST)
+
+
+def attestation(seed, subject):
+    return manifest({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                     "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                "digest": sha(seed + "-att-config"), "size": 167},
+                     "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": sha(seed + "-att"),
+                                 "size": 1340,
+                                 "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}]},
+                    OCI_MANIFEST)
+
+
+def index(entries):
+    return manifest({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        dict({"mediaType": m["media_type"], "digest": m["digest"], "size": len(m["body"])}, **extra)
+        for m, extra in entries]}, OCI_INDEX)
+
+
+def push(ecr, repo, m, tag=None):
+    args = dict(repositoryName=repo, imageManifest=m["body"], imageManifestMediaType=m["media_type"],
+                imageDigest=m["digest"])
+    if tag:
+        args["imageTag"] = tag
+    ecr.put_image(**args)
+
+
+def seed(ecr, repo):
+    try:
+        ecr.create_repository(repositoryName=repo)
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        pass
+    # Three builds of main: each cache push leaves the previous cache manifest untagged.
+    for build in range(1, 4):
+        push(ecr, repo, cache_manifest(f"{repo}-main-build-{build}"))
+    push(ecr, repo, cache_manifest(f"{repo}-main-build-4"), "cache-main")
+    push(ecr, repo, cache_manifest(f"{repo}-feature-login"), "cache-feature-login")
+    # A multi-arch release with provenance: children and attestation are untagged.
+    amd64, arm64 = app_manifest(repo, "amd64"), app_manifest(repo, "arm64")
+    prov = attestation(repo, amd64["digest"])
+    for m in (amd64, arm64, prov):
+        push(ecr, repo, m)
+    push(ecr, repo, index([(amd64, {"platform": {"architecture": "amd64", "os": "linux"}}),
+                           (arm64, {"platform": {"architecture": "arm64", "os": "linux"}}),
+                           (prov, {"platform": {"architecture": "unknown", "os": "unknown"},
+                                   "annotations": {"vnd.docker.reference.type": "attestation-manifest",
+                                                   "vnd.docker.reference.digest": amd64["digest"]}})]), "v1.0.0")
+    # An untagged application image someone pushed by digest.
+    push(ecr, repo, app_manifest(repo + "-hotfix", "amd64"))
+
+
+def show(ecr, repo):
+    images = ecr.describe_images(repositoryName=repo)["imageDetails"]
+    got = ecr.batch_get_image(repositoryName=repo, imageIds=[{"imageDigest": i["imageDigest"]} for i in images],
+                              acceptedMediaTypes=[OCI_MANIFEST, OCI_INDEX])["images"]
+    bodies = {g["imageId"]["imageDigest"]: json.loads(g["imageManifest"]) for g in got}
+    print(f"  {'DIGEST':<22} {'TAGS':<22} KIND")
+    for i in sorted(images, key=lambda i: i["imagePushedAt"]):
+        body = bodies.get(i["imageDigest"], {})
+        if "manifests" in body:
+            kind = "index (multi-arch)"
+        elif body.get("config", {}).get("mediaType") == CACHE_CONFIG:
+            kind = "BuildKit cache"
+        else:
+            kind = "image manifest"
+        tags = ",".join(i.get("imageTags", [])) or "<untagged>"
+        print(f"  {i['imageDigest'][:19]}... {tags:<22} {kind}")
+    print(f"  ({len(images)} images)")
+
+
+if __name__ == "__main__":
+    action, repository = sys.argv[1], sys.argv[2]
+    client = boto3.client("ecr")
+    {"seed": seed, "show": show}[action](client, repository)

@@ -1,0 +1,504 @@
+//! What moto cannot show: pagination, ECR failure codes, throttling, 5xx, and exact call counts.
+//! ECR is replaced by aws-smithy-mocks rules; everything above the SDK is the real code.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use aws_sdk_ecr::error::ErrorMetadata;
+use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput;
+use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
+use aws_sdk_ecr::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
+use aws_sdk_ecr::primitives::DateTime;
+use aws_sdk_ecr::types::{Image, ImageDetail, ImageFailure, ImageFailureCode, ImageIdentifier};
+use aws_sdk_ecr::Client;
+use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
+use ecr_cache_pruner::ecr::Ecr;
+use ecr_cache_pruner::prune::{prune_repository, PruneError, PruneSettings};
+use serde_json::json;
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const CACHE: &str = "application/vnd.buildkit.cacheconfig.v0";
+const REPO: &str = "my-app";
+
+fn d(n: usize) -> String {
+    format!("sha256:{n:064x}")
+}
+
+#[derive(Clone)]
+struct Img {
+    n: usize,
+    tags: Vec<String>,
+    manifest_type: &'static str,
+    artifact: Option<&'static str>,
+}
+
+fn tagged_cache(n: usize) -> Img {
+    Img {
+        n,
+        tags: vec![format!("cache-b{n}")],
+        manifest_type: OCI_MANIFEST,
+        artifact: Some(CACHE),
+    }
+}
+fn untagged_cache(n: usize) -> Img {
+    Img {
+        n,
+        tags: vec![],
+        manifest_type: OCI_MANIFEST,
+        artifact: Some(CACHE),
+    }
+}
+fn untagged_unknown(n: usize) -> Img {
+    Img {
+        n,
+        tags: vec![],
+        manifest_type: OCI_MANIFEST,
+        artifact: None,
+    }
+}
+fn tagged_index(n: usize) -> Img {
+    Img {
+        n,
+        tags: vec![format!("v{n}")],
+        manifest_type: OCI_INDEX,
+        artifact: None,
+    }
+}
+
+fn detail(img: &Img) -> ImageDetail {
+    ImageDetail::builder()
+        .image_digest(d(img.n))
+        .set_image_tags(if img.tags.is_empty() {
+            None
+        } else {
+            Some(img.tags.clone())
+        })
+        .image_manifest_media_type(img.manifest_type)
+        .set_artifact_media_type(img.artifact.map(str::to_owned))
+        .image_size_in_bytes(1000 + img.n as i64)
+        .image_pushed_at(DateTime::from_secs(1_790_000_000 + img.n as i64))
+        .build()
+}
+
+/// DescribeImages listing: pages of 1000 chained by next tokens `"1"`, `"2"`, ...
+fn listing(images: Vec<Img>) -> Rule {
+    mock!(Client::describe_images)
+        .match_requests(|r| r.image_ids().is_empty())
+        .then_compute_output(move |req| {
+            let page: usize = req.next_token().map(|t| t.parse().unwrap()).unwrap_or(0);
+            assert_eq!(req.max_results(), Some(1000));
+            let chunk: Vec<ImageDetail> = images
+                .iter()
+                .skip(page * 1000)
+                .take(1000)
+                .map(detail)
+                .collect();
+            let more = images.len() > (page + 1) * 1000;
+            DescribeImagesOutput::builder()
+                .set_image_details(Some(chunk))
+                .set_next_token(more.then(|| (page + 1).to_string()))
+                .build()
+        })
+}
+
+/// DescribeImages by id (the pre-delete re-check): answers with the given images' current state.
+fn recheck(images: Vec<Img>) -> Rule {
+    mock!(Client::describe_images)
+        .match_requests(|r| !r.image_ids().is_empty())
+        .then_compute_output(move |req| {
+            assert!(req.image_ids().len() <= 100);
+            let wanted: HashSet<&str> = req
+                .image_ids()
+                .iter()
+                .filter_map(|i| i.image_digest())
+                .collect();
+            DescribeImagesOutput::builder()
+                .set_image_details(Some(
+                    images
+                        .iter()
+                        .filter(|i| wanted.contains(d(i.n).as_str()))
+                        .map(detail)
+                        .collect(),
+                ))
+                .build()
+        })
+}
+
+/// BatchGetImage: indexes (n in `index_children`) reference the listed children; every other
+/// digest is a cache manifest.
+fn manifests(index_children: Vec<(usize, Vec<usize>)>) -> Rule {
+    mock!(Client::batch_get_image).then_compute_output(move |req| {
+        assert!(req.image_ids().len() <= 100);
+        let images = req
+            .image_ids()
+            .iter()
+            .map(|id| {
+                let digest = id.image_digest().unwrap();
+                let body = match index_children.iter().find(|(n, _)| d(*n) == digest) {
+                    Some((_, children)) => json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                        "manifests": children.iter().map(|c| json!({"mediaType": OCI_MANIFEST, "digest": d(*c), "size": 1})).collect::<Vec<_>>()}),
+                    None => json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                        "config": {"mediaType": CACHE, "digest": d(999_999), "size": 1}, "layers": []}),
+                };
+                Image::builder()
+                    .image_id(ImageIdentifier::builder().image_digest(digest).build())
+                    .image_manifest(body.to_string())
+                    .image_manifest_media_type(body["mediaType"].as_str().unwrap())
+                    .build()
+            })
+            .collect();
+        BatchGetImageOutput::builder().set_images(Some(images)).build()
+    })
+}
+
+fn failure(digest: &str, code: ImageFailureCode) -> ImageFailure {
+    ImageFailure::builder()
+        .image_id(ImageIdentifier::builder().image_digest(digest).build())
+        .failure_code(code)
+        .failure_reason("from the mock")
+        .build()
+}
+
+/// BatchDeleteImage: deletes everything except the digests given failure codes.
+fn deleter(failures: Vec<(usize, ImageFailureCode)>) -> Rule {
+    mock!(Client::batch_delete_image).then_compute_output(move |req| {
+        assert!(
+            req.image_ids().len() <= 100,
+            "batch of {}",
+            req.image_ids().len()
+        );
+        let mut out = BatchDeleteImageOutput::builder();
+        for id in req.image_ids() {
+            let digest = id.image_digest().unwrap();
+            match failures.iter().find(|(n, _)| d(*n) == digest) {
+                Some((_, code)) => out = out.failures(failure(digest, code.clone())),
+                None => out = out.image_ids(id.clone()),
+            }
+        }
+        out.build()
+    })
+}
+
+fn client(rules: &[&Rule]) -> Ecr {
+    let retry =
+        ecr_cache_pruner::aws::retry_config().with_initial_backoff(Duration::from_millis(1));
+    // The test defaults freeze the clock, which would stall adaptive retry's rate limiter.
+    Ecr::new(mock_client!(aws_sdk_ecr, RuleMode::MatchAny, rules, |c| c
+        .retry_config(retry.clone())
+        .time_source(aws_smithy_async::time::SystemTimeSource::new())))
+}
+
+fn settings() -> PruneSettings {
+    PruneSettings {
+        dry_run: false,
+        max_deletions: 1000,
+    }
+}
+
+fn sorted_digests<'a>(it: impl Iterator<Item = &'a String>) -> Vec<String> {
+    let mut v: Vec<String> = it.cloned().collect();
+    v.sort();
+    v
+}
+
+#[tokio::test]
+async fn snapshot_follows_pagination_beyond_1000_images() {
+    // 2,500 images; untagged cache manifests spread over all three pages.
+    let images: Vec<Img> = (0..2500)
+        .map(|n| {
+            if n % 20 == 0 {
+                untagged_cache(n)
+            } else {
+                tagged_cache(n)
+            }
+        })
+        .collect();
+    let expected: Vec<String> = sorted_digests(
+        images
+            .iter()
+            .filter(|i| i.tags.is_empty())
+            .map(|i| d(i.n))
+            .collect::<Vec<_>>()
+            .iter(),
+    );
+    let (list, check, get, delete) = (
+        listing(images.clone()),
+        recheck(images),
+        manifests(vec![]),
+        deleter(vec![]),
+    );
+    let ecr = client(&[&list, &check, &get, &delete]);
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap();
+    assert_eq!(report.images_scanned, 2500);
+    assert_eq!(
+        sorted_digests(report.deleted.iter().map(|p| &p.digest)),
+        expected
+    );
+    assert_eq!(list.num_calls(), 3);
+    assert_eq!(
+        check.num_calls(),
+        2,
+        "125 candidates re-checked in batches of 100"
+    );
+    assert_eq!(delete.num_calls(), 2, "125 deletions in batches of 100");
+    assert_eq!(
+        get.num_calls(),
+        0,
+        "artifactMediaType made manifest reads unnecessary"
+    );
+}
+
+#[tokio::test]
+async fn api_calls_for_a_typical_push_meet_the_budget() {
+    // U images, I indexes to read, C candidates without artifactMediaType, D deletions.
+    let mut images: Vec<Img> = (0..1200).map(tagged_cache).collect();
+    images.extend((1200..1203).map(tagged_index)); // I = 3
+    images.extend((1203..1208).map(untagged_unknown)); // C = 5 (classified by reading)
+    images.extend((1208..1210).map(untagged_cache)); // 2 more by artifactMediaType
+    let (u, i, c, dels) = (images.len(), 3usize, 5usize, 7usize);
+    let (list, check, get, delete) = (
+        listing(images.clone()),
+        recheck(images),
+        manifests((1200..1203).map(|n| (n, vec![n - 1200])).collect()),
+        deleter(vec![]),
+    );
+    let ecr = client(&[&list, &check, &get, &delete]);
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap();
+    assert_eq!(report.deleted.len(), dels);
+    let calls = list.num_calls() + check.num_calls() + get.num_calls() + delete.num_calls();
+    let budget = u.div_ceil(1000) + i.div_ceil(100) + c.div_ceil(100) + 1 + dels.div_ceil(100);
+    // Indexes and unknown candidates share BatchGetImage batches, so we beat the budget by one.
+    assert_eq!(
+        calls,
+        budget - 1,
+        "list {} get {} recheck {} delete {}",
+        list.num_calls(),
+        get.num_calls(),
+        check.num_calls(),
+        delete.num_calls()
+    );
+}
+
+#[tokio::test]
+async fn referenced_by_manifest_list_failure_is_reported_and_the_rest_is_done() {
+    let images: Vec<Img> = (0..4).map(untagged_cache).collect();
+    let (list, check, get, delete) = (
+        listing(images.clone()),
+        recheck(images),
+        manifests(vec![]),
+        deleter(vec![(2, ImageFailureCode::ImageReferencedByManifestList)]),
+    );
+    let ecr = client(&[&list, &check, &get, &delete]);
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_digests(report.deleted.iter().map(|p| &p.digest)),
+        vec![d(0), d(1), d(3)]
+    );
+    assert_eq!(report.failures.len(), 1);
+    assert_eq!(report.failures[0].code, "ImageReferencedByManifestList");
+    assert!(
+        !report.is_complete(),
+        "a failure must make the invocation retry"
+    );
+}
+
+#[tokio::test]
+async fn image_not_found_on_delete_means_already_done() {
+    let images: Vec<Img> = (0..3).map(untagged_cache).collect();
+    let (list, check, get, delete) = (
+        listing(images.clone()),
+        recheck(images),
+        manifests(vec![]),
+        deleter(vec![(1, ImageFailureCode::ImageNotFound)]),
+    );
+    let ecr = client(&[&list, &check, &get, &delete]);
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap();
+    assert!(report.is_complete());
+    assert_eq!(report.already_deleted, vec![d(1)]);
+    assert_eq!(report.deleted.len(), 2);
+}
+
+#[tokio::test]
+async fn throttling_is_retried_then_succeeds() {
+    let images: Vec<Img> = (0..3).map(untagged_cache).collect();
+    let throttled = mock!(Client::describe_images)
+        .match_requests(|r| r.image_ids().is_empty())
+        .sequence()
+        .error(|| {
+            DescribeImagesError::generic(
+                ErrorMetadata::builder()
+                    .code("ThrottlingException")
+                    .message("Rate exceeded")
+                    .build(),
+            )
+        })
+        .times(2)
+        .output(|| {
+            DescribeImagesOutput::builder()
+                .set_image_details(Some((0..3).map(|n| detail(&untagged_cache(n))).collect()))
+                .build()
+        })
+        .build();
+    let (check, get, delete) = (recheck(images), manifests(vec![]), deleter(vec![]));
+    let ecr = client(&[&throttled, &check, &get, &delete]);
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap();
+    assert_eq!(throttled.num_calls(), 3);
+    assert_eq!(report.deleted.len(), 3);
+}
+
+#[tokio::test]
+async fn server_error_on_a_later_snapshot_page_deletes_nothing() {
+    // Page 1 is full of deletable cache, page 2 keeps failing: the snapshot is incomplete, so
+    // nothing may be deleted (rule 5).
+    let images: Vec<Img> = (0..1000).map(untagged_cache).collect();
+    let page1 = images.clone();
+    let list = mock!(Client::describe_images)
+        .match_requests(|r| r.image_ids().is_empty() && r.next_token().is_none())
+        .then_output(move || {
+            DescribeImagesOutput::builder()
+                .set_image_details(Some(page1.iter().map(detail).collect()))
+                .next_token("1")
+                .build()
+        });
+    let broken = mock!(Client::describe_images)
+        .match_requests(|r| r.next_token() == Some("1"))
+        .sequence()
+        .http_status(500, None)
+        .repeatedly()
+        .build();
+    let (check, get, delete) = (recheck(images), manifests(vec![]), deleter(vec![]));
+    let ecr = client(&[&list, &broken, &check, &get, &delete]);
+    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PruneError::Ecr(_)), "{err}");
+    assert_eq!(
+        broken.num_calls() as u32,
+        ecr_cache_pruner::aws::MAX_ATTEMPTS,
+        "5xx retried to the limit"
+    );
+    assert_eq!(delete.num_calls(), 0);
+    assert_eq!(check.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn unreadable_index_deletes_nothing() {
+    let mut images: Vec<Img> = (0..3).map(untagged_cache).collect();
+    images.push(tagged_index(10));
+    let get = mock!(Client::batch_get_image).then_output(|| {
+        BatchGetImageOutput::builder()
+            .failures(failure(&d(10), ImageFailureCode::KmsError))
+            .build()
+    });
+    let (list, check, delete) = (listing(images.clone()), recheck(images), deleter(vec![]));
+    let ecr = client(&[&list, &check, &get, &delete]);
+    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PruneError::UnreadableIndex { .. }), "{err}");
+    assert_eq!(delete.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn recheck_skips_digests_that_gained_a_tag() {
+    // Snapshot says untagged; by delete time a byte-identical cache push re-tagged one.
+    let before: Vec<Img> = (0..3).map(untagged_cache).collect();
+    let mut now = before.clone();
+    now[1].tags = vec!["cache-main".into()];
+    let (list, check, get, delete) = (
+        listing(before),
+        recheck(now),
+        manifests(vec![]),
+        deleter(vec![]),
+    );
+    let ecr = client(&[&list, &check, &get, &delete]);
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_digests(report.deleted.iter().map(|p| &p.digest)),
+        vec![d(0), d(2)]
+    );
+    assert!(report.kept.iter().any(|k| k.digest == d(1)));
+}
+
+#[tokio::test]
+async fn recheck_falls_back_to_a_listing_when_a_candidate_vanished() {
+    // DescribeImages by id fails whole when one id is gone (a concurrent run deleted it).
+    let before: Vec<Img> = (0..3).map(untagged_cache).collect();
+    let after: Vec<Img> = vec![before[0].clone(), before[2].clone()];
+    let list = mock!(Client::describe_images)
+        .match_requests(|r| r.image_ids().is_empty())
+        .sequence()
+        .output({
+            let b = before.clone();
+            move || {
+                DescribeImagesOutput::builder()
+                    .set_image_details(Some(b.iter().map(detail).collect()))
+                    .build()
+            }
+        })
+        .output(move || {
+            DescribeImagesOutput::builder()
+                .set_image_details(Some(after.iter().map(detail).collect()))
+                .build()
+        })
+        .build();
+    let by_id = mock!(Client::describe_images)
+        .match_requests(|r| !r.image_ids().is_empty())
+        .then_error(|| {
+            DescribeImagesError::ImageNotFoundException(
+                aws_sdk_ecr::types::error::ImageNotFoundException::builder()
+                    .message("gone")
+                    .build(),
+            )
+        });
+    let (get, delete) = (manifests(vec![]), deleter(vec![]));
+    let ecr = client(&[&list, &by_id, &get, &delete]);
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap();
+    assert_eq!(report.already_deleted, vec![d(1)]);
+    assert_eq!(
+        sorted_digests(report.deleted.iter().map(|p| &p.digest)),
+        vec![d(0), d(2)]
+    );
+}
+
+#[tokio::test]
+async fn deletion_cap_leaves_the_rest_for_later() {
+    let images: Vec<Img> = (0..250).map(untagged_cache).collect();
+    let (list, check, get, delete) = (
+        listing(images.clone()),
+        recheck(images),
+        manifests(vec![]),
+        deleter(vec![]),
+    );
+    let ecr = client(&[&list, &check, &get, &delete]);
+    let report = prune_repository(
+        &ecr,
+        REPO,
+        &HashSet::new(),
+        PruneSettings {
+            dry_run: false,
+            max_deletions: 120,
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.deleted.len(), 120);
+    assert_eq!(report.remaining, 130);
+    // oldest first
+    assert_eq!(report.deleted[0].digest, d(0));
+}
