@@ -39,17 +39,7 @@ done
 echo "== invoking pruner with events/ecr-push-cache.json (a push of cache-main)"
 cargo lambda invoke pruner --invoke-address 127.0.0.1 --invoke-port "$RUNTIME_PORT" \
   --data-file events/ecr-push-cache.json --output-format json > .venv/demo-report.json
-$python_bin -c '
-import json, sys
-r = json.load(open(".venv/demo-report.json"))
-repo = r["repositories"][0]
-key = "would_delete" if r["dry_run"] else "deleted"
-print(f"outcome: {r[\"outcome\"]}, dry_run: {r[\"dry_run\"]}")
-for d in repo[key]:
-    print(f"  {key}: {d[\"digest\"][:19]}... ({d[\"size_bytes\"]} bytes) {d[\"reason\"]}")
-for k in repo["kept"]:
-    print(f"  kept: {k[\"digest\"][:19]}... {k[\"reason\"]}")
-'
+$python_bin scripts/seed_demo.py report .venv/demo-report.json
 echo "== my-app after"
 $python_bin scripts/seed_demo.py show my-app
 echo "(full report: .venv/demo-report.json, function logs: $WATCH_LOG)"

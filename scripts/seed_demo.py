@@ -1,6 +1,6 @@
 """Seeds a local (moto) ECR repository the way a few CI builds with buildx leave it, or prints it.
 
-usage: seed_demo.py seed REPOSITORY | show REPOSITORY
+usage: seed_demo.py seed REPOSITORY | show REPOSITORY | report REPORT.json
 Endpoint and credentials come from the standard AWS environment (AWS_ENDPOINT_URL, ...).
 """
 import hashlib
@@ -106,7 +106,20 @@ def show(ecr, repo):
     print(f"  ({len(images)} images)")
 
 
+def report(path):
+    r = json.load(open(path))
+    print(f"  outcome: {r['outcome']}, dry_run: {r['dry_run']}")
+    for repo in r["repositories"]:
+        key = "would_delete" if r["dry_run"] else "deleted"
+        for d in repo[key]:
+            print(f"  {key}: {d['digest'][:19]}... {d['size_bytes']} bytes, {d['reason']}")
+        for k in repo["kept"]:
+            print(f"  kept: {k['digest'][:19]}... {k['reason']}")
+
+
 if __name__ == "__main__":
-    action, repository = sys.argv[1], sys.argv[2]
-    client = boto3.client("ecr")
-    {"seed": seed, "show": show}[action](client, repository)
+    action, arg = sys.argv[1], sys.argv[2]
+    if action == "report":
+        report(arg)
+    else:
+        {"seed": seed, "show": show}[action](boto3.client("ecr"), arg)
