@@ -1,6 +1,8 @@
-//! Shared test harness: a real moto server on loopback, SDK clients pointed at it, and realistic
-//! registry content (BuildKit cache manifests, multi-arch indexes, attestations).
+//! Shared test harness: a real moto server on loopback, SDK clients pointed at it, realistic
+//! registry content (BuildKit cache manifests, multi-arch indexes, attestations), and a fake
+//! Lambda Runtime API for running the real binaries.
 #![allow(dead_code)]
 
 pub mod moto;
 pub mod registry;
+pub mod runtime_api;
