@@ -4,9 +4,11 @@
 //! [`trigger`] reads events, [`handler`] is the Lambda-facing glue, [`aws`] builds SDK clients.
 
 pub mod aws;
+pub mod branch_cleanup;
 pub mod config;
 pub mod core;
 pub mod ecr;
+pub mod github;
 pub mod handler;
 pub mod names;
 pub mod prune;

@@ -7,7 +7,8 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::config::Config;
-use crate::names::{is_valid_digest, is_valid_repository_name};
+use crate::core::branch::cache_tag_for_branch;
+use crate::names::{is_valid_digest, is_valid_repository_name, is_valid_tag};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Trigger {
@@ -16,6 +17,13 @@ pub enum Trigger {
         repository: String,
         digest: String,
         tag: String,
+    },
+    /// A branch was deleted on GitHub: remove its cache tag from the mapped repositories.
+    BranchDeleted {
+        github_repository: String,
+        branch: String,
+        tag: String,
+        repositories: Vec<String>,
     },
 }
 
@@ -70,6 +78,7 @@ pub fn decide(event: &Value, config: &Config) -> Result<Decision, TriggerError> 
         ("aws.ecr", other) => Ok(ignore(format!(
             "ECR event {other:?} is not an image action"
         ))),
+        ("github.com", event) => decide_github(event, envelope.detail, config),
         (source, detail_type) => Ok(ignore(format!(
             "no handling for source {source:?} detail-type {detail_type:?}"
         ))),
@@ -118,4 +127,214 @@ fn decide_ecr(detail: Value, config: &Config) -> Result<Decision, TriggerError> 
         digest,
         tag,
     }))
+}
+
+/// The parts of a GitHub `delete` or `push` payload the pruner reads.
+#[derive(Debug, Deserialize)]
+struct GithubPayload {
+    #[serde(rename = "ref")]
+    git_ref: String,
+    #[serde(default)]
+    ref_type: Option<String>,
+    #[serde(default)]
+    deleted: Option<bool>,
+    repository: GithubRepository,
+}
+
+#[derive(Debug, Deserialize)]
+struct GithubRepository {
+    full_name: String,
+}
+
+fn decide_github(event: &str, detail: Value, config: &Config) -> Result<Decision, TriggerError> {
+    if !matches!(event, "delete" | "push") {
+        return Ok(ignore(format!(
+            "GitHub event {event:?} is not a branch deletion"
+        )));
+    }
+    let source_name = format!("GitHub {event}");
+    let payload: GithubPayload = serde_path_to_error::deserialize(detail)
+        .map_err(|e| malformed(&source_name, format!("detail.{e}")))?;
+    let branch = match event {
+        "delete" => match payload.ref_type.as_deref() {
+            Some("branch") => payload.git_ref,
+            Some("tag") => {
+                return Ok(ignore(format!(
+                    "git tag {} deleted, not a branch",
+                    payload.git_ref
+                )))
+            }
+            other => {
+                return Err(malformed(
+                    &source_name,
+                    format!("detail.ref_type {other:?} is not branch or tag"),
+                ))
+            }
+        },
+        _ => {
+            if payload.deleted != Some(true) {
+                return Ok(ignore("push of commits, not a branch deletion"));
+            }
+            match payload.git_ref.strip_prefix("refs/heads/") {
+                Some(branch) => branch.to_owned(),
+                None => {
+                    return Ok(ignore(format!(
+                        "deleted ref {} is not a branch",
+                        payload.git_ref
+                    )))
+                }
+            }
+        }
+    };
+    let full_name = payload.repository.full_name;
+    if branch.is_empty() {
+        return Err(malformed(&source_name, "empty branch name"));
+    }
+    if !matches!(full_name.split_once('/'), Some((o, n)) if !o.is_empty() && !n.is_empty()) {
+        return Err(malformed(
+            &source_name,
+            format!("detail.repository.full_name {full_name:?} is not owner/name"),
+        ));
+    }
+    let tag = cache_tag_for_branch(&config.cache_tag_prefix, &branch);
+    if config.protected_branches.is_protected(&branch) {
+        return Ok(ignore(format!("branch {branch} is protected")));
+    }
+    if config
+        .protected_branches
+        .protects_tag(&config.cache_tag_prefix, &tag)
+    {
+        return Ok(ignore(format!(
+            "tag {tag} of branch {branch} is also the cache tag of a protected branch pattern"
+        )));
+    }
+    if !is_valid_tag(&tag) {
+        return Ok(ignore(format!(
+            "branch {branch} maps to {tag:?}, which is not a valid image tag"
+        )));
+    }
+    let repositories = config.repository_map.ecr_repositories(&full_name);
+    if let Some(bad) = repositories.iter().find(|r| !is_valid_repository_name(r)) {
+        return Ok(ignore(format!(
+            "GitHub repository {full_name} maps to {bad:?}, not a valid ECR repository name; set REPOSITORY_MAP"
+        )));
+    }
+    Ok(Decision::Act(Trigger::BranchDeleted {
+        github_repository: full_name,
+        branch,
+        tag,
+        repositories,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn config(vars: &[(&str, &str)]) -> Config {
+        let vars: std::collections::HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|n| vars.get(n).cloned()).unwrap()
+    }
+
+    fn github(detail_type: &str, detail: Value) -> Value {
+        json!({"version": "0", "id": "x", "detail-type": detail_type, "source": "github.com",
+               "account": "123456789012", "time": "2026-11-27T10:00:00Z", "region": "us-east-1",
+               "resources": [], "detail": detail})
+    }
+
+    fn delete(branch: &str, ref_type: &str) -> Value {
+        github(
+            "delete",
+            json!({"ref": branch, "ref_type": ref_type, "pusher_type": "user",
+                                 "repository": {"full_name": "acme/My-App", "name": "My-App"}}),
+        )
+    }
+
+    #[test]
+    fn branch_delete_maps_to_tag_and_repository() {
+        let d = decide(&delete("feature/login", "branch"), &config(&[])).unwrap();
+        assert_eq!(
+            d,
+            Decision::Act(Trigger::BranchDeleted {
+                github_repository: "acme/My-App".into(),
+                branch: "feature/login".into(),
+                tag: "cache-feature-login".into(),
+                repositories: vec!["my-app".into()],
+            })
+        );
+    }
+
+    #[test]
+    fn push_with_deleted_true_is_a_branch_delete() {
+        let e = github(
+            "push",
+            json!({"ref": "refs/heads/fix/x", "deleted": true, "after": "0000000000000000000000000000000000000000",
+                                      "repository": {"full_name": "acme/app"}}),
+        );
+        let d = decide(
+            &e,
+            &config(&[("REPOSITORY_MAP", "acme/app=app,acme/app=app-cache")]),
+        )
+        .unwrap();
+        let Decision::Act(Trigger::BranchDeleted {
+            tag, repositories, ..
+        }) = d
+        else {
+            panic!("{d:?}")
+        };
+        assert_eq!(tag, "cache-fix-x");
+        assert_eq!(repositories, vec!["app", "app-cache"]);
+    }
+
+    #[test]
+    fn ignored_github_events() {
+        let c = config(&[("PROTECTED_BRANCHES", "main,release/*")]);
+        let cases = [
+            delete("v1.0.0", "tag"),
+            delete("main", "branch"),
+            delete("release/1.2", "branch"),
+            delete("release-1.2", "branch"), // collides with release/1.2's tag
+            github(
+                "push",
+                json!({"ref": "refs/heads/x", "deleted": false, "repository": {"full_name": "a/b"}}),
+            ),
+            github(
+                "push",
+                json!({"ref": "refs/tags/v1", "deleted": true, "repository": {"full_name": "a/b"}}),
+            ),
+            github("issues", json!({"action": "opened"})),
+            github("ping", json!({"zen": "Design for failure."})),
+        ];
+        for e in cases {
+            assert!(
+                matches!(decide(&e, &c).unwrap(), Decision::Ignore { .. }),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_github_events() {
+        let c = config(&[]);
+        let no_repo = github("delete", json!({"ref": "x", "ref_type": "branch"}));
+        let err = decide(&no_repo, &c).unwrap_err();
+        assert!(err.to_string().contains("repository"), "{err}");
+        let bad_type = github(
+            "delete",
+            json!({"ref": 5, "ref_type": "branch", "repository": {"full_name": "a/b"}}),
+        );
+        assert!(decide(&bad_type, &c)
+            .unwrap_err()
+            .to_string()
+            .contains("ref"));
+        let bad_name = github(
+            "delete",
+            json!({"ref": "x", "ref_type": "branch", "repository": {"full_name": "nope"}}),
+        );
+        assert!(decide(&bad_name, &c).is_err());
+    }
 }

@@ -126,8 +126,9 @@ pub fn referenced_digests(manifests: &HashMap<String, ManifestKind>) -> BTreeMap
     referenced
 }
 
-/// Decides whether an untagged, unreferenced image is BuildKit cache.
-fn classify(
+/// Decides whether an image is a BuildKit cache manifest (rule 1), from `artifactMediaType` and
+/// the manifest read (if any); both must agree when both are known.
+pub fn classify(
     image: &ImageRecord,
     manifest: Option<&ManifestKind>,
 ) -> Result<ClassifiedBy, KeepReason> {

@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::branch_cleanup::{remove_cache_tag, TagReport};
 use crate::config::Config;
 use crate::ecr::{Ecr, EcrError};
 use crate::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport};
@@ -53,14 +54,17 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 /// The answer to a direct (non-SQS) invocation.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct InvocationReport {
-    /// `pruned`, `ignored` or `repository_not_found`.
+    /// `pruned`, `tags_processed`, `ignored` or `repository_not_found`.
     pub outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<TriggerSummary>,
     pub dry_run: bool,
+    /// Cache pruning per repository (push events).
     pub repositories: Vec<RepositoryReport>,
+    /// Cache tags removed for deleted branches.
+    pub tags: Vec<TagReport>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -70,6 +74,12 @@ pub enum TriggerSummary {
         repository: String,
         digest: String,
         tag: String,
+    },
+    BranchDeleted {
+        github_repository: String,
+        branch: String,
+        tag: String,
+        repositories: Vec<String>,
     },
 }
 
@@ -84,6 +94,17 @@ impl From<&Trigger> for TriggerSummary {
                 repository: repository.clone(),
                 digest: digest.clone(),
                 tag: tag.clone(),
+            },
+            Trigger::BranchDeleted {
+                github_repository,
+                branch,
+                tag,
+                repositories,
+            } => TriggerSummary::BranchDeleted {
+                github_repository: github_repository.clone(),
+                branch: branch.clone(),
+                tag: tag.clone(),
+                repositories: repositories.clone(),
             },
         }
     }
@@ -133,32 +154,76 @@ impl Pruner {
             }
             Decision::Act(trigger) => trigger,
         };
-        let Trigger::CachePush {
-            repository, digest, ..
-        } = &trigger;
-        let protect = HashSet::from([digest.clone()]);
-        let report = match self.prune(repository, &protect).await {
-            Ok(report) => report,
-            Err(PruneError::Ecr(EcrError::RepositoryNotFound { repository })) => {
-                warn!(%repository, "repository no longer exists; nothing to prune");
-                return Ok(InvocationReport {
-                    outcome: "repository_not_found",
-                    reason: Some(format!("repository {repository} does not exist")),
-                    trigger: Some((&trigger).into()),
-                    dry_run: self.config.dry_run,
-                    repositories: vec![],
-                });
-            }
-            Err(err) => return Err(err.into()),
-        };
-        failures_to_error(&report)?;
-        Ok(InvocationReport {
+        let mut report = InvocationReport {
             outcome: "pruned",
             reason: None,
             trigger: Some((&trigger).into()),
             dry_run: self.config.dry_run,
-            repositories: vec![report],
-        })
+            repositories: vec![],
+            tags: vec![],
+        };
+        match &trigger {
+            Trigger::CachePush {
+                repository, digest, ..
+            } => {
+                let protect = HashSet::from([digest.clone()]);
+                match self.prune(repository, &protect).await {
+                    Ok(pruned) => {
+                        failures_to_error(&pruned)?;
+                        report.repositories.push(pruned);
+                    }
+                    Err(PruneError::Ecr(EcrError::RepositoryNotFound { repository })) => {
+                        warn!(%repository, "repository no longer exists; nothing to prune");
+                        report.outcome = "repository_not_found";
+                        report.reason = Some(format!("repository {repository} does not exist"));
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            Trigger::BranchDeleted { .. } => {
+                report.outcome = "tags_processed";
+                report.tags = self.remove_branch_tags(&trigger).await?;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Removes a deleted branch's cache tag from every mapped repository. All repositories are
+    /// attempted; any error fails the invocation afterwards so it is retried (removal is
+    /// idempotent).
+    async fn remove_branch_tags(&self, trigger: &Trigger) -> Result<Vec<TagReport>, HandlerError> {
+        let Trigger::BranchDeleted {
+            branch,
+            tag,
+            repositories,
+            ..
+        } = trigger
+        else {
+            return Ok(vec![]);
+        };
+        let mut reports = Vec::new();
+        let mut first_error = None;
+        for repository in repositories {
+            match remove_cache_tag(&self.ecr, repository, tag, self.config.dry_run).await {
+                Ok(report) => {
+                    info!(
+                        %repository, %branch, %tag,
+                        result = %serde_json::to_string(&report.outcome).unwrap_or_default(),
+                        dry_run = self.config.dry_run,
+                        "branch cache tag"
+                    );
+                    reports.push(report);
+                }
+                Err(err) => {
+                    warn!(%repository, %tag, error = %err, "branch cache tag not removed");
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        match first_error {
+            Some(err) => Err(HandlerError::Prune(PruneError::Ecr(err))),
+            None => Ok(reports),
+        }
     }
 
     fn ignored(&self, reason: String) -> InvocationReport {
@@ -168,6 +233,7 @@ impl Pruner {
             trigger: None,
             dry_run: self.config.dry_run,
             repositories: vec![],
+            tags: vec![],
         }
     }
 
@@ -177,6 +243,7 @@ impl Pruner {
         let mut failed: Vec<String> = Vec::new();
         // repository → (message ids, digests pushed)
         let mut work: BTreeMap<String, (Vec<String>, HashSet<String>)> = BTreeMap::new();
+        let mut branch_deletions: Vec<(String, Trigger)> = Vec::new();
 
         for record in event.records {
             let id = record.message_id.clone().unwrap_or_default();
@@ -207,6 +274,15 @@ impl Pruner {
                     entry.0.push(id);
                     entry.1.insert(digest);
                 }
+                Ok(Decision::Act(trigger @ Trigger::BranchDeleted { .. })) => {
+                    branch_deletions.push((id, trigger))
+                }
+            }
+        }
+
+        for (id, trigger) in branch_deletions {
+            if self.remove_branch_tags(&trigger).await.is_err() {
+                failed.push(id);
             }
         }
 

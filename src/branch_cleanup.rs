@@ -1,0 +1,92 @@
+//! Removing a deleted branch's cache tag (DESIGN.md §3 rule 4): by tag, never by digest, and only
+//! when the tagged manifest is BuildKit cache.
+
+use serde::Serialize;
+
+use crate::core::manifest::is_single_manifest_type;
+use crate::core::plan::{classify, KeepReason};
+use crate::ecr::{Ecr, EcrError};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TagOutcome {
+    /// The tag is gone; the image too when this was its last tag.
+    Removed {
+        image_deleted: bool,
+    },
+    WouldRemove {
+        image_deleted: bool,
+    },
+    /// Nothing to do: the tag does not exist (already removed, or never pushed).
+    TagNotFound,
+    RepositoryNotFound,
+    /// The tag points at something that is not BuildKit cache: left alone.
+    Kept(KeepReason),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagReport {
+    pub repository: String,
+    pub tag: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Other tags on the same digest; they survive.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_tags: Vec<String>,
+    #[serde(flatten)]
+    pub outcome: TagOutcome,
+}
+
+pub async fn remove_cache_tag(
+    ecr: &Ecr,
+    repository: &str,
+    tag: &str,
+    dry_run: bool,
+) -> Result<TagReport, EcrError> {
+    let report = |digest: Option<String>, other_tags: Vec<String>, outcome| TagReport {
+        repository: repository.to_owned(),
+        tag: tag.to_owned(),
+        digest,
+        other_tags,
+        outcome,
+    };
+    let image = match ecr.describe_tag(repository, tag).await {
+        Ok(Some(image)) => image,
+        Ok(None) => return Ok(report(None, vec![], TagOutcome::TagNotFound)),
+        Err(EcrError::RepositoryNotFound { .. }) => {
+            return Ok(report(None, vec![], TagOutcome::RepositoryNotFound))
+        }
+        Err(err) => return Err(err),
+    };
+    let other_tags: Vec<String> = image.tags.iter().filter(|t| *t != tag).cloned().collect();
+    let settled_by_metadata = image.artifact_media_type.is_some()
+        && is_single_manifest_type(image.manifest_media_type.as_deref());
+    let manifest = if settled_by_metadata {
+        None
+    } else {
+        ecr.read_manifests(repository, std::slice::from_ref(&image.digest))
+            .await?
+            .remove(&image.digest)
+    };
+    if let Err(reason) = classify(&image, manifest.as_ref()) {
+        return Ok(report(
+            Some(image.digest),
+            other_tags,
+            TagOutcome::Kept(reason),
+        ));
+    }
+    let image_deleted = other_tags.is_empty();
+    if dry_run {
+        return Ok(report(
+            Some(image.digest),
+            other_tags,
+            TagOutcome::WouldRemove { image_deleted },
+        ));
+    }
+    let outcome = if ecr.delete_tag(repository, tag).await? {
+        TagOutcome::Removed { image_deleted }
+    } else {
+        TagOutcome::TagNotFound
+    };
+    Ok(report(Some(image.digest), other_tags, outcome))
+}
