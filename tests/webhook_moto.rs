@@ -1,0 +1,328 @@
+//! The github-webhook handler against moto: Secrets Manager for the secret, a custom EventBridge
+//! bus whose rule targets an SQS queue, so we can see exactly what reached the bus. Ends with the
+//! whole flow: signed delivery → bus → queue → pruner → registry.
+
+mod support;
+
+use std::collections::BTreeMap;
+
+use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
+use aws_lambda_events::sqs::SqsEvent;
+use base64::Engine;
+use ecr_cache_pruner::config::Config;
+use ecr_cache_pruner::ecr::Ecr;
+use ecr_cache_pruner::github::sign;
+use ecr_cache_pruner::handler::pruner::Pruner;
+use ecr_cache_pruner::handler::webhook::{Webhook, WebhookConfig};
+use serde_json::{json, Value};
+use support::moto::{ecr_client, event, sdk_config, unique_name};
+use support::registry::*;
+
+const SAMPLE_SECRET: &str = "ecr-cache-pruner-example-secret";
+
+struct Bus {
+    webhook: Webhook,
+    sqs: aws_sdk_sqs::Client,
+    queue_url: String,
+}
+
+/// A fresh bus + rule (branch deletions and pushes from github.com) → queue, and a webhook
+/// handler whose secret lives in Secrets Manager.
+async fn setup(secret: &str) -> Bus {
+    let sdk = sdk_config();
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let name = unique_name("hook");
+    let secret_arn = secrets
+        .create_secret()
+        .name(&name)
+        .secret_string(secret)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    events.create_event_bus().name(&name).send().await.unwrap();
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let queue_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes()
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    events
+        .put_rule()
+        .name(&name)
+        .event_bus_name(&name)
+        .event_pattern(
+            json!({"source": ["github.com"], "detail-type": ["delete", "push"]}).to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule(&name)
+        .event_bus_name(&name)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(queue_arn)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let config = WebhookConfig::from_lookup(|v| match v {
+        "GITHUB_WEBHOOK_SECRET_ARN" => Some(secret_arn.clone()),
+        "EVENT_BUS_NAME" => Some(name.clone()),
+        _ => None,
+    })
+    .unwrap();
+    Bus {
+        webhook: Webhook::new(config, secrets, events),
+        sqs,
+        queue_url,
+    }
+}
+
+impl Bus {
+    async fn deliver(&self, request: Value) -> (i64, Value) {
+        let request: LambdaFunctionUrlRequest = serde_json::from_value(request).unwrap();
+        let response = self.webhook.handle(request).await;
+        let body = serde_json::from_str(response.body.as_deref().unwrap_or("null")).unwrap();
+        (response.status_code, body)
+    }
+
+    /// Everything that reached the queue, as SQS messages.
+    async fn drain(&self) -> Vec<aws_sdk_sqs::types::Message> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        out.messages().to_vec()
+    }
+}
+
+fn request(name: &str) -> Value {
+    event(name)
+}
+
+/// Replaces the body and re-signs it with `secret`.
+fn with_body(mut request: Value, body: &str, secret: &str) -> Value {
+    request["body"] = json!(body);
+    request["headers"]["x-hub-signature-256"] = json!(sign(secret.as_bytes(), body.as_bytes()));
+    request
+}
+
+#[tokio::test]
+async fn signed_delivery_is_forwarded_with_the_quickstart_shape() {
+    let bus = setup(SAMPLE_SECRET).await;
+    let req = request("webhook-delete-branch.json");
+    let payload: Value = serde_json::from_str(req["body"].as_str().unwrap()).unwrap();
+    let (status, body) = bus.deliver(req).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(body["forwarded"], true);
+    let messages = bus.drain().await;
+    assert_eq!(messages.len(), 1);
+    let on_bus: Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    assert_eq!(on_bus["source"], "github.com");
+    assert_eq!(on_bus["detail-type"], "delete");
+    assert_eq!(on_bus["detail"], payload);
+}
+
+#[tokio::test]
+async fn form_encoded_and_base64_deliveries_are_forwarded() {
+    let bus = setup(SAMPLE_SECRET).await;
+    let (status, _) = bus
+        .deliver(request("webhook-delete-branch-form.json"))
+        .await;
+    assert_eq!(status, 202);
+    let mut b64 = request("webhook-delete-branch.json");
+    let raw = b64["body"].as_str().unwrap().to_owned();
+    b64["body"] = json!(base64::engine::general_purpose::STANDARD.encode(&raw));
+    b64["isBase64Encoded"] = json!(true);
+    let (status, _) = bus.deliver(b64).await;
+    assert_eq!(status, 202);
+    let messages = bus.drain().await;
+    assert_eq!(messages.len(), 2);
+    for m in messages {
+        let on_bus: Value = serde_json::from_str(m.body().unwrap()).unwrap();
+        assert_eq!(on_bus["detail"]["ref"], "feature/login");
+        assert_eq!(on_bus["detail"]["ref_type"], "branch");
+    }
+}
+
+#[tokio::test]
+async fn forgeries_get_401_and_nothing_reaches_the_bus() {
+    let bus = setup(SAMPLE_SECRET).await;
+    let good = request("webhook-delete-branch.json");
+    let body = good["body"].as_str().unwrap().to_owned();
+
+    let mut missing = good.clone();
+    missing["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("x-hub-signature-256");
+    let mut sha1_only = missing.clone();
+    sha1_only["headers"]["x-hub-signature"] =
+        json!("sha1=6dcb09b5b57875f334f61aebed695e2e4193db5e");
+    let mut malformed = good.clone();
+    malformed["headers"]["x-hub-signature-256"] = json!("sha256=not-hex");
+    let wrong_secret = with_body(good.clone(), &body, "guess");
+    let mut tampered = good.clone();
+    tampered["body"] = json!(body.replace("feature/login", "main"));
+
+    for (what, req) in [
+        ("missing", missing),
+        ("sha1 only", sha1_only),
+        ("malformed", malformed),
+        ("wrong secret", wrong_secret),
+        ("tampered body", tampered),
+    ] {
+        let (status, answer) = bus.deliver(req).await;
+        assert_eq!(status, 401, "{what}: {answer}");
+    }
+    assert!(bus.drain().await.is_empty());
+}
+
+#[tokio::test]
+async fn ping_bad_bodies_and_oversize_are_answered_without_forwarding() {
+    let bus = setup(SAMPLE_SECRET).await;
+    let (status, body) = bus.deliver(request("webhook-ping.json")).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["message"], "pong");
+
+    let good = request("webhook-delete-branch.json");
+    let not_json = with_body(good.clone(), "{not json", SAMPLE_SECRET);
+    assert_eq!(bus.deliver(not_json).await.0, 400);
+    let mut plain = with_body(good.clone(), "hello", SAMPLE_SECRET);
+    plain["headers"]["content-type"] = json!("text/plain");
+    assert_eq!(bus.deliver(plain).await.0, 400);
+    let mut no_event = good.clone();
+    no_event["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("x-github-event");
+    assert_eq!(bus.deliver(no_event).await.0, 400);
+    let mut bad_b64 = good.clone();
+    bad_b64["isBase64Encoded"] = json!(true);
+    bad_b64["body"] = json!("%%%");
+    assert_eq!(bus.deliver(bad_b64).await.0, 400);
+
+    let huge = json!({"ref": "refs/heads/x", "deleted": false, "commits": ["x".repeat(300 * 1024)],
+                      "repository": {"full_name": "acme/my-app"}})
+    .to_string();
+    let mut big = with_body(good, &huge, SAMPLE_SECRET);
+    big["headers"]["x-github-event"] = json!("push");
+    let (status, body) = bus.deliver(big).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("limit"));
+    assert!(bus.drain().await.is_empty());
+}
+
+#[tokio::test]
+async fn missing_secret_is_a_server_error_not_an_open_door() {
+    let bus = setup(SAMPLE_SECRET).await;
+    let sdk = sdk_config();
+    let config = WebhookConfig::from_lookup(|v| match v {
+        "GITHUB_WEBHOOK_SECRET_ARN" => {
+            Some("arn:aws:secretsmanager:us-east-1:123456789012:secret:does-not-exist".into())
+        }
+        _ => None,
+    })
+    .unwrap();
+    let broken = Webhook::new(
+        config,
+        aws_sdk_secretsmanager::Client::new(&sdk),
+        aws_sdk_eventbridge::Client::new(&sdk),
+    );
+    let req: LambdaFunctionUrlRequest =
+        serde_json::from_value(request("webhook-delete-branch.json")).unwrap();
+    assert_eq!(broken.handle(req).await.status_code, 500);
+    assert!(bus.drain().await.is_empty());
+}
+
+#[tokio::test]
+async fn end_to_end_branch_deletion_removes_only_that_branch_cache() {
+    let ecr = ecr_client();
+    let repository = unique_name("e2e");
+    create_repository(&ecr, &repository).await;
+    let main = cache_manifest(&format!("{repository}-main"));
+    push(&ecr, &repository, &main, Some("cache-main")).await;
+    let feature = cache_manifest(&format!("{repository}-feature"));
+    push(&ecr, &repository, &feature, Some("cache-feature-login")).await;
+    push(
+        &ecr,
+        &repository,
+        &feature,
+        Some("cache-feature-login-copy"),
+    )
+    .await;
+    let app = app_manifest(&repository, "amd64");
+    push(&ecr, &repository, &app, Some("v1")).await;
+
+    // GitHub deletes feature/login and, in the same second, main (protected).
+    let bus = setup(SAMPLE_SECRET).await;
+    for branch in ["feature/login", "main"] {
+        let mut payload: Value = serde_json::from_str(
+            request("webhook-delete-branch.json")["body"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        payload["ref"] = json!(branch);
+        payload["repository"]["full_name"] = json!(format!("acme/{repository}"));
+        let req = with_body(
+            request("webhook-delete-branch.json"),
+            &payload.to_string(),
+            SAMPLE_SECRET,
+        );
+        assert_eq!(bus.deliver(req).await.0, 202);
+    }
+
+    let records: Vec<Value> = bus
+        .drain()
+        .await
+        .iter()
+        .map(|m| json!({"messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                        "eventSource": "aws:sqs", "awsRegion": "us-east-1"}))
+        .collect();
+    assert_eq!(records.len(), 2);
+    let batch: SqsEvent = serde_json::from_value(json!({"Records": records})).unwrap();
+    let vars: BTreeMap<&str, String> = BTreeMap::new();
+    let pruner = Pruner::new(
+        Config::from_lookup(|n| vars.get(n).cloned()).unwrap(),
+        Ecr::new(ecr_client()),
+    );
+    let response = pruner.handle_sqs(batch).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    let after = contents(&ecr, &repository).await;
+    assert_eq!(after[&main.digest], vec!["cache-main"]);
+    assert_eq!(
+        after[&feature.digest],
+        vec!["cache-feature-login-copy"],
+        "other tag on the digest survives"
+    );
+    assert_eq!(after[&app.digest], vec!["v1"]);
+}
