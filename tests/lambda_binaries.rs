@@ -1,4 +1,4 @@
-//! The built `pruner` binary under the Lambda Runtime API, configured only by the contract's
+//! The built `pruner` and `github-webhook` binaries under the Lambda Runtime API, configured only by the contract's
 //! environment variables, with `AWS_ENDPOINT_URL` pointed at moto.
 
 mod support;
@@ -104,4 +104,58 @@ async fn pruner_binary_refuses_bad_configuration_at_init() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DRY_RUN"), "{stderr}");
+}
+
+#[tokio::test]
+async fn github_webhook_binary_verifies_and_forwards() {
+    let sdk = support::moto::sdk_config();
+    let secret_arn = aws_sdk_secretsmanager::Client::new(&sdk)
+        .create_secret()
+        .name(unique_name("webhook-secret"))
+        .secret_string("ecr-cache-pruner-example-secret")
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let signed = event("webhook-delete-branch.json");
+    let mut forged = signed.clone();
+    forged["headers"]["x-hub-signature-256"] = json!(format!("sha256={}", "0".repeat(64)));
+
+    let mut api = FakeRuntimeApi::start(vec![forged, signed, event("webhook-ping.json")]).await;
+    let _child = Command::new(env!("CARGO_BIN_EXE_github-webhook"))
+        .env_clear()
+        .envs(lambda_env(&api.address, endpoint(), "github-webhook"))
+        .env("GITHUB_WEBHOOK_SECRET_ARN", &secret_arn)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+
+    let statuses: Vec<i64> = [
+        next_answer(&mut api).await,
+        next_answer(&mut api).await,
+        next_answer(&mut api).await,
+    ]
+    .iter()
+    .map(|a| {
+        assert_eq!(a.kind, "response");
+        a.body["statusCode"].as_i64().unwrap()
+    })
+    .collect();
+    assert_eq!(statuses, vec![401, 202, 200]);
+}
+
+#[tokio::test]
+async fn github_webhook_binary_requires_its_secret_arn() {
+    let api = FakeRuntimeApi::start(vec![]).await;
+    let output = Command::new(env!("CARGO_BIN_EXE_github-webhook"))
+        .env_clear()
+        .envs(lambda_env(&api.address, endpoint(), "github-webhook"))
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("GITHUB_WEBHOOK_SECRET_ARN"));
 }
