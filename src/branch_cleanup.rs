@@ -37,10 +37,13 @@ pub struct TagReport {
     pub outcome: TagOutcome,
 }
 
+/// Removes `tag` when it names a BuildKit cache manifest. With `expected_digest`, the tag is only
+/// removed while it still names that digest (a stale tag that was just pushed again is fresh).
 pub async fn remove_cache_tag(
     ecr: &Ecr,
     repository: &str,
     tag: &str,
+    expected_digest: Option<&str>,
     dry_run: bool,
 ) -> Result<TagReport, EcrError> {
     let report = |digest: Option<String>, other_tags: Vec<String>, outcome| TagReport {
@@ -59,6 +62,18 @@ pub async fn remove_cache_tag(
         Err(err) => return Err(err),
     };
     let other_tags: Vec<String> = image.tags.iter().filter(|t| *t != tag).cloned().collect();
+    if let Some(expected) = expected_digest {
+        if expected != image.digest {
+            let moved = KeepReason::TagMoved {
+                now: image.digest.clone(),
+            };
+            return Ok(report(
+                Some(expected.to_owned()),
+                other_tags,
+                TagOutcome::Kept(moved),
+            ));
+        }
+    }
     let settled_by_metadata = image.artifact_media_type.is_some()
         && is_single_manifest_type(image.manifest_media_type.as_deref());
     let manifest = if settled_by_metadata {

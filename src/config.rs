@@ -4,7 +4,8 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use crate::core::branch::{BranchGlob, ProtectedBranches};
+use crate::core::branch::ProtectedBranches;
+use crate::core::glob::{parse_list, Glob};
 use crate::names::is_valid_repository_name;
 
 pub const DEFAULT_CACHE_TAG_PREFIX: &str = "cache-";
@@ -36,7 +37,15 @@ pub struct Config {
     pub dry_run: bool,
     pub repository_map: RepositoryMap,
     pub max_deletions: usize,
+    /// Repositories the scheduled sweep covers (`SWEEP_REPOSITORIES`); empty: no sweep.
+    pub sweep_repositories: Vec<Glob>,
+    /// Remove cache tags of unprotected branches not pushed for this many days (`STALE_CACHE_DAYS`).
+    pub stale_cache_days: Option<u32>,
+    /// CloudWatch namespace of the embedded metrics (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
 }
+
+pub const DEFAULT_METRICS_NAMESPACE: &str = "EcrCachePruner";
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -64,12 +73,7 @@ impl Config {
 
         let protected_raw =
             get("PROTECTED_BRANCHES").unwrap_or_else(|| DEFAULT_PROTECTED_BRANCHES.to_owned());
-        let patterns: Vec<BranchGlob> = protected_raw
-            .split(',')
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .map(BranchGlob::new)
-            .collect();
+        let patterns = parse_list(&protected_raw);
         if patterns.is_empty() {
             return Err(invalid(
                 "PROTECTED_BRANCHES",
@@ -106,12 +110,43 @@ impl Config {
             },
         };
 
+        let sweep_repositories = get("SWEEP_REPOSITORIES")
+            .map(|v| parse_list(&v))
+            .unwrap_or_default();
+
+        let stale_cache_days = match get("STALE_CACHE_DAYS") {
+            None => None,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if (1..=3650).contains(&n) => Some(n),
+                _ => {
+                    return Err(invalid(
+                        "STALE_CACHE_DAYS",
+                        &v,
+                        "must be a whole number of days from 1 to 3650 (unset to disable)",
+                    ))
+                }
+            },
+        };
+
+        let metrics_namespace =
+            get("METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());
+        if metrics_namespace.len() > 255 || metrics_namespace.starts_with(':') {
+            return Err(invalid(
+                "METRICS_NAMESPACE",
+                &metrics_namespace,
+                "must be a CloudWatch namespace of at most 255 characters",
+            ));
+        }
+
         Ok(Config {
             cache_tag_prefix,
             protected_branches: ProtectedBranches::new(patterns),
             dry_run,
             repository_map,
             max_deletions,
+            sweep_repositories,
+            stale_cache_days,
+            metrics_namespace,
         })
     }
 }
@@ -198,6 +233,8 @@ mod tests {
             ("REPOSITORY_MAP", "app=app"),
             ("MAX_DELETIONS_PER_INVOCATION", "0"),
             ("MAX_DELETIONS_PER_INVOCATION", "lots"),
+            ("STALE_CACHE_DAYS", "0"),
+            ("STALE_CACHE_DAYS", "a week"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);
@@ -216,8 +253,12 @@ mod tests {
                 "org/app=app, org/app=app-cache,Org/Web=frontend",
             ),
             ("MAX_DELETIONS_PER_INVOCATION", "50"),
+            ("SWEEP_REPOSITORIES", "team-a/*,app"),
+            ("STALE_CACHE_DAYS", "14"),
         ])
         .unwrap();
+        assert_eq!(c.sweep_repositories.len(), 2);
+        assert_eq!(c.stale_cache_days, Some(14));
         assert!(c.dry_run);
         assert_eq!(c.cache_tag_prefix, "buildcache-");
         assert!(c.protected_branches.is_protected("release/2"));

@@ -151,6 +151,31 @@ impl Ecr {
         Ok(images)
     }
 
+    /// Names of every repository in the registry, all pages.
+    pub async fn list_repositories(&self) -> Result<Vec<String>, EcrError> {
+        let mut pages = self
+            .client
+            .describe_repositories()
+            .max_results(DESCRIBE_PAGE_SIZE)
+            .into_paginator()
+            .send();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| EcrError::Api {
+                operation: "DescribeRepositories",
+                repository: "*".into(),
+                message: DisplayErrorContext(&e).to_string(),
+            })?;
+            names.extend(
+                page.repositories()
+                    .iter()
+                    .filter_map(|r| r.repository_name().map(str::to_owned)),
+            );
+        }
+        names.sort();
+        Ok(names)
+    }
+
     /// Reads and classifies manifests. A digest ECR could not return is `Unreadable`.
     pub async fn read_manifests(
         &self,

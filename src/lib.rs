@@ -12,4 +12,5 @@ pub mod github;
 pub mod handler;
 pub mod names;
 pub mod prune;
+pub mod sweep;
 pub mod trigger;

@@ -1,13 +1,13 @@
 //! Pruning one repository: snapshot → read manifests → plan → re-check tags → delete.
 //! Every read happens before any delete, and any read error aborts the repository (fail closed).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use thiserror::Error;
 
 use crate::core::manifest::ManifestKind;
-use crate::core::plan::{self, KeptImage, PlanSettings, PlannedDeletion};
+use crate::core::plan::{self, ImageRecord, KeptImage, PlanSettings, PlannedDeletion};
 use crate::ecr::{Ecr, EcrError, ImageFailure};
 
 #[derive(Debug, Clone, Copy)]
@@ -56,12 +56,16 @@ impl RepositoryReport {
     }
 }
 
-pub async fn prune_repository(
-    ecr: &Ecr,
-    repository: &str,
-    protect_digests: &HashSet<String>,
-    settings: PruneSettings,
-) -> Result<RepositoryReport, PruneError> {
+/// Everything known about a repository after the reads: the listing and every manifest read.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub images: Vec<ImageRecord>,
+    pub manifests: HashMap<String, ManifestKind>,
+}
+
+/// Lists the repository and reads every manifest the planner needs. Any failure, or an index that
+/// could not be read, is an error: the caller must then delete nothing there (rule 5).
+pub async fn take_snapshot(ecr: &Ecr, repository: &str) -> Result<Snapshot, PruneError> {
     let images = ecr.list_images(repository).await?;
     let to_read = plan::manifests_to_read(&images);
     let manifests = if to_read.is_empty() {
@@ -71,7 +75,7 @@ pub async fn prune_repository(
     };
 
     // Rule 3 depends on knowing every index: an index we could not read may reference a
-    // candidate, so the whole repository is left alone (rule 5).
+    // candidate, so the whole repository is left alone.
     for image in &images {
         if crate::core::manifest::is_single_manifest_type(image.manifest_media_type.as_deref()) {
             continue;
@@ -84,10 +88,32 @@ pub async fn prune_repository(
             });
         }
     }
+    Ok(Snapshot { images, manifests })
+}
 
+/// Snapshot, plan, re-check and delete the stale cache manifests of one repository.
+pub async fn prune_repository(
+    ecr: &Ecr,
+    repository: &str,
+    protect_digests: &HashSet<String>,
+    settings: PruneSettings,
+) -> Result<RepositoryReport, PruneError> {
+    let snapshot = take_snapshot(ecr, repository).await?;
+    prune_snapshot(ecr, repository, &snapshot, protect_digests, settings).await
+}
+
+/// Plans from an existing snapshot, re-checks tags and deletes.
+pub async fn prune_snapshot(
+    ecr: &Ecr,
+    repository: &str,
+    snapshot: &Snapshot,
+    protect_digests: &HashSet<String>,
+    settings: PruneSettings,
+) -> Result<RepositoryReport, PruneError> {
+    let (images, manifests) = (&snapshot.images, &snapshot.manifests);
     let mut plan = plan::plan(
-        &images,
-        &manifests,
+        images,
+        manifests,
         &PlanSettings {
             protect_digests: protect_digests.clone(),
             max_deletions: settings.max_deletions,

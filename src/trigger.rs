@@ -25,6 +25,8 @@ pub enum Trigger {
         tag: String,
         repositories: Vec<String>,
     },
+    /// A scheduled run: sweep every repository in scope.
+    Sweep,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +81,13 @@ pub fn decide(event: &Value, config: &Config) -> Result<Decision, TriggerError> 
             "ECR event {other:?} is not an image action"
         ))),
         ("github.com", event) => decide_github(event, envelope.detail, config),
+        ("aws.events" | "aws.scheduler", "Scheduled Event") => {
+            if config.sweep_repositories.is_empty() {
+                Ok(ignore("scheduled sweep, but SWEEP_REPOSITORIES is not set"))
+            } else {
+                Ok(Decision::Act(Trigger::Sweep))
+            }
+        }
         (source, detail_type) => Ok(ignore(format!(
             "no handling for source {source:?} detail-type {detail_type:?}"
         ))),

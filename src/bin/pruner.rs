@@ -15,7 +15,11 @@ async fn main() -> Result<(), Error> {
     let pruner = Pruner::new(config, Ecr::new(aws_sdk_ecr::Client::new(&sdk)));
     let pruner = &pruner;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        pruner.handle(event.payload).await
+        let deadline =
+            std::time::UNIX_EPOCH + std::time::Duration::from_millis(event.context.deadline);
+        pruner
+            .handle_with_deadline(event.payload, Some(deadline))
+            .await
     }))
     .await
 }

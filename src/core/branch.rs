@@ -1,5 +1,7 @@
 //! Branch names, cache tags and protected-branch globs.
 
+use super::glob::{glob_match, Glob};
+
 /// The cache tag for a branch: `prefix` + branch with every run of characters outside
 /// `[a-zA-Z0-9._-]` replaced by a single `-` (docker/metadata-action's rule).
 /// `feature/login` → `cache-feature-login`.
@@ -19,58 +21,16 @@ pub fn cache_tag_for_branch(prefix: &str, branch: &str) -> String {
     tag
 }
 
-/// A `*` glob over a whole branch name (`*` matches any run of characters, including `/`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BranchGlob(String);
-
-impl BranchGlob {
-    pub fn new(pattern: &str) -> Self {
-        BranchGlob(pattern.to_owned())
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn matches(&self, branch: &str) -> bool {
-        glob_match(&self.0, branch)
-    }
-}
-
-/// Iterative wildcard match with backtracking to the last `*`: linear in practice, no recursion.
-fn glob_match(pattern: &str, text: &str) -> bool {
-    let p: Vec<char> = pattern.chars().collect();
-    let t: Vec<char> = text.chars().collect();
-    let (mut pi, mut ti) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, ti));
-            pi += 1;
-        } else if pi < p.len() && p[pi] == t[ti] {
-            pi += 1;
-            ti += 1;
-        } else if let Some((sp, st)) = star {
-            pi = sp + 1;
-            ti = st + 1;
-            star = Some((sp, st + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
-
 /// The protected-branch list (`PROTECTED_BRANCHES`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProtectedBranches(Vec<BranchGlob>);
+pub struct ProtectedBranches(Vec<Glob>);
 
 impl ProtectedBranches {
-    pub fn new(patterns: Vec<BranchGlob>) -> Self {
+    pub fn new(patterns: Vec<Glob>) -> Self {
         ProtectedBranches(patterns)
     }
 
-    pub fn patterns(&self) -> &[BranchGlob] {
+    pub fn patterns(&self) -> &[Glob] {
         &self.0
     }
 
@@ -115,7 +75,7 @@ mod tests {
     use super::*;
 
     fn protected(list: &[&str]) -> ProtectedBranches {
-        ProtectedBranches::new(list.iter().map(|p| BranchGlob::new(p)).collect())
+        ProtectedBranches::new(list.iter().map(|p| Glob::new(p)).collect())
     }
 
     #[test]
@@ -134,19 +94,6 @@ mod tests {
             cache_tag_for_branch("cache-", "v1.2_rc-3"),
             "cache-v1.2_rc-3"
         );
-    }
-
-    #[test]
-    fn globs() {
-        assert!(glob_match("main", "main"));
-        assert!(!glob_match("main", "mainline"));
-        assert!(glob_match("release/*", "release/1.2"));
-        assert!(glob_match("release/*", "release/a/b"));
-        assert!(!glob_match("release/*", "release-1.2"));
-        assert!(glob_match("*", "anything"));
-        assert!(glob_match("*-hotfix", "x-hotfix"));
-        assert!(glob_match("a*b*c", "aXXbYYc"));
-        assert!(!glob_match("a*b*c", "aXXbYY"));
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! The pure core: no I/O, only decisions over data.
 
 pub mod branch;
+pub mod glob;
 pub mod manifest;
 pub mod plan;
+pub mod stale;

@@ -58,6 +58,8 @@ pub enum KeepReason {
     TriggerDigest,
     /// Had no tag in the snapshot but has one now.
     GainedTag { tags: Vec<String> },
+    /// The tag was pushed again since the snapshot: it now names a fresh image.
+    TagMoved { now: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

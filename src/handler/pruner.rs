@@ -1,6 +1,7 @@
 //! The pruner's event handling: EventBridge events directly, or SQS batches of them.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::tracing::{info, warn};
@@ -12,6 +13,7 @@ use crate::branch_cleanup::{remove_cache_tag, TagReport};
 use crate::config::Config;
 use crate::ecr::{Ecr, EcrError};
 use crate::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport};
+use crate::sweep::{sweep, RepositoryFailure, SweepReport};
 use crate::trigger::{decide, Decision, Trigger, TriggerError};
 
 #[derive(Debug, Error)]
@@ -22,6 +24,12 @@ pub enum HandlerError {
     UnknownInput(String),
     #[error(transparent)]
     Prune(#[from] PruneError),
+    #[error("sweep: {count} repositor(y/ies) failed, first {repository}: {error}")]
+    SweepFailures {
+        count: usize,
+        repository: String,
+        error: String,
+    },
     #[error("{repository}: {count} deletion(s) failed, first {code}: {message}; the event will be retried")]
     DeleteFailures {
         repository: String,
@@ -38,6 +46,7 @@ impl HandlerError {
             HandlerError::UnknownInput(_) => "UnknownInput",
             HandlerError::Prune(_) => "PruneFailed",
             HandlerError::DeleteFailures { .. } => "DeleteFailures",
+            HandlerError::SweepFailures { .. } => "SweepFailures",
         }
     }
 }
@@ -54,7 +63,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
 /// The answer to a direct (non-SQS) invocation.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct InvocationReport {
-    /// `pruned`, `tags_processed`, `ignored` or `repository_not_found`.
+    /// `pruned`, `tags_processed`, `swept`, `ignored` or `repository_not_found`.
     pub outcome: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -63,9 +72,22 @@ pub struct InvocationReport {
     pub dry_run: bool,
     /// Cache pruning per repository (push events).
     pub repositories: Vec<RepositoryReport>,
-    /// Cache tags removed for deleted branches.
+    /// Cache tags removed for deleted branches (or stale ones, in a sweep).
     pub tags: Vec<TagReport>,
+    /// Sweep only: repositories in scope, not reached before the deadline, and failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepSummary>,
 }
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SweepSummary {
+    pub in_scope: usize,
+    pub not_reached: Vec<String>,
+    pub failures: Vec<RepositoryFailure>,
+}
+
+/// Stop starting new repositories when less than this is left before the Lambda deadline.
+pub const SWEEP_SAFETY_MARGIN: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -81,6 +103,7 @@ pub enum TriggerSummary {
         tag: String,
         repositories: Vec<String>,
     },
+    Sweep,
 }
 
 impl From<&Trigger> for TriggerSummary {
@@ -106,6 +129,7 @@ impl From<&Trigger> for TriggerSummary {
                 tag: tag.clone(),
                 repositories: repositories.clone(),
             },
+            Trigger::Sweep => TriggerSummary::Sweep,
         }
     }
 }
@@ -128,12 +152,22 @@ impl Pruner {
         }
     }
 
-    /// Entry point for any payload the function accepts.
+    /// Entry point for any payload the function accepts, without a deadline.
     pub async fn handle(&self, payload: Value) -> Result<Value, HandlerError> {
+        self.handle_with_deadline(payload, None).await
+    }
+
+    /// Entry point with the invocation's deadline (the sweep stops starting repositories
+    /// [`SWEEP_SAFETY_MARGIN`] before it).
+    pub async fn handle_with_deadline(
+        &self,
+        payload: Value,
+        deadline: Option<SystemTime>,
+    ) -> Result<Value, HandlerError> {
         if payload.get("Records").is_some() {
             let event: SqsEvent = serde_json::from_value(payload)
                 .map_err(|e| HandlerError::UnknownInput(format!("bad SQS event: {e}")))?;
-            let response = self.handle_sqs(event).await;
+            let response = self.handle_sqs_with_deadline(event, deadline).await;
             return Ok(serde_json::to_value(response).expect("SQS response serializes"));
         }
         if payload.get("detail-type").is_none() {
@@ -141,12 +175,20 @@ impl Pruner {
                 "no `Records` and no `detail-type` field".into(),
             ));
         }
-        let report = self.handle_event(&payload).await?;
+        let report = self.handle_event_with_deadline(&payload, deadline).await?;
         Ok(serde_json::to_value(report).expect("report serializes"))
     }
 
     /// One EventBridge event, invoked directly (rule target, console, `cargo lambda invoke`).
     pub async fn handle_event(&self, event: &Value) -> Result<InvocationReport, HandlerError> {
+        self.handle_event_with_deadline(event, None).await
+    }
+
+    pub async fn handle_event_with_deadline(
+        &self,
+        event: &Value,
+        deadline: Option<SystemTime>,
+    ) -> Result<InvocationReport, HandlerError> {
         let trigger = match decide(event, &self.config)? {
             Decision::Ignore { reason } => {
                 info!(%reason, "event ignored");
@@ -161,6 +203,7 @@ impl Pruner {
             dry_run: self.config.dry_run,
             repositories: vec![],
             tags: vec![],
+            sweep: None,
         };
         match &trigger {
             Trigger::CachePush {
@@ -184,7 +227,54 @@ impl Pruner {
                 report.outcome = "tags_processed";
                 report.tags = self.remove_branch_tags(&trigger).await?;
             }
+            Trigger::Sweep => {
+                // Boxed: the sweep's state machine is large and would deepen every caller's.
+                let swept = Box::pin(self.sweep(deadline)).await?;
+                report.outcome = "swept";
+                report.repositories = swept.repositories;
+                report.tags = swept.tags;
+                report.sweep = Some(SweepSummary {
+                    in_scope: swept.in_scope,
+                    not_reached: swept.not_reached,
+                    failures: swept.failures,
+                });
+                if let Some(failure) = report.sweep.as_ref().and_then(|s| s.failures.first()) {
+                    warn!(report = %serde_json::to_string(&report).unwrap_or_default(), "sweep incomplete");
+                    return Err(HandlerError::SweepFailures {
+                        count: report.sweep.as_ref().map_or(0, |s| s.failures.len()),
+                        repository: failure.repository.clone(),
+                        error: failure.error.clone(),
+                    });
+                }
+            }
         }
+        Ok(report)
+    }
+
+    async fn sweep(&self, deadline: Option<SystemTime>) -> Result<SweepReport, HandlerError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let time_left = move || match deadline {
+            None => true,
+            Some(deadline) => deadline
+                .duration_since(SystemTime::now())
+                .is_ok_and(|left| left > SWEEP_SAFETY_MARGIN),
+        };
+        let report = sweep(&self.ecr, &self.config, now, &time_left)
+            .await
+            .map_err(|e| HandlerError::Prune(PruneError::Ecr(e)))?;
+        for repo in &report.repositories {
+            log_summary(repo);
+        }
+        info!(
+            in_scope = report.in_scope,
+            swept = report.repositories.len(),
+            tags = report.tags.len(),
+            not_reached = report.not_reached.len(),
+            failures = report.failures.len(),
+            "sweep summary"
+        );
         Ok(report)
     }
 
@@ -204,7 +294,7 @@ impl Pruner {
         let mut reports = Vec::new();
         let mut first_error = None;
         for repository in repositories {
-            match remove_cache_tag(&self.ecr, repository, tag, self.config.dry_run).await {
+            match remove_cache_tag(&self.ecr, repository, tag, None, self.config.dry_run).await {
                 Ok(report) => {
                     info!(
                         %repository, %branch, %tag,
@@ -234,12 +324,22 @@ impl Pruner {
             dry_run: self.config.dry_run,
             repositories: vec![],
             tags: vec![],
+            sweep: None,
         }
     }
 
     /// An SQS batch: each repository is pruned once however many of its pushes the batch holds;
     /// a failure marks exactly the records that asked for that repository.
     pub async fn handle_sqs(&self, event: SqsEvent) -> SqsBatchResponse {
+        self.handle_sqs_with_deadline(event, None).await
+    }
+
+    pub async fn handle_sqs_with_deadline(
+        &self,
+        event: SqsEvent,
+        deadline: Option<SystemTime>,
+    ) -> SqsBatchResponse {
+        let mut sweep_requested: Vec<String> = Vec::new();
         let mut failed: Vec<String> = Vec::new();
         // repository → (message ids, digests pushed)
         let mut work: BTreeMap<String, (Vec<String>, HashSet<String>)> = BTreeMap::new();
@@ -277,6 +377,15 @@ impl Pruner {
                 Ok(Decision::Act(trigger @ Trigger::BranchDeleted { .. })) => {
                     branch_deletions.push((id, trigger))
                 }
+                Ok(Decision::Act(Trigger::Sweep)) => sweep_requested.push(id),
+            }
+        }
+
+        if !sweep_requested.is_empty() {
+            let complete =
+                matches!(Box::pin(self.sweep(deadline)).await, Ok(r) if r.failures.is_empty());
+            if !complete {
+                failed.extend(sweep_requested);
             }
         }
 
@@ -316,7 +425,13 @@ impl Pruner {
         protect: &HashSet<String>,
     ) -> Result<RepositoryReport, PruneError> {
         let report = prune_repository(&self.ecr, repository, protect, self.settings()).await?;
-        info!(
+        log_summary(&report);
+        Ok(report)
+    }
+}
+
+fn log_summary(report: &RepositoryReport) {
+    info!(
             repository = %report.repository,
             dry_run = report.dry_run,
             images = report.images_scanned,
@@ -326,11 +441,9 @@ impl Pruner {
             kept = report.kept.len(),
             remaining = report.remaining,
             failures = report.failures.len(),
-            bytes = report.deleted_bytes,
-            "prune summary"
-        );
-        Ok(report)
-    }
+        bytes = report.deleted_bytes,
+        "prune summary"
+    );
 }
 
 fn failures_to_error(report: &RepositoryReport) -> Result<(), HandlerError> {

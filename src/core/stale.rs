@@ -1,0 +1,148 @@
+//! Stale branch caches: cache tags whose image was last pushed long ago and that no protected
+//! branch can own. Pure: the caller removes them by tag after re-checking the digest.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use super::branch::ProtectedBranches;
+use super::manifest::ManifestKind;
+use super::plan::{classify, ImageRecord};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaleTag {
+    pub tag: String,
+    pub digest: String,
+    pub pushed_at: i64,
+    pub age_days: i64,
+}
+
+/// Tagged images under `prefix` older than `max_age_days` whose type is not settled by
+/// `artifactMediaType`: their manifests must be read before [`stale_cache_tags`].
+pub fn stale_candidates_to_read(
+    images: &[ImageRecord],
+    prefix: &str,
+    now_secs: i64,
+    max_age_days: u32,
+) -> Vec<String> {
+    images
+        .iter()
+        .filter(|i| i.artifact_media_type.is_none() && old_enough(i, now_secs, max_age_days))
+        .filter(|i| i.tags.iter().any(|t| t.starts_with(prefix)))
+        .map(|i| i.digest.clone())
+        .collect()
+}
+
+fn old_enough(image: &ImageRecord, now_secs: i64, max_age_days: u32) -> bool {
+    match image.pushed_at {
+        // Unknown age is never stale.
+        None => false,
+        Some(pushed) => now_secs - pushed > i64::from(max_age_days) * 86_400,
+    }
+}
+
+/// Cache tags to remove: tag under `prefix`, image pushed more than `max_age_days` ago, image is a
+/// BuildKit cache manifest, and no protected branch pattern can produce the tag.
+pub fn stale_cache_tags(
+    images: &[ImageRecord],
+    manifests: &HashMap<String, ManifestKind>,
+    prefix: &str,
+    protected: &ProtectedBranches,
+    now_secs: i64,
+    max_age_days: u32,
+) -> Vec<StaleTag> {
+    let mut stale = Vec::new();
+    for image in images {
+        if !old_enough(image, now_secs, max_age_days) {
+            continue;
+        }
+        if classify(image, manifests.get(&image.digest)).is_err() {
+            continue;
+        }
+        let pushed_at = image.pushed_at.unwrap_or_default();
+        for tag in &image.tags {
+            if tag.starts_with(prefix) && !protected.protects_tag(prefix, tag) {
+                stale.push(StaleTag {
+                    tag: tag.clone(),
+                    digest: image.digest.clone(),
+                    pushed_at,
+                    age_days: (now_secs - pushed_at) / 86_400,
+                });
+            }
+        }
+    }
+    stale.sort_by(|a, b| a.tag.cmp(&b.tag));
+    stale
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::glob::parse_list;
+    use crate::core::manifest::{BUILDKIT_CACHE_CONFIG, OCI_MANIFEST};
+
+    const NOW: i64 = 1_800_000_000;
+    const DAY: i64 = 86_400;
+
+    fn image(n: u8, tags: &[&str], age_days: i64, artifact: Option<&str>) -> ImageRecord {
+        ImageRecord {
+            digest: format!("sha256:{n:064x}"),
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            pushed_at: Some(NOW - age_days * DAY),
+            size_bytes: Some(1),
+            manifest_media_type: Some(OCI_MANIFEST.into()),
+            artifact_media_type: artifact.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn old_unprotected_cache_tags_are_stale() {
+        let protected = ProtectedBranches::new(parse_list("main,release/*"));
+        let cache = Some(BUILDKIT_CACHE_CONFIG);
+        let images = vec![
+            image(1, &["cache-old-feature"], 40, cache),
+            image(2, &["cache-fresh-feature"], 3, cache),
+            image(3, &["cache-main"], 400, cache),
+            image(4, &["cache-release-1.0"], 400, cache),
+            image(
+                5,
+                &["cache-tools"],
+                400,
+                Some("application/vnd.oci.image.config.v1+json"),
+            ),
+            image(6, &["v1.0", "cache-x"], 40, cache),
+            image(7, &["cache-unread"], 40, None),
+        ];
+        assert_eq!(
+            stale_candidates_to_read(&images, "cache-", NOW, 30),
+            vec![images[6].digest.clone()]
+        );
+        let stale = stale_cache_tags(&images, &HashMap::new(), "cache-", &protected, NOW, 30);
+        let tags: Vec<&str> = stale.iter().map(|s| s.tag.as_str()).collect();
+        assert_eq!(tags, vec!["cache-old-feature", "cache-x"]);
+        assert_eq!(stale[0].age_days, 40);
+
+        let read = HashMap::from([(images[6].digest.clone(), ManifestKind::CacheManifest)]);
+        let stale = stale_cache_tags(&images, &read, "cache-", &protected, NOW, 30);
+        assert_eq!(stale.len(), 3);
+    }
+
+    #[test]
+    fn boundary_and_unknown_age() {
+        let protected = ProtectedBranches::new(parse_list("main"));
+        let mut exactly = image(1, &["cache-a"], 30, Some(BUILDKIT_CACHE_CONFIG));
+        assert!(stale_cache_tags(
+            &[exactly.clone()],
+            &HashMap::new(),
+            "cache-",
+            &protected,
+            NOW,
+            30
+        )
+        .is_empty());
+        exactly.pushed_at = None;
+        assert!(
+            stale_cache_tags(&[exactly], &HashMap::new(), "cache-", &protected, NOW, 1).is_empty()
+        );
+    }
+}
