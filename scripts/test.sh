@@ -10,5 +10,5 @@ export MOTO_ENDPOINT
 MOTO_ENDPOINT="$(scripts/moto.sh "$PORT")"
 trap 'kill "$(cat .venv/moto-'"$PORT"'.pid)" 2>/dev/null || true' EXIT
 
-cargo test --all-targets "$@"
+cargo test --lib --bins --tests "$@"
 cargo test --doc "$@"

@@ -10,7 +10,7 @@ use aws_sdk_ecr::Client;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::core::manifest::{classify_manifest, ManifestKind, ACCEPTED_MEDIA_TYPES};
+use crate::core::manifest::{blobs, classify_manifest, Blob, ManifestKind, ACCEPTED_MEDIA_TYPES};
 use crate::core::plan::ImageRecord;
 
 /// DescribeImages page size maximum.
@@ -182,7 +182,18 @@ impl Ecr {
         repository: &str,
         digests: &[String],
     ) -> Result<HashMap<String, ManifestKind>, EcrError> {
+        let (kinds, _) = self.read_manifests_with_blobs(repository, digests).await?;
+        Ok(kinds)
+    }
+
+    /// Like [`Ecr::read_manifests`], also returning each manifest's config and layer blobs.
+    pub async fn read_manifests_with_blobs(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<(HashMap<String, ManifestKind>, HashMap<String, Vec<Blob>>), EcrError> {
         let mut kinds = HashMap::with_capacity(digests.len());
+        let mut all_blobs = HashMap::with_capacity(digests.len());
         for chunk in digests.chunks(BATCH_SIZE) {
             let mut request = self
                 .client
@@ -199,6 +210,7 @@ impl Ecr {
             for image in output.images() {
                 let digest = image.image_id().and_then(|id| id.image_digest());
                 if let (Some(digest), Some(body)) = (digest, image.image_manifest()) {
+                    all_blobs.insert(digest.to_owned(), blobs(body));
                     kinds.insert(
                         digest.to_owned(),
                         classify_manifest(body, image.image_manifest_media_type()),
@@ -230,7 +242,7 @@ impl Ecr {
                     });
             }
         }
-        Ok(kinds)
+        Ok((kinds, all_blobs))
     }
 
     /// Current tags of the given digests; a digest missing from the answer no longer exists.

@@ -5,11 +5,13 @@
 
 pub mod aws;
 pub mod branch_cleanup;
+pub mod cli;
 pub mod config;
 pub mod core;
 pub mod ecr;
 pub mod github;
 pub mod handler;
+pub mod metrics;
 pub mod names;
 pub mod prune;
 pub mod sweep;

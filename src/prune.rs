@@ -6,7 +6,7 @@ use std::collections::{HashMap, HashSet};
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::core::manifest::ManifestKind;
+use crate::core::manifest::{Blob, ManifestKind};
 use crate::core::plan::{self, ImageRecord, KeptImage, PlanSettings, PlannedDeletion};
 use crate::ecr::{Ecr, EcrError, ImageFailure};
 
@@ -14,6 +14,9 @@ use crate::ecr::{Ecr, EcrError, ImageFailure};
 pub struct PruneSettings {
     pub dry_run: bool,
     pub max_deletions: usize,
+    /// Read every manifest of the repository to estimate the bytes freed. Costs one BatchGetImage
+    /// per 100 images, so the push path leaves it off; the sweep and the CLI turn it on.
+    pub estimate_reclaimed: bool,
 }
 
 #[derive(Debug, Error)]
@@ -46,8 +49,12 @@ pub struct RepositoryReport {
     /// Deletable cache manifests left for a later run by the deletion cap.
     pub remaining: usize,
     /// Sum of `imageSizeInBytes` of the deleted manifests. Cache manifests share layers, so the
-    /// storage actually freed can be less.
+    /// storage actually freed can be less: see `reclaimed_bytes_estimate`.
     pub deleted_bytes: i64,
+    /// Estimate of the storage freed: blobs referenced by deleted manifests and by no remaining
+    /// one. Only computed when asked for (sweep, CLI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reclaimed_bytes_estimate: Option<u64>,
 }
 
 impl RepositoryReport {
@@ -61,6 +68,8 @@ impl RepositoryReport {
 pub struct Snapshot {
     pub images: Vec<ImageRecord>,
     pub manifests: HashMap<String, ManifestKind>,
+    /// Config and layer blobs of the manifests read so far.
+    pub blobs: HashMap<String, Vec<Blob>>,
 }
 
 /// Lists the repository and reads every manifest the planner needs. Any failure, or an index that
@@ -68,10 +77,10 @@ pub struct Snapshot {
 pub async fn take_snapshot(ecr: &Ecr, repository: &str) -> Result<Snapshot, PruneError> {
     let images = ecr.list_images(repository).await?;
     let to_read = plan::manifests_to_read(&images);
-    let manifests = if to_read.is_empty() {
+    let (manifests, blobs) = if to_read.is_empty() {
         Default::default()
     } else {
-        ecr.read_manifests(repository, &to_read).await?
+        ecr.read_manifests_with_blobs(repository, &to_read).await?
     };
 
     // Rule 3 depends on knowing every index: an index we could not read may reference a
@@ -88,7 +97,11 @@ pub async fn take_snapshot(ecr: &Ecr, repository: &str) -> Result<Snapshot, Prun
             });
         }
     }
-    Ok(Snapshot { images, manifests })
+    Ok(Snapshot {
+        images,
+        manifests,
+        blobs,
+    })
 }
 
 /// Snapshot, plan, re-check and delete the stale cache manifests of one repository.
@@ -157,5 +170,42 @@ pub async fn prune_snapshot(
         .filter_map(|d| d.size_bytes)
         .sum();
     report.kept = plan.kept;
+    if settings.estimate_reclaimed {
+        let gone: Vec<String> = report
+            .deleted
+            .iter()
+            .chain(&report.would_delete)
+            .map(|d| d.digest.clone())
+            .collect();
+        report.reclaimed_bytes_estimate = Some(if gone.is_empty() {
+            0
+        } else {
+            estimate_reclaimed(ecr, repository, snapshot, &gone).await?
+        });
+    }
     Ok(report)
+}
+
+/// Reads the blobs of every single manifest not read yet, then applies the pure estimate.
+async fn estimate_reclaimed(
+    ecr: &Ecr,
+    repository: &str,
+    snapshot: &Snapshot,
+    gone: &[String],
+) -> Result<u64, PruneError> {
+    let unread: Vec<String> = snapshot
+        .images
+        .iter()
+        .filter(|i| {
+            crate::core::manifest::is_single_manifest_type(i.manifest_media_type.as_deref())
+        })
+        .filter(|i| !snapshot.blobs.contains_key(&i.digest))
+        .map(|i| i.digest.clone())
+        .collect();
+    let mut blobs = snapshot.blobs.clone();
+    if !unread.is_empty() {
+        let (_, more) = ecr.read_manifests_with_blobs(repository, &unread).await?;
+        blobs.extend(more);
+    }
+    Ok(crate::core::reclaim::reclaimed_bytes(gone, &blobs))
 }

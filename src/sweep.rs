@@ -60,6 +60,7 @@ pub async fn sweep(
     let settings = PruneSettings {
         dry_run: config.dry_run,
         max_deletions: config.max_deletions,
+        estimate_reclaimed: true,
     };
     let mut repositories = in_scope.into_iter();
     for repository in repositories.by_ref() {

@@ -193,6 +193,7 @@ fn settings() -> PruneSettings {
     PruneSettings {
         dry_run: false,
         max_deletions: 1000,
+        estimate_reclaimed: false,
     }
 }
 
@@ -493,6 +494,7 @@ async fn deletion_cap_leaves_the_rest_for_later() {
         PruneSettings {
             dry_run: false,
             max_deletions: 120,
+            estimate_reclaimed: false,
         },
     )
     .await

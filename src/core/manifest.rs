@@ -56,6 +56,39 @@ struct RawManifest {
 struct Descriptor {
     media_type: Option<String>,
     digest: Option<String>,
+    #[serde(default)]
+    size: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct RawBlobs {
+    config: Option<Descriptor>,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
+}
+
+/// A blob (config or layer) a single manifest references, with its size.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Blob {
+    pub digest: String,
+    pub size: u64,
+}
+
+/// The config and layer blobs of a single manifest (empty for an index or unreadable body).
+pub fn blobs(body: &str) -> Vec<Blob> {
+    let Ok(raw) = serde_json::from_str::<RawBlobs>(body) else {
+        return Vec::new();
+    };
+    raw.config
+        .into_iter()
+        .chain(raw.layers)
+        .filter_map(|d| {
+            Some(Blob {
+                digest: d.digest?,
+                size: d.size.unwrap_or(0),
+            })
+        })
+        .collect()
 }
 
 /// Classifies manifest bytes. `declared_media_type` is what ECR reports for the image; when the

@@ -4,4 +4,5 @@ pub mod branch;
 pub mod glob;
 pub mod manifest;
 pub mod plan;
+pub mod reclaim;
 pub mod stale;

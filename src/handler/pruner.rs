@@ -12,6 +12,7 @@ use thiserror::Error;
 use crate::branch_cleanup::{remove_cache_tag, TagReport};
 use crate::config::Config;
 use crate::ecr::{Ecr, EcrError};
+use crate::metrics::{self, RepositoryMetrics};
 use crate::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport};
 use crate::sweep::{sweep, RepositoryFailure, SweepReport};
 use crate::trigger::{decide, Decision, Trigger, TriggerError};
@@ -149,6 +150,7 @@ impl Pruner {
         PruneSettings {
             dry_run: self.config.dry_run,
             max_deletions: self.config.max_deletions,
+            estimate_reclaimed: false,
         }
     }
 
@@ -264,9 +266,27 @@ impl Pruner {
         let report = sweep(&self.ecr, &self.config, now, &time_left)
             .await
             .map_err(|e| HandlerError::Prune(PruneError::Ecr(e)))?;
+        let mut per_repository: Vec<RepositoryMetrics> = Vec::new();
         for repo in &report.repositories {
             log_summary(repo);
+            per_repository.push(RepositoryMetrics::from_prune(repo));
         }
+        for tag in &report.tags {
+            if let Some(m) = per_repository
+                .iter_mut()
+                .find(|m| m.repository == tag.repository)
+            {
+                m.add_tag(tag);
+            }
+        }
+        for failure in &report.failures {
+            per_repository.push(RepositoryMetrics {
+                repository: failure.repository.clone(),
+                failures: 1,
+                ..Default::default()
+            });
+        }
+        metrics::emit(&self.config.metrics_namespace, &per_repository);
         info!(
             in_scope = report.in_scope,
             swept = report.repositories.len(),
@@ -296,6 +316,12 @@ impl Pruner {
         for repository in repositories {
             match remove_cache_tag(&self.ecr, repository, tag, None, self.config.dry_run).await {
                 Ok(report) => {
+                    let mut m = RepositoryMetrics {
+                        repository: repository.clone(),
+                        ..Default::default()
+                    };
+                    m.add_tag(&report);
+                    metrics::emit(&self.config.metrics_namespace, &[m]);
                     info!(
                         %repository, %branch, %tag,
                         result = %serde_json::to_string(&report.outcome).unwrap_or_default(),
@@ -305,6 +331,12 @@ impl Pruner {
                     reports.push(report);
                 }
                 Err(err) => {
+                    let failed = RepositoryMetrics {
+                        repository: repository.clone(),
+                        failures: 1,
+                        ..Default::default()
+                    };
+                    metrics::emit(&self.config.metrics_namespace, &[failed]);
                     warn!(%repository, %tag, error = %err, "branch cache tag not removed");
                     first_error.get_or_insert(err);
                 }
@@ -424,8 +456,23 @@ impl Pruner {
         repository: &str,
         protect: &HashSet<String>,
     ) -> Result<RepositoryReport, PruneError> {
-        let report = prune_repository(&self.ecr, repository, protect, self.settings()).await?;
+        let report = match prune_repository(&self.ecr, repository, protect, self.settings()).await {
+            Ok(report) => report,
+            Err(err) => {
+                let failed = RepositoryMetrics {
+                    repository: repository.to_owned(),
+                    failures: 1,
+                    ..Default::default()
+                };
+                metrics::emit(&self.config.metrics_namespace, &[failed]);
+                return Err(err);
+            }
+        };
         log_summary(&report);
+        metrics::emit(
+            &self.config.metrics_namespace,
+            &[RepositoryMetrics::from_prune(&report)],
+        );
         Ok(report)
     }
 }

@@ -1,0 +1,127 @@
+//! Rendering for the operator CLI (`ecr-cache-pruner`): human tables from the same reports the
+//! Lambda returns.
+
+use std::fmt::Write;
+
+use crate::prune::RepositoryReport;
+
+/// Human-readable size (binary units).
+pub fn human_bytes(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn short(digest: &str) -> &str {
+    &digest[..digest.len().min(19)]
+}
+
+fn timestamp(secs: Option<i64>) -> String {
+    match secs {
+        None => "-".into(),
+        Some(s) => {
+            // civil-from-days (Howard Hinnant), UTC, to avoid a date crate for one column
+            let days = s.div_euclid(86_400);
+            let rem = s.rem_euclid(86_400);
+            let z = days + 719_468;
+            let era = z.div_euclid(146_097);
+            let doe = z - era * 146_097;
+            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+            let mp = (5 * doy + 2) / 153;
+            let d = doy - (153 * mp + 2) / 5 + 1;
+            let m = if mp < 10 { mp + 3 } else { mp - 9 };
+            let y = yoe + era * 400 + i64::from(m <= 2);
+            format!(
+                "{y:04}-{m:02}-{d:02} {:02}:{:02}Z",
+                rem / 3600,
+                rem % 3600 / 60
+            )
+        }
+    }
+}
+
+/// The plan (or result) of one repository as a table with totals.
+pub fn render_report(report: &RepositoryReport) -> String {
+    let mut out = String::new();
+    let (title, rows) = if report.dry_run {
+        ("would delete", &report.would_delete)
+    } else {
+        ("deleted", &report.deleted)
+    };
+    let _ = writeln!(
+        out,
+        "{}: {} images scanned, {} tagged",
+        report.repository, report.images_scanned, report.tagged_images
+    );
+    if rows.is_empty() {
+        let _ = writeln!(out, "nothing to delete");
+    } else {
+        let _ = writeln!(out, "{title}:");
+        let _ = writeln!(
+            out,
+            "  {:<22} {:<10} {:<18} {:>10}  REASON",
+            "DIGEST", "TAGS", "PUSHED AT", "SIZE"
+        );
+        for d in rows {
+            let _ = writeln!(
+                out,
+                "  {:<22} {:<10} {:<18} {:>10}  {}",
+                format!("{}...", short(&d.digest)),
+                "<none>",
+                timestamp(d.pushed_at),
+                d.size_bytes.map(human_bytes).unwrap_or_else(|| "-".into()),
+                d.reason
+            );
+        }
+    }
+    if !report.kept.is_empty() {
+        let _ = writeln!(out, "kept (untagged):");
+        for k in &report.kept {
+            let reason = serde_json::to_value(&k.reason)
+                .ok()
+                .and_then(|v| v["reason"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  {}...  {reason}", short(&k.digest));
+        }
+    }
+    for f in &report.failures {
+        let _ = writeln!(out, "FAILED {}: {} {}", f.image, f.code, f.message);
+    }
+    let reclaimed = report
+        .reclaimed_bytes_estimate
+        .map(|b| format!(", {} reclaimed (estimate)", human_bytes(b as i64)))
+        .unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "total: {} manifest(s) {title}, {} by manifest size{reclaimed}; {} kept untagged; {} left for a later run",
+        rows.len(),
+        human_bytes(report.deleted_bytes),
+        report.kept.len(),
+        report.remaining
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_times() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(157_286_400), "150.0 MiB");
+        assert_eq!(timestamp(Some(0)), "1970-01-01 00:00Z");
+        assert_eq!(timestamp(Some(1_795_774_530)), "2026-11-27 10:15Z");
+        assert_eq!(timestamp(None), "-");
+    }
+}

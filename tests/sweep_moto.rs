@@ -1,0 +1,227 @@
+//! The scheduled sweep against moto: scope, deadline, stale branch caches.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ecr_cache_pruner::config::Config;
+use ecr_cache_pruner::ecr::Ecr;
+use ecr_cache_pruner::handler::pruner::Pruner;
+use ecr_cache_pruner::sweep::sweep;
+use serde_json::json;
+use support::moto::{ecr_client, event, unique_name};
+use support::registry::*;
+
+fn config(vars: &[(&str, &str)]) -> Config {
+    let vars: BTreeMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_lookup(|n| vars.get(n).cloned()).unwrap()
+}
+
+struct Seeded {
+    name: String,
+    stale: Manifest,
+    main: Manifest,
+    feature: Manifest,
+    app: Manifest,
+}
+
+/// A repository with one superseded cache manifest, `cache-main`, `cache-feature-x`, and an
+/// application image under the cache prefix.
+async fn seed(ecr: &aws_sdk_ecr::Client, name: String) -> Seeded {
+    create_repository(ecr, &name).await;
+    let stale = cache_manifest(&format!("{name}-stale"));
+    push(ecr, &name, &stale, None).await;
+    let main = cache_manifest(&format!("{name}-main"));
+    push(ecr, &name, &main, Some("cache-main")).await;
+    let feature = cache_manifest(&format!("{name}-feature"));
+    push(ecr, &name, &feature, Some("cache-feature-x")).await;
+    let app = app_manifest(&name, "amd64");
+    push(ecr, &name, &app, Some("cache-tools")).await;
+    Seeded {
+        name,
+        stale,
+        main,
+        feature,
+        app,
+    }
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn scheduled_event_sweeps_repositories_in_scope_only() {
+    let ecr = ecr_client();
+    let team = unique_name("sweep");
+    let a = seed(&ecr, format!("{team}/web")).await;
+    let b = seed(&ecr, format!("{team}/api")).await;
+    let outside = seed(&ecr, format!("{team}-other")).await;
+    let before_outside = contents(&ecr, &outside.name).await;
+
+    let pruner = Pruner::new(
+        config(&[("SWEEP_REPOSITORIES", &format!("{team}/*"))]),
+        Ecr::new(ecr_client()),
+    );
+    for sample in ["scheduled-event.json", "scheduler-sweep.json"] {
+        let report = pruner.handle(event(sample)).await.unwrap();
+        assert_eq!(report["outcome"], "swept", "{sample}");
+        assert_eq!(report["sweep"]["in_scope"], 2);
+        assert_eq!(report["sweep"]["not_reached"], json!([]));
+    }
+    for r in [&a, &b] {
+        let after = contents(&ecr, &r.name).await;
+        assert!(
+            !after.contains_key(&r.stale.digest),
+            "{}: stale cache left",
+            r.name
+        );
+        for kept in [&r.main, &r.feature, &r.app] {
+            assert!(after.contains_key(&kept.digest));
+        }
+    }
+    assert_eq!(
+        contents(&ecr, &outside.name).await,
+        before_outside,
+        "out of scope untouched"
+    );
+}
+
+#[tokio::test]
+async fn scheduled_event_without_scope_is_ignored() {
+    let report = Pruner::new(config(&[]), Ecr::new(ecr_client()))
+        .handle(event("scheduled-event.json"))
+        .await
+        .unwrap();
+    assert_eq!(report["outcome"], "ignored");
+    assert!(report["reason"]
+        .as_str()
+        .unwrap()
+        .contains("SWEEP_REPOSITORIES"));
+}
+
+#[tokio::test]
+async fn tiny_time_budget_stops_cleanly_and_reports_the_rest() {
+    let ecr = ecr_client();
+    let team = unique_name("budget");
+    let mut seeded = Vec::new();
+    for n in 0..3 {
+        seeded.push(seed(&ecr, format!("{team}/r{n}")).await);
+    }
+    let cfg = config(&[("SWEEP_REPOSITORIES", &format!("{team}/*"))]);
+
+    // Room for exactly one repository.
+    let asked = AtomicUsize::new(0);
+    let once = || asked.fetch_add(1, Ordering::SeqCst) == 0;
+    let report = sweep(&Ecr::new(ecr_client()), &cfg, now(), &once)
+        .await
+        .unwrap();
+    assert_eq!(report.repositories.len(), 1);
+    assert_eq!(report.not_reached.len(), 2);
+    let swept = &report.repositories[0].repository;
+    for s in &seeded {
+        let gone = !contents(&ecr, &s.name).await.contains_key(&s.stale.digest);
+        assert_eq!(gone, &s.name == swept, "{}", s.name);
+    }
+
+    // Through the handler: a deadline inside the safety margin starts nothing.
+    let pruner = Pruner::new(cfg, Ecr::new(ecr_client()));
+    let deadline = SystemTime::now() + Duration::from_secs(5);
+    let report = pruner
+        .handle_with_deadline(event("scheduled-event.json"), Some(deadline))
+        .await
+        .unwrap();
+    assert_eq!(report["outcome"], "swept");
+    assert_eq!(report["repositories"], json!([]));
+    assert_eq!(report["sweep"]["not_reached"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn stale_branch_caches_expire_by_age() {
+    let ecr = ecr_client();
+    let team = unique_name("stale");
+    let r = seed(&ecr, format!("{team}/web")).await;
+    let scope = format!("{team}/*");
+    let always = || true;
+
+    // 10 days later, with a 30-day expiry: nothing is stale yet.
+    let cfg = config(&[("SWEEP_REPOSITORIES", &scope), ("STALE_CACHE_DAYS", "30")]);
+    let report = sweep(&Ecr::new(ecr_client()), &cfg, now() + 10 * 86_400, &always)
+        .await
+        .unwrap();
+    assert!(report.tags.is_empty());
+
+    // 40 days later: the feature branch cache expires; main (protected) and the app image stay.
+    let dry = config(&[
+        ("SWEEP_REPOSITORIES", &scope),
+        ("STALE_CACHE_DAYS", "30"),
+        ("DRY_RUN", "true"),
+    ]);
+    let report = sweep(&Ecr::new(ecr_client()), &dry, now() + 40 * 86_400, &always)
+        .await
+        .unwrap();
+    let outcomes: Vec<(String, String)> = report
+        .tags
+        .iter()
+        .map(|t| {
+            (
+                t.tag.clone(),
+                serde_json::to_value(&t.outcome).unwrap()["outcome"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![("cache-feature-x".to_owned(), "would_remove".to_owned())]
+    );
+    assert!(
+        contents(&ecr, &r.name)
+            .await
+            .contains_key(&r.feature.digest),
+        "dry run keeps it"
+    );
+
+    let report = sweep(&Ecr::new(ecr_client()), &cfg, now() + 40 * 86_400, &always)
+        .await
+        .unwrap();
+    assert_eq!(report.tags.len(), 1);
+    let after = contents(&ecr, &r.name).await;
+    assert!(!after.contains_key(&r.feature.digest));
+    assert_eq!(after[&r.main.digest], vec!["cache-main"]);
+    assert_eq!(after[&r.app.digest], vec!["cache-tools"]);
+}
+
+#[tokio::test]
+async fn a_stale_tag_pushed_again_is_not_removed() {
+    // The snapshot saw an old digest under the tag; by removal time CI pushed a new cache there.
+    let ecr = ecr_client();
+    let name = unique_name("moved");
+    create_repository(&ecr, &name).await;
+    let fresh = cache_manifest(&format!("{name}-fresh"));
+    push(&ecr, &name, &fresh, Some("cache-feature-y")).await;
+    let report = ecr_cache_pruner::branch_cleanup::remove_cache_tag(
+        &Ecr::new(ecr_client()),
+        &name,
+        "cache-feature-y",
+        Some("sha256:0000000000000000000000000000000000000000000000000000000000000000"),
+        false,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        serde_json::to_value(&report).unwrap()["reason"],
+        "tag_moved"
+    );
+    assert!(contents(&ecr, &name).await.contains_key(&fresh.digest));
+}
