@@ -43,6 +43,14 @@ pub struct Config {
     pub stale_cache_days: Option<u32>,
     /// CloudWatch namespace of the embedded metrics (`METRICS_NAMESPACE`).
     pub metrics_namespace: String,
+    /// Secrets Manager secret holding a GitHub token (`GITHUB_TOKEN_SECRET_ARN`): when set, the
+    /// sweep removes cache tags of branches that no longer exist and never those that do.
+    pub github_token_secret_arn: Option<String>,
+    /// GitHub REST API base URL (`GITHUB_API_URL`), for GitHub Enterprise Server.
+    pub github_api_url: String,
+    /// Owner of GitHub repositories named like their ECR repository (`GITHUB_OWNER`), for
+    /// repositories `REPOSITORY_MAP` does not list.
+    pub github_owner: Option<String>,
 }
 
 pub const DEFAULT_METRICS_NAMESPACE: &str = "EcrCachePruner";
@@ -138,7 +146,31 @@ impl Config {
             ));
         }
 
+        let github_token_secret_arn = get("GITHUB_TOKEN_SECRET_ARN");
+        let github_api_url = get("GITHUB_API_URL")
+            .unwrap_or_else(|| crate::github_branches::DEFAULT_GITHUB_API_URL.to_owned());
+        if !(github_api_url.starts_with("https://") || github_api_url.starts_with("http://")) {
+            return Err(invalid(
+                "GITHUB_API_URL",
+                &github_api_url,
+                "must be an http(s) URL",
+            ));
+        }
+        let github_owner = get("GITHUB_OWNER");
+        if let Some(owner) = &github_owner {
+            if owner.contains('/') || owner.contains(char::is_whitespace) {
+                return Err(invalid(
+                    "GITHUB_OWNER",
+                    owner,
+                    "must be a GitHub user or organization name",
+                ));
+            }
+        }
+
         Ok(Config {
+            github_token_secret_arn,
+            github_api_url,
+            github_owner,
             cache_tag_prefix,
             protected_branches: ProtectedBranches::new(patterns),
             dry_run,
@@ -179,6 +211,31 @@ impl RepositoryMap {
             }
         }
         Ok(RepositoryMap(map))
+    }
+
+    /// GitHub repositories whose branches own caches in `ecr_repository`: the mapped ones, else
+    /// `default_owner/<last path component>` when a default owner is known.
+    pub fn github_repositories_for(
+        &self,
+        ecr_repository: &str,
+        default_owner: Option<&str>,
+    ) -> Vec<String> {
+        let mapped: Vec<String> = self
+            .0
+            .iter()
+            .filter(|(_, repos)| repos.iter().any(|r| r == ecr_repository))
+            .map(|(github, _)| github.clone())
+            .collect();
+        if !mapped.is_empty() {
+            return mapped;
+        }
+        match default_owner {
+            Some(owner) => {
+                let name = ecr_repository.rsplit('/').next().unwrap_or(ecr_repository);
+                vec![format!("{owner}/{name}")]
+            }
+            None => vec![],
+        }
     }
 
     /// ECR repositories for a GitHub `owner/name`.
@@ -235,6 +292,8 @@ mod tests {
             ("MAX_DELETIONS_PER_INVOCATION", "lots"),
             ("STALE_CACHE_DAYS", "0"),
             ("STALE_CACHE_DAYS", "a week"),
+            ("GITHUB_API_URL", "api.github.com"),
+            ("GITHUB_OWNER", "a/b"),
         ] {
             let err = config(&[(var, value)]).unwrap_err();
             assert_eq!(err.variable, var);

@@ -10,6 +10,7 @@ pub mod config;
 pub mod core;
 pub mod ecr;
 pub mod github;
+pub mod github_branches;
 pub mod handler;
 pub mod metrics;
 pub mod names;

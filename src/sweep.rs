@@ -8,9 +8,11 @@ use serde::Serialize;
 
 use crate::branch_cleanup::{remove_cache_tag, TagReport};
 use crate::config::Config;
+use crate::core::branch::cache_tag_for_branch;
 use crate::core::glob::any_matches;
-use crate::core::stale::{stale_cache_tags, stale_candidates_to_read};
+use crate::core::stale::{gone_branch_tags, prefixed_to_read, stale_cache_tags, StaleTag};
 use crate::ecr::{Ecr, EcrError};
+use crate::github_branches::GithubBranches;
 use crate::prune::{prune_snapshot, take_snapshot, PruneSettings, RepositoryReport};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -36,6 +38,7 @@ pub struct SweepReport {
 pub async fn sweep(
     ecr: &Ecr,
     config: &Config,
+    github: Option<&GithubBranches>,
     now_secs: i64,
     time_left: &(dyn Fn() -> bool + Sync),
 ) -> Result<SweepReport, EcrError> {
@@ -68,7 +71,7 @@ pub async fn sweep(
             report.not_reached.push(repository);
             break;
         }
-        match sweep_repository(ecr, config, &repository, now_secs, settings).await {
+        match sweep_repository(ecr, config, github, &repository, now_secs, settings).await {
             Ok((pruned, tags)) => {
                 report.repositories.push(pruned);
                 report.tags.extend(tags);
@@ -85,46 +88,95 @@ pub async fn sweep(
 async fn sweep_repository(
     ecr: &Ecr,
     config: &Config,
+    github: Option<&GithubBranches>,
     repository: &str,
     now_secs: i64,
     settings: PruneSettings,
 ) -> Result<(RepositoryReport, Vec<TagReport>), String> {
+    let prefix = &config.cache_tag_prefix;
+    // Asked first: if GitHub cannot answer, this repository is left alone entirely.
+    let existing_tags = match github {
+        Some(github) => existing_branch_tags(github, config, repository).await?,
+        None => None,
+    };
+
     let mut snapshot = take_snapshot(ecr, repository)
         .await
         .map_err(|e| e.to_string())?;
     let pruned = prune_snapshot(ecr, repository, &snapshot, &HashSet::new(), settings)
         .await
         .map_err(|e| e.to_string())?;
-    let mut tags = Vec::new();
-    if let Some(days) = config.stale_cache_days {
-        let prefix = &config.cache_tag_prefix;
-        let to_read: Vec<String> =
-            stale_candidates_to_read(&snapshot.images, prefix, now_secs, days)
-                .into_iter()
-                .filter(|d| !snapshot.manifests.contains_key(d))
-                .collect();
-        if !to_read.is_empty() {
-            let read = ecr
-                .read_manifests(repository, &to_read)
-                .await
-                .map_err(|e| e.to_string())?;
-            snapshot.manifests.extend(read);
-        }
-        let stale = stale_cache_tags(
+    if config.stale_cache_days.is_none() && existing_tags.is_none() {
+        return Ok((pruned, vec![]));
+    }
+
+    let to_read: Vec<String> = prefixed_to_read(&snapshot.images, prefix)
+        .into_iter()
+        .filter(|d| !snapshot.manifests.contains_key(d))
+        .collect();
+    if !to_read.is_empty() {
+        let read = ecr
+            .read_manifests(repository, &to_read)
+            .await
+            .map_err(|e| e.to_string())?;
+        snapshot.manifests.extend(read);
+    }
+    let protected = &config.protected_branches;
+    let mut candidates: Vec<StaleTag> = match config.stale_cache_days {
+        Some(days) => stale_cache_tags(
             &snapshot.images,
             &snapshot.manifests,
             prefix,
-            &config.protected_branches,
+            protected,
             now_secs,
             days,
-        );
-        for tag in stale {
-            let removed =
-                remove_cache_tag(ecr, repository, &tag.tag, Some(&tag.digest), config.dry_run)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            tags.push(removed);
-        }
+        ),
+        None => vec![],
+    };
+    if let Some(existing) = &existing_tags {
+        // Never the cache of a branch that still exists, however old.
+        candidates.retain(|c| !existing.contains(&c.tag));
+        candidates.extend(gone_branch_tags(
+            &snapshot.images,
+            &snapshot.manifests,
+            prefix,
+            protected,
+            existing,
+            now_secs,
+        ));
+        candidates.sort_by(|a, b| a.tag.cmp(&b.tag));
+        candidates.dedup_by(|a, b| a.tag == b.tag);
+    }
+
+    let mut tags = Vec::new();
+    for tag in candidates {
+        let removed =
+            remove_cache_tag(ecr, repository, &tag.tag, Some(&tag.digest), config.dry_run)
+                .await
+                .map_err(|e| e.to_string())?;
+        tags.push(removed);
     }
     Ok((pruned, tags))
+}
+
+/// Cache tags of every branch that exists in the GitHub repositories owning `repository`'s
+/// caches, or None when no GitHub repository is known for it (then only age-based expiry runs).
+async fn existing_branch_tags(
+    github: &GithubBranches,
+    config: &Config,
+    repository: &str,
+) -> Result<Option<HashSet<String>>, String> {
+    let owners = config
+        .repository_map
+        .github_repositories_for(repository, config.github_owner.as_deref());
+    if owners.is_empty() {
+        return Ok(None);
+    }
+    let mut tags = HashSet::new();
+    for full_name in owners {
+        for branch in github.branches(&full_name).await? {
+            tags.insert(cache_tag_for_branch(&config.cache_tag_prefix, &branch));
+        }
+    }
+    Ok(Some(tags))
 }

@@ -121,7 +121,7 @@ async fn tiny_time_budget_stops_cleanly_and_reports_the_rest() {
     // Room for exactly one repository.
     let asked = AtomicUsize::new(0);
     let once = || asked.fetch_add(1, Ordering::SeqCst) == 0;
-    let report = sweep(&Ecr::new(ecr_client()), &cfg, now(), &once)
+    let report = sweep(&Ecr::new(ecr_client()), &cfg, None, now(), &once)
         .await
         .unwrap();
     assert_eq!(report.repositories.len(), 1);
@@ -154,9 +154,15 @@ async fn stale_branch_caches_expire_by_age() {
 
     // 10 days later, with a 30-day expiry: nothing is stale yet.
     let cfg = config(&[("SWEEP_REPOSITORIES", &scope), ("STALE_CACHE_DAYS", "30")]);
-    let report = sweep(&Ecr::new(ecr_client()), &cfg, now() + 10 * 86_400, &always)
-        .await
-        .unwrap();
+    let report = sweep(
+        &Ecr::new(ecr_client()),
+        &cfg,
+        None,
+        now() + 10 * 86_400,
+        &always,
+    )
+    .await
+    .unwrap();
     assert!(report.tags.is_empty());
 
     // 40 days later: the feature branch cache expires; main (protected) and the app image stay.
@@ -165,9 +171,15 @@ async fn stale_branch_caches_expire_by_age() {
         ("STALE_CACHE_DAYS", "30"),
         ("DRY_RUN", "true"),
     ]);
-    let report = sweep(&Ecr::new(ecr_client()), &dry, now() + 40 * 86_400, &always)
-        .await
-        .unwrap();
+    let report = sweep(
+        &Ecr::new(ecr_client()),
+        &dry,
+        None,
+        now() + 40 * 86_400,
+        &always,
+    )
+    .await
+    .unwrap();
     let outcomes: Vec<(String, String)> = report
         .tags
         .iter()
@@ -192,9 +204,15 @@ async fn stale_branch_caches_expire_by_age() {
         "dry run keeps it"
     );
 
-    let report = sweep(&Ecr::new(ecr_client()), &cfg, now() + 40 * 86_400, &always)
-        .await
-        .unwrap();
+    let report = sweep(
+        &Ecr::new(ecr_client()),
+        &cfg,
+        None,
+        now() + 40 * 86_400,
+        &always,
+    )
+    .await
+    .unwrap();
     assert_eq!(report.tags.len(), 1);
     let after = contents(&ecr, &r.name).await;
     assert!(!after.contains_key(&r.feature.digest));
@@ -224,4 +242,146 @@ async fn a_stale_tag_pushed_again_is_not_removed() {
         "tag_moved"
     );
     assert!(contents(&ecr, &name).await.contains_key(&fresh.digest));
+}
+
+/// A pruner whose sweep asks the fake GitHub which branches exist.
+async fn pruner_with_github(vars: &[(&str, &str)], github_url: &str) -> Pruner {
+    let sdk = support::moto::sdk_config();
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let arn = secrets
+        .create_secret()
+        .name(unique_name("github-token"))
+        .secret_string(support::fake_github::TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_owned();
+    let mut all: Vec<(&str, &str)> = vars.to_vec();
+    all.push(("GITHUB_TOKEN_SECRET_ARN", &arn));
+    all.push(("GITHUB_API_URL", github_url));
+    Pruner::new(config(&all), Ecr::new(ecr_client())).with_secrets(secrets)
+}
+
+#[tokio::test]
+async fn github_check_removes_gone_branches_and_never_existing_ones() {
+    let ecr = ecr_client();
+    let team = unique_name("gh");
+    let repo = format!("{team}/web");
+    create_repository(&ecr, &repo).await;
+    let mut caches = BTreeMap::new();
+    for branch_tag in [
+        "cache-main",
+        "cache-feature-a",
+        "cache-feature-b",
+        "cache-fix-x",
+        "cache-gone-1",
+        "cache-gone-2",
+    ] {
+        let m = cache_manifest(&format!("{repo}-{branch_tag}"));
+        push(&ecr, &repo, &m, Some(branch_tag)).await;
+        caches.insert(branch_tag, m.digest);
+    }
+    // Five existing branches: two pages of the fake's page size.
+    let branches = ["main", "feature-a", "feature-b", "fix/x", "docs"]
+        .map(String::from)
+        .to_vec();
+    let github = support::fake_github::FakeGithub::start(
+        [("acme/web".to_string(), branches)].into_iter().collect(),
+    )
+    .await;
+    let pruner = pruner_with_github(
+        &[
+            ("SWEEP_REPOSITORIES", &format!("{team}/*")),
+            ("GITHUB_OWNER", "acme"),
+            ("STALE_CACHE_DAYS", "30"),
+        ],
+        &github.url,
+    )
+    .await;
+    let report = pruner.handle(event("scheduled-event.json")).await.unwrap();
+    let removed: Vec<&str> = report["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["tag"].as_str().unwrap())
+        .collect();
+    assert_eq!(removed, vec!["cache-gone-1", "cache-gone-2"], "{report}");
+    let after = contents(&ecr, &repo).await;
+    for kept in [
+        "cache-main",
+        "cache-feature-a",
+        "cache-feature-b",
+        "cache-fix-x",
+    ] {
+        assert!(
+            after.contains_key(&caches[kept]),
+            "{kept} removed although its branch exists"
+        );
+    }
+    assert!(
+        github
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|p| p.contains("page=2")),
+        "followed pagination"
+    );
+
+    // Even when old enough for STALE_CACHE_DAYS, an existing branch keeps its cache.
+    let pruner = pruner_with_github(
+        &[
+            ("SWEEP_REPOSITORIES", &format!("{team}/*")),
+            ("GITHUB_OWNER", "acme"),
+            ("STALE_CACHE_DAYS", "30"),
+        ],
+        &github.url,
+    )
+    .await;
+    let github_client = ecr_cache_pruner::github_branches::GithubBranches::new(
+        &github.url,
+        support::fake_github::TOKEN,
+    )
+    .unwrap();
+    let always = || true;
+    let report = sweep(
+        &Ecr::new(ecr_client()),
+        &pruner.config,
+        Some(&github_client),
+        now() + 400 * 86_400,
+        &always,
+    )
+    .await
+    .unwrap();
+    assert!(report.tags.is_empty(), "{:?}", report.tags);
+}
+
+#[tokio::test]
+async fn github_failure_leaves_the_repository_alone() {
+    let ecr = ecr_client();
+    let team = unique_name("ghfail");
+    let s = seed(&ecr, format!("{team}/web")).await;
+    let before = contents(&ecr, &s.name).await;
+    // The fake knows no repository: listing branches answers 404.
+    let github = support::fake_github::FakeGithub::start(Default::default()).await;
+    let pruner = pruner_with_github(
+        &[
+            ("SWEEP_REPOSITORIES", &format!("{team}/*")),
+            ("GITHUB_OWNER", "acme"),
+        ],
+        &github.url,
+    )
+    .await;
+    let err = pruner
+        .handle(event("scheduled-event.json"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("404"), "{err}");
+    assert_eq!(
+        contents(&ecr, &s.name).await,
+        before,
+        "nothing deleted when GitHub cannot answer"
+    );
 }

@@ -12,7 +12,8 @@ async fn main() -> Result<(), Error> {
     // Bad configuration fails the init, with the variable named, before any event is taken.
     let config = Config::from_env()?;
     let sdk = ecr_cache_pruner::aws::load_config().await;
-    let pruner = Pruner::new(config, Ecr::new(aws_sdk_ecr::Client::new(&sdk)));
+    let pruner = Pruner::new(config, Ecr::new(aws_sdk_ecr::Client::new(&sdk)))
+        .with_secrets(aws_sdk_secretsmanager::Client::new(&sdk));
     let pruner = &pruner;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
         let deadline =

@@ -17,28 +17,57 @@ pub struct StaleTag {
     pub age_days: i64,
 }
 
-/// Tagged images under `prefix` older than `max_age_days` whose type is not settled by
-/// `artifactMediaType`: their manifests must be read before [`stale_cache_tags`].
-pub fn stale_candidates_to_read(
-    images: &[ImageRecord],
-    prefix: &str,
-    now_secs: i64,
-    max_age_days: u32,
-) -> Vec<String> {
-    images
-        .iter()
-        .filter(|i| i.artifact_media_type.is_none() && old_enough(i, now_secs, max_age_days))
-        .filter(|i| i.tags.iter().any(|t| t.starts_with(prefix)))
-        .map(|i| i.digest.clone())
-        .collect()
-}
-
 fn old_enough(image: &ImageRecord, now_secs: i64, max_age_days: u32) -> bool {
     match image.pushed_at {
         // Unknown age is never stale.
         None => false,
         Some(pushed) => now_secs - pushed > i64::from(max_age_days) * 86_400,
     }
+}
+
+/// Tagged images under `prefix` whose type `artifactMediaType` does not settle (to read before
+/// [`gone_branch_tags`]).
+pub fn prefixed_to_read(images: &[ImageRecord], prefix: &str) -> Vec<String> {
+    images
+        .iter()
+        .filter(|i| i.artifact_media_type.is_none() && i.tags.iter().any(|t| t.starts_with(prefix)))
+        .map(|i| i.digest.clone())
+        .collect()
+}
+
+/// Cache tags whose branch no longer exists: under `prefix`, not the tag of any existing branch
+/// (`existing_tags`, computed with the same branch → tag rule), not a protected branch's tag, and
+/// naming a BuildKit cache manifest.
+pub fn gone_branch_tags(
+    images: &[ImageRecord],
+    manifests: &HashMap<String, ManifestKind>,
+    prefix: &str,
+    protected: &ProtectedBranches,
+    existing_tags: &std::collections::HashSet<String>,
+    now_secs: i64,
+) -> Vec<StaleTag> {
+    let mut gone = Vec::new();
+    for image in images {
+        if classify(image, manifests.get(&image.digest)).is_err() {
+            continue;
+        }
+        let pushed_at = image.pushed_at.unwrap_or(now_secs);
+        for tag in &image.tags {
+            if tag.starts_with(prefix)
+                && !existing_tags.contains(tag)
+                && !protected.protects_tag(prefix, tag)
+            {
+                gone.push(StaleTag {
+                    tag: tag.clone(),
+                    digest: image.digest.clone(),
+                    pushed_at,
+                    age_days: (now_secs - pushed_at) / 86_400,
+                });
+            }
+        }
+    }
+    gone.sort_by(|a, b| a.tag.cmp(&b.tag));
+    gone
 }
 
 /// Cache tags to remove: tag under `prefix`, image pushed more than `max_age_days` ago, image is a
@@ -114,7 +143,7 @@ mod tests {
             image(7, &["cache-unread"], 40, None),
         ];
         assert_eq!(
-            stale_candidates_to_read(&images, "cache-", NOW, 30),
+            prefixed_to_read(&images, "cache-"),
             vec![images[6].digest.clone()]
         );
         let stale = stale_cache_tags(&images, &HashMap::new(), "cache-", &protected, NOW, 30);
@@ -125,6 +154,35 @@ mod tests {
         let read = HashMap::from([(images[6].digest.clone(), ManifestKind::CacheManifest)]);
         let stale = stale_cache_tags(&images, &read, "cache-", &protected, NOW, 30);
         assert_eq!(stale.len(), 3);
+    }
+
+    #[test]
+    fn gone_branches_lose_their_cache_existing_ones_never() {
+        let protected = ProtectedBranches::new(parse_list("main"));
+        let cache = Some(BUILDKIT_CACHE_CONFIG);
+        let images = vec![
+            image(1, &["cache-feature-a"], 1, cache),
+            image(2, &["cache-feature-b"], 1, cache),
+            image(3, &["cache-main"], 1, cache),
+            image(
+                4,
+                &["cache-tools"],
+                1,
+                Some("application/vnd.oci.image.config.v1+json"),
+            ),
+        ];
+        let existing: std::collections::HashSet<String> =
+            ["cache-feature-a".to_string()].into_iter().collect();
+        let gone = gone_branch_tags(
+            &images,
+            &HashMap::new(),
+            "cache-",
+            &protected,
+            &existing,
+            NOW,
+        );
+        let tags: Vec<&str> = gone.iter().map(|s| s.tag.as_str()).collect();
+        assert_eq!(tags, vec!["cache-feature-b"]);
     }
 
     #[test]

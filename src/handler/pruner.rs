@@ -12,10 +12,12 @@ use thiserror::Error;
 use crate::branch_cleanup::{remove_cache_tag, TagReport};
 use crate::config::Config;
 use crate::ecr::{Ecr, EcrError};
+use crate::github_branches::GithubBranches;
 use crate::metrics::{self, RepositoryMetrics};
 use crate::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport};
 use crate::sweep::{sweep, RepositoryFailure, SweepReport};
 use crate::trigger::{decide, Decision, Trigger, TriggerError};
+use tokio::sync::OnceCell;
 
 #[derive(Debug, Error)]
 pub enum HandlerError {
@@ -25,6 +27,8 @@ pub enum HandlerError {
     UnknownInput(String),
     #[error(transparent)]
     Prune(#[from] PruneError),
+    #[error("GitHub: {0}")]
+    Github(String),
     #[error("sweep: {count} repositor(y/ies) failed, first {repository}: {error}")]
     SweepFailures {
         count: usize,
@@ -48,6 +52,7 @@ impl HandlerError {
             HandlerError::Prune(_) => "PruneFailed",
             HandlerError::DeleteFailures { .. } => "DeleteFailures",
             HandlerError::SweepFailures { .. } => "SweepFailures",
+            HandlerError::Github(_) => "GitHub",
         }
     }
 }
@@ -135,15 +140,61 @@ impl From<&Trigger> for TriggerSummary {
     }
 }
 
-/// Built once per container: configuration and the ECR adapter.
+/// Built once per container: configuration and the ECR adapter (and, when configured, the
+/// GitHub client, made on first use from the token in Secrets Manager).
 pub struct Pruner {
     pub config: Config,
     pub ecr: Ecr,
+    secrets: Option<aws_sdk_secretsmanager::Client>,
+    github: OnceCell<GithubBranches>,
 }
 
 impl Pruner {
     pub fn new(config: Config, ecr: Ecr) -> Self {
-        Pruner { config, ecr }
+        Pruner {
+            config,
+            ecr,
+            secrets: None,
+            github: OnceCell::new(),
+        }
+    }
+
+    /// With a Secrets Manager client, for `GITHUB_TOKEN_SECRET_ARN`.
+    pub fn with_secrets(mut self, secrets: aws_sdk_secretsmanager::Client) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    async fn github(&self) -> Result<Option<&GithubBranches>, String> {
+        let Some(arn) = &self.config.github_token_secret_arn else {
+            return Ok(None);
+        };
+        let secrets = self
+            .secrets
+            .as_ref()
+            .ok_or("GITHUB_TOKEN_SECRET_ARN is set but no Secrets Manager client was given")?;
+        let client = self
+            .github
+            .get_or_try_init(|| async {
+                let token = secrets
+                    .get_secret_value()
+                    .secret_id(arn)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "reading the GitHub token failed: {}",
+                            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
+                        )
+                    })?
+                    .secret_string()
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .ok_or("the GitHub token secret has no SecretString")?;
+                GithubBranches::new(&self.config.github_api_url, &token)
+            })
+            .await?;
+        Ok(Some(client))
     }
 
     fn settings(&self) -> PruneSettings {
@@ -263,7 +314,8 @@ impl Pruner {
                 .duration_since(SystemTime::now())
                 .is_ok_and(|left| left > SWEEP_SAFETY_MARGIN),
         };
-        let report = sweep(&self.ecr, &self.config, now, &time_left)
+        let github = self.github().await.map_err(HandlerError::Github)?;
+        let report = sweep(&self.ecr, &self.config, github, now, &time_left)
             .await
             .map_err(|e| HandlerError::Prune(PruneError::Ecr(e)))?;
         let mut per_repository: Vec<RepositoryMetrics> = Vec::new();

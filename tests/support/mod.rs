@@ -3,6 +3,8 @@
 //! Lambda Runtime API for running the real binaries.
 #![allow(dead_code)]
 
+pub mod fake_github;
+pub mod http;
 pub mod moto;
 pub mod registry;
 pub mod runtime_api;

@@ -5,7 +5,9 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
+
+use super::http::read_request;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
@@ -48,42 +50,8 @@ async fn connection(
     tx: mpsc::UnboundedSender<Answer>,
 ) {
     let mut buffer = Vec::new();
-    loop {
-        // Read one request: headers, then Content-Length bytes of body.
-        let header_end = loop {
-            if let Some(pos) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos + 4;
-            }
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        };
-        let head = String::from_utf8_lossy(&buffer[..header_end]).to_string();
-        let length: usize = head
-            .lines()
-            .find_map(|l| {
-                let (name, value) = l.split_once(':')?;
-                name.eq_ignore_ascii_case("content-length")
-                    .then(|| value.trim().parse().ok())?
-            })
-            .unwrap_or(0);
-        while buffer.len() < header_end + length {
-            let mut chunk = [0u8; 4096];
-            match stream.read(&mut chunk).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
-            }
-        }
-        let body = buffer[header_end..header_end + length].to_vec();
-        buffer.drain(..header_end + length);
-        let mut parts = head.split_whitespace();
-        let (method, path) = (
-            parts.next().unwrap_or(""),
-            parts.next().unwrap_or("").to_owned(),
-        );
-
+    while let Some(request) = read_request(&mut stream, &mut buffer).await {
+        let (method, path, body) = (request.method, request.path, request.body);
         if method == "GET" && path.ends_with("/runtime/invocation/next") {
             let next = queue.lock().unwrap().pop_front();
             let Some((n, event)) = next else {

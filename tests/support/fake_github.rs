@@ -1,0 +1,101 @@
+//! A fake of the GitHub REST API's branch listing on loopback: real HTTP, real pagination
+//! (`Link: <…>; rel="next"`), token check, 404 for unknown repositories.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+use super::http::read_request;
+
+pub const TOKEN: &str = "ghp_exampletoken0123456789";
+const PAGE_SIZE: usize = 2;
+
+pub struct FakeGithub {
+    pub url: String,
+    /// Paths requested, in order.
+    pub requests: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeGithub {
+    /// Serves `repositories` (`owner/name` → branch names).
+    pub async fn start(repositories: HashMap<String, Vec<String>>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (log, base, repos) = (requests.clone(), url.clone(), Arc::new(repositories));
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let (log, base, repos) = (log.clone(), base.clone(), repos.clone());
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    while let Some(request) = read_request(&mut stream, &mut buffer).await {
+                        log.lock().unwrap().push(request.path.clone());
+                        let (status, body, link) = answer(&request, &base, &repos);
+                        let link = link.map(|l| format!("Link: {l}\r\n")).unwrap_or_default();
+                        let response = format!(
+                            "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{link}Content-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if stream.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        FakeGithub { url, requests }
+    }
+}
+
+fn answer(
+    request: &super::http::Request,
+    base: &str,
+    repos: &HashMap<String, Vec<String>>,
+) -> (&'static str, String, Option<String>) {
+    if request.header("authorization") != Some(&format!("Bearer {TOKEN}")) {
+        return (
+            "401 Unauthorized",
+            json!({"message": "Bad credentials"}).to_string(),
+            None,
+        );
+    }
+    let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let ["repos", owner, name, "branches"] = parts.as_slice() else {
+        return (
+            "404 Not Found",
+            json!({"message": "Not Found"}).to_string(),
+            None,
+        );
+    };
+    let Some(branches) = repos.get(&format!("{owner}/{name}")) else {
+        return (
+            "404 Not Found",
+            json!({"message": "Not Found"}).to_string(),
+            None,
+        );
+    };
+    let page: usize = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("page="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1);
+    let items: Vec<_> = branches
+        .iter()
+        .skip((page - 1) * PAGE_SIZE)
+        .take(PAGE_SIZE)
+        .map(|b| json!({"name": b, "commit": {"sha": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
+                         "url": format!("{base}/repos/{owner}/{name}/commits/6113728f")}, "protected": false}))
+        .collect();
+    let link = (page * PAGE_SIZE < branches.len()).then(|| {
+        format!(
+            "<{base}/repos/{owner}/{name}/branches?per_page=100&page={}>; rel=\"next\"",
+            page + 1
+        )
+    });
+    ("200 OK", serde_json::Value::Array(items).to_string(), link)
+}
