@@ -2,7 +2,7 @@
 //! Pure: validation happens here, before any AWS call.
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
@@ -10,7 +10,8 @@ use crate::config::Config;
 use crate::core::branch::cache_tag_for_branch;
 use crate::names::{is_valid_digest, is_valid_repository_name, is_valid_tag};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Trigger {
     /// A cache tag was pushed: prune that repository's stale cache manifests.
     CachePush {

@@ -25,14 +25,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 async fn seeded() -> (String, Manifest, Manifest) {
-    let ecr = ecr_client();
-    let name = unique_name("cli");
-    create_repository(&ecr, &name).await;
-    let stale = cache_manifest(&format!("{name}-stale"));
-    push(&ecr, &name, &stale, None).await;
-    let current = cache_manifest(&format!("{name}-current"));
-    push(&ecr, &name, &current, Some("cache-main")).await;
-    (name, stale, current)
+    repository_with_stale_cache(&ecr_client(), "cli").await
 }
 
 #[tokio::test]

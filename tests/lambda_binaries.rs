@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{json, Value};
-use support::moto::{ecr_client, endpoint, event, unique_name};
+use support::moto::{ecr_client, endpoint, event};
 use support::registry::*;
 use support::runtime_api::{lambda_env, Answer, FakeRuntimeApi};
 use tokio::io::AsyncReadExt;
@@ -23,12 +23,7 @@ async fn next_answer(api: &mut FakeRuntimeApi) -> Answer {
 #[tokio::test]
 async fn pruner_binary_serves_events_and_survives_bad_input() {
     let ecr = ecr_client();
-    let repository = unique_name("bin");
-    create_repository(&ecr, &repository).await;
-    let stale = cache_manifest(&format!("{repository}-stale"));
-    push(&ecr, &repository, &stale, None).await;
-    let current = cache_manifest(&format!("{repository}-current"));
-    push(&ecr, &repository, &current, Some("cache-main")).await;
+    let (repository, stale, current) = repository_with_stale_cache(&ecr, "bin").await;
 
     let mut good = event("ecr-push-cache.json");
     good["detail"]["repository-name"] = json!(repository);
@@ -108,17 +103,8 @@ async fn pruner_binary_refuses_bad_configuration_at_init() {
 
 #[tokio::test]
 async fn github_webhook_binary_verifies_and_forwards() {
-    let sdk = support::moto::sdk_config();
-    let secret_arn = aws_sdk_secretsmanager::Client::new(&sdk)
-        .create_secret()
-        .name(unique_name("webhook-secret"))
-        .secret_string("ecr-cache-pruner-example-secret")
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned();
+    let secret_arn =
+        support::moto::create_secret("webhook-secret", "ecr-cache-pruner-example-secret").await;
     let signed = event("webhook-delete-branch.json");
     let mut forged = signed.clone();
     forged["headers"]["x-hub-signature-256"] = json!(format!("sha256={}", "0".repeat(64)));

@@ -248,16 +248,7 @@ async fn a_stale_tag_pushed_again_is_not_removed() {
 async fn pruner_with_github(vars: &[(&str, &str)], github_url: &str) -> Pruner {
     let sdk = support::moto::sdk_config();
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let arn = secrets
-        .create_secret()
-        .name(unique_name("github-token"))
-        .secret_string(support::fake_github::TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .arn()
-        .unwrap()
-        .to_owned();
+    let arn = support::moto::create_secret("github-token", support::fake_github::TOKEN).await;
     let mut all: Vec<(&str, &str)> = vars.to_vec();
     all.push(("GITHUB_TOKEN_SECRET_ARN", &arn));
     all.push(("GITHUB_API_URL", github_url));

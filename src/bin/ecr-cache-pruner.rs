@@ -116,6 +116,28 @@ fn print(report: &RepositoryReport, json: bool) {
     }
 }
 
+/// Snapshot and plan (dry run) or prune one repository, behind a spinner.
+async fn prune(
+    ecr: &Ecr,
+    repository: &str,
+    dry_run: bool,
+    max_deletions: usize,
+) -> Result<RepositoryReport, Failure> {
+    let verb = if dry_run { "reading" } else { "pruning" };
+    let bar = spinner(&format!("{verb} {repository}"));
+    let settings = PruneSettings {
+        dry_run,
+        max_deletions,
+        estimate_reclaimed: true,
+    };
+    let result = match take_snapshot(ecr, repository).await {
+        Ok(snapshot) => prune_snapshot(ecr, repository, &snapshot, &HashSet::new(), settings).await,
+        Err(err) => Err(err),
+    };
+    bar.finish_and_clear();
+    result.map_err(explain)
+}
+
 fn spinner(message: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message(message.to_owned());
@@ -130,27 +152,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             Ok(0)
         }
         Command::Plan { repository, json } => {
-            let ecr = ecr().await;
-            let bar = spinner(&format!("reading {repository}"));
-            let snapshot = take_snapshot(&ecr, &repository).await.map_err(explain);
-            let report = match snapshot {
-                Ok(s) => prune_snapshot(
-                    &ecr,
-                    &repository,
-                    &s,
-                    &HashSet::new(),
-                    PruneSettings {
-                        dry_run: true,
-                        max_deletions: usize::MAX,
-                        estimate_reclaimed: true,
-                    },
-                )
-                .await
-                .map_err(explain),
-                Err(e) => Err(e),
-            };
-            bar.finish_and_clear();
-            print(&report?, json);
+            let report = prune(&ecr().await, &repository, true, usize::MAX).await?;
+            print(&report, json);
             Ok(0)
         }
         Command::Sweep {
@@ -160,26 +163,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             json,
         } => {
             let ecr = ecr().await;
-            let bar = spinner(&format!("reading {repository}"));
-            let snapshot = take_snapshot(&ecr, &repository).await.map_err(explain);
-            let planned = match &snapshot {
-                Ok(s) => prune_snapshot(
-                    &ecr,
-                    &repository,
-                    s,
-                    &HashSet::new(),
-                    PruneSettings {
-                        dry_run: true,
-                        max_deletions,
-                        estimate_reclaimed: true,
-                    },
-                )
-                .await
-                .map_err(explain),
-                Err(e) => Err(e.clone()),
-            };
-            bar.finish_and_clear();
-            let planned = planned?;
+            let planned = prune(&ecr, &repository, true, max_deletions).await?;
             if planned.would_delete.is_empty() {
                 print(&planned, json);
                 return Ok(0);
@@ -207,31 +191,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                     ));
                 }
             }
-            let bar = spinner(&format!(
-                "deleting {} manifest(s) from {repository}",
-                planned.would_delete.len()
-            ));
             // Plans again from a fresh snapshot: what was shown may have changed meanwhile, and
             // every safety check must hold at delete time.
-            let snapshot = take_snapshot(&ecr, &repository).await.map_err(explain);
-            let done = match snapshot {
-                Ok(s) => prune_snapshot(
-                    &ecr,
-                    &repository,
-                    &s,
-                    &HashSet::new(),
-                    PruneSettings {
-                        dry_run: false,
-                        max_deletions,
-                        estimate_reclaimed: true,
-                    },
-                )
-                .await
-                .map_err(explain),
-                Err(e) => Err(e),
-            };
-            bar.finish_and_clear();
-            let done = done?;
+            let done = prune(&ecr, &repository, false, max_deletions).await?;
             print(&done, json);
             Ok(if done.failures.is_empty() {
                 0

@@ -74,7 +74,7 @@ pub struct InvocationReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub trigger: Option<TriggerSummary>,
+    pub trigger: Option<Trigger>,
     pub dry_run: bool,
     /// Cache pruning per repository (push events).
     pub repositories: Vec<RepositoryReport>,
@@ -94,51 +94,6 @@ pub struct SweepSummary {
 
 /// Stop starting new repositories when less than this is left before the Lambda deadline.
 pub const SWEEP_SAFETY_MARGIN: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum TriggerSummary {
-    CachePush {
-        repository: String,
-        digest: String,
-        tag: String,
-    },
-    BranchDeleted {
-        github_repository: String,
-        branch: String,
-        tag: String,
-        repositories: Vec<String>,
-    },
-    Sweep,
-}
-
-impl From<&Trigger> for TriggerSummary {
-    fn from(trigger: &Trigger) -> Self {
-        match trigger {
-            Trigger::CachePush {
-                repository,
-                digest,
-                tag,
-            } => TriggerSummary::CachePush {
-                repository: repository.clone(),
-                digest: digest.clone(),
-                tag: tag.clone(),
-            },
-            Trigger::BranchDeleted {
-                github_repository,
-                branch,
-                tag,
-                repositories,
-            } => TriggerSummary::BranchDeleted {
-                github_repository: github_repository.clone(),
-                branch: branch.clone(),
-                tag: tag.clone(),
-                repositories: repositories.clone(),
-            },
-            Trigger::Sweep => TriggerSummary::Sweep,
-        }
-    }
-}
 
 /// Built once per container: configuration and the ECR adapter (and, when configured, the
 /// GitHub client, made on first use from the token in Secrets Manager).
@@ -252,7 +207,7 @@ impl Pruner {
         let mut report = InvocationReport {
             outcome: "pruned",
             reason: None,
-            trigger: Some((&trigger).into()),
+            trigger: Some(trigger.clone()),
             dry_run: self.config.dry_run,
             repositories: vec![],
             tags: vec![],

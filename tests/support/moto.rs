@@ -93,3 +93,17 @@ pub fn event(name: &str) -> serde_json::Value {
         .unwrap();
     serde_json::from_str(&text).unwrap()
 }
+
+/// Creates a Secrets Manager secret with a unique name; returns its ARN.
+pub async fn create_secret(prefix: &str, value: &str) -> String {
+    aws_sdk_secretsmanager::Client::new(&sdk_config())
+        .create_secret()
+        .name(unique_name(prefix))
+        .secret_string(value)
+        .send()
+        .await
+        .expect("create secret")
+        .arn()
+        .expect("secret ARN")
+        .to_owned()
+}

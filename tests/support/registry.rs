@@ -144,3 +144,17 @@ pub async fn contents(ecr: &Client, repository: &str) -> BTreeMap<String, Vec<St
     }
     out
 }
+
+/// A new repository with one superseded (untagged) cache manifest and the current `cache-main`.
+pub async fn repository_with_stale_cache(
+    ecr: &Client,
+    prefix: &str,
+) -> (String, Manifest, Manifest) {
+    let name = super::moto::unique_name(prefix);
+    create_repository(ecr, &name).await;
+    let stale = cache_manifest(&format!("{name}-stale"));
+    push(ecr, &name, &stale, None).await;
+    let current = cache_manifest(&format!("{name}-current"));
+    push(ecr, &name, &current, Some("cache-main")).await;
+    (name, stale, current)
+}
