@@ -116,3 +116,41 @@ fn clear_errors_and_exit_codes() {
         text(&no_credentials.stderr)
     );
 }
+
+#[tokio::test]
+async fn reclaimed_bytes_count_only_layers_no_kept_manifest_uses() {
+    let ecr = ecr_client();
+    let name = unique_name("reclaim");
+    create_repository(&ecr, &name).await;
+    let base = format!("{name}-base");
+    let deps = format!("{name}-deps");
+    let (old_src, new_src) = (format!("{name}-src-old"), format!("{name}-src-new"));
+    // Consecutive caches of one branch: same base and dependency layers, new source layer.
+    let old = cache_manifest_with_layers(
+        &format!("{name}-old"),
+        &[
+            (&base, 100_000_000),
+            (&deps, 50_000_000),
+            (&old_src, 3_000_000),
+        ],
+    );
+    let new = cache_manifest_with_layers(
+        &format!("{name}-new"),
+        &[
+            (&base, 100_000_000),
+            (&deps, 50_000_000),
+            (&new_src, 3_100_000),
+        ],
+    );
+    push(&ecr, &name, &old, None).await;
+    push(&ecr, &name, &new, Some("cache-main")).await;
+
+    let out = cli(&["plan", "--repository", &name, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        report["would_delete"][0]["digest"],
+        serde_json::json!(old.digest)
+    );
+    // Only the old source layer and the old config are freed.
+    assert_eq!(report["reclaimed_bytes_estimate"], 3_000_000 + 1000);
+}

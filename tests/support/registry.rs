@@ -50,6 +50,24 @@ pub fn cache_manifest(seed: &str) -> Manifest {
     )
 }
 
+/// A cache manifest over the given `(seed, size)` layers, so tests control which layers two
+/// manifests share.
+pub fn cache_manifest_with_layers(seed: &str, layers: &[(&str, u64)]) -> Manifest {
+    let layers: Vec<Value> = layers
+        .iter()
+        .map(|(layer, size)| {
+            json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                   "digest": fake_digest(layer), "size": size})
+        })
+        .collect();
+    Manifest::new(
+        json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+               "config": {"mediaType": CACHE_CONFIG, "digest": fake_digest(&format!("{seed}-config")), "size": 1000},
+               "layers": layers}),
+        OCI_MANIFEST,
+    )
+}
+
 /// A single-platform application image manifest.
 pub fn app_manifest(seed: &str, arch: &str) -> Manifest {
     Manifest::new(
