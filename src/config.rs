@@ -30,6 +30,18 @@ fn invalid(variable: &'static str, value: &str, problem: impl Into<String>) -> C
     }
 }
 
+/// `true`/`false` (any case); unset is false.
+fn boolean(value: Option<String>, variable: &'static str) -> Result<bool, ConfigError> {
+    match value {
+        None => Ok(false),
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(invalid(variable, &v, "must be true or false")),
+        },
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub cache_tag_prefix: String,
@@ -43,6 +55,9 @@ pub struct Config {
     pub stale_cache_days: Option<u32>,
     /// CloudWatch namespace of the embedded metrics (`METRICS_NAMESPACE`).
     pub metrics_namespace: String,
+    /// Also estimate bytes reclaimed on push events (`ESTIMATE_RECLAIMED_BYTES`; costs one
+    /// BatchGetImage per 100 images of the repository). The sweep always estimates.
+    pub estimate_reclaimed_on_push: bool,
     /// Secrets Manager secret holding a GitHub token (`GITHUB_TOKEN_SECRET_ARN`): when set, the
     /// sweep removes cache tags of branches that no longer exist and never those that do.
     pub github_token_secret_arn: Option<String>,
@@ -90,14 +105,9 @@ impl Config {
             ));
         }
 
-        let dry_run = match get("DRY_RUN") {
-            None => false,
-            Some(v) => match v.trim().to_ascii_lowercase().as_str() {
-                "true" => true,
-                "false" => false,
-                _ => return Err(invalid("DRY_RUN", &v, "must be true or false")),
-            },
-        };
+        let dry_run = boolean(get("DRY_RUN"), "DRY_RUN")?;
+        let estimate_reclaimed_on_push =
+            boolean(get("ESTIMATE_RECLAIMED_BYTES"), "ESTIMATE_RECLAIMED_BYTES")?;
 
         let repository_map = match get("REPOSITORY_MAP") {
             None => RepositoryMap::default(),
@@ -168,6 +178,7 @@ impl Config {
         }
 
         Ok(Config {
+            estimate_reclaimed_on_push,
             github_token_secret_arn,
             github_api_url,
             github_owner,
@@ -282,6 +293,7 @@ mod tests {
     fn bad_values_name_the_variable() {
         for (var, value) in [
             ("DRY_RUN", "maybe"),
+            ("ESTIMATE_RECLAIMED_BYTES", "yes"),
             ("CACHE_TAG_PREFIX", "cache/"),
             ("CACHE_TAG_PREFIX", "-x"),
             ("PROTECTED_BRANCHES", " , "),

@@ -340,3 +340,26 @@ async fn missing_repository_is_reported_not_retried() {
         .unwrap();
     assert_eq!(report["outcome"], "repository_not_found");
 }
+
+#[tokio::test]
+async fn push_path_estimates_reclaimed_bytes_when_asked() {
+    let ecr = ecr_client();
+    let s = seed(&ecr).await;
+    let plain = pruner(&[("DRY_RUN", "true")])
+        .handle(push_event(&s.repository, &s.current_cache.digest))
+        .await
+        .unwrap();
+    assert!(plain["repositories"][0]
+        .get("reclaimed_bytes_estimate")
+        .is_none());
+    let estimated = pruner(&[("DRY_RUN", "true"), ("ESTIMATE_RECLAIMED_BYTES", "true")])
+        .handle(push_event(&s.repository, &s.current_cache.digest))
+        .await
+        .unwrap();
+    // The two stale caches share no layers with anything kept: all their blobs are freed.
+    let per_manifest = 1832 + (52_428_800 + 52_428_801 + 52_428_802);
+    assert_eq!(
+        estimated["repositories"][0]["reclaimed_bytes_estimate"],
+        2 * per_manifest
+    );
+}

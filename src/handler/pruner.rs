@@ -156,7 +156,7 @@ impl Pruner {
         PruneSettings {
             dry_run: self.config.dry_run,
             max_deletions: self.config.max_deletions,
-            estimate_reclaimed: false,
+            estimate_reclaimed: self.config.estimate_reclaimed_on_push,
         }
     }
 
