@@ -197,6 +197,25 @@ fn settings() -> PruneSettings {
     }
 }
 
+/// Prunes a repository holding `images` (unchanged by delete time), with `failures` answered by
+/// BatchDeleteImage.
+async fn prune_simple(
+    images: Vec<Img>,
+    failures: Vec<(usize, ImageFailureCode)>,
+    settings: PruneSettings,
+) -> ecr_cache_pruner::prune::RepositoryReport {
+    let (list, check, get, delete) = (
+        listing(images.clone()),
+        recheck(images),
+        manifests(vec![]),
+        deleter(failures),
+    );
+    let ecr = client(&[&list, &check, &get, &delete]);
+    prune_repository(&ecr, REPO, &HashSet::new(), settings)
+        .await
+        .unwrap()
+}
+
 fn sorted_digests<'a>(it: impl Iterator<Item = &'a String>) -> Vec<String> {
     let mut v: Vec<String> = it.cloned().collect();
     v.sort();
@@ -288,16 +307,8 @@ async fn api_calls_for_a_typical_push_meet_the_budget() {
 #[tokio::test]
 async fn referenced_by_manifest_list_failure_is_reported_and_the_rest_is_done() {
     let images: Vec<Img> = (0..4).map(untagged_cache).collect();
-    let (list, check, get, delete) = (
-        listing(images.clone()),
-        recheck(images),
-        manifests(vec![]),
-        deleter(vec![(2, ImageFailureCode::ImageReferencedByManifestList)]),
-    );
-    let ecr = client(&[&list, &check, &get, &delete]);
-    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
-        .await
-        .unwrap();
+    let failures = vec![(2, ImageFailureCode::ImageReferencedByManifestList)];
+    let report = prune_simple(images, failures, settings()).await;
     assert_eq!(
         sorted_digests(report.deleted.iter().map(|p| &p.digest)),
         vec![d(0), d(1), d(3)]
@@ -313,16 +324,8 @@ async fn referenced_by_manifest_list_failure_is_reported_and_the_rest_is_done() 
 #[tokio::test]
 async fn image_not_found_on_delete_means_already_done() {
     let images: Vec<Img> = (0..3).map(untagged_cache).collect();
-    let (list, check, get, delete) = (
-        listing(images.clone()),
-        recheck(images),
-        manifests(vec![]),
-        deleter(vec![(1, ImageFailureCode::ImageNotFound)]),
-    );
-    let ecr = client(&[&list, &check, &get, &delete]);
-    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
-        .await
-        .unwrap();
+    let failures = vec![(1, ImageFailureCode::ImageNotFound)];
+    let report = prune_simple(images, failures, settings()).await;
     assert!(report.is_complete());
     assert_eq!(report.already_deleted, vec![d(1)]);
     assert_eq!(report.deleted.len(), 2);
@@ -480,25 +483,11 @@ async fn recheck_falls_back_to_a_listing_when_a_candidate_vanished() {
 #[tokio::test]
 async fn deletion_cap_leaves_the_rest_for_later() {
     let images: Vec<Img> = (0..250).map(untagged_cache).collect();
-    let (list, check, get, delete) = (
-        listing(images.clone()),
-        recheck(images),
-        manifests(vec![]),
-        deleter(vec![]),
-    );
-    let ecr = client(&[&list, &check, &get, &delete]);
-    let report = prune_repository(
-        &ecr,
-        REPO,
-        &HashSet::new(),
-        PruneSettings {
-            dry_run: false,
-            max_deletions: 120,
-            estimate_reclaimed: false,
-        },
-    )
-    .await
-    .unwrap();
+    let capped = PruneSettings {
+        max_deletions: 120,
+        ..settings()
+    };
+    let report = prune_simple(images, vec![], capped).await;
     assert_eq!(report.deleted.len(), 120);
     assert_eq!(report.remaining, 130);
     // oldest first

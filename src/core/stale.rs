@@ -46,18 +46,31 @@ pub fn gone_branch_tags(
     existing_tags: &std::collections::HashSet<String>,
     now_secs: i64,
 ) -> Vec<StaleTag> {
-    let mut gone = Vec::new();
+    removable_cache_tags(images, manifests, prefix, protected, now_secs, |_, tag| {
+        !existing_tags.contains(tag)
+    })
+}
+
+/// Tags under `prefix` of BuildKit cache manifests that no protected branch can own and that
+/// `select(image, tag)` picks, sorted by tag.
+fn removable_cache_tags(
+    images: &[ImageRecord],
+    manifests: &HashMap<String, ManifestKind>,
+    prefix: &str,
+    protected: &ProtectedBranches,
+    now_secs: i64,
+    select: impl Fn(&ImageRecord, &str) -> bool,
+) -> Vec<StaleTag> {
+    let mut found = Vec::new();
     for image in images {
         if classify(image, manifests.get(&image.digest)).is_err() {
             continue;
         }
         let pushed_at = image.pushed_at.unwrap_or(now_secs);
         for tag in &image.tags {
-            if tag.starts_with(prefix)
-                && !existing_tags.contains(tag)
-                && !protected.protects_tag(prefix, tag)
+            if tag.starts_with(prefix) && !protected.protects_tag(prefix, tag) && select(image, tag)
             {
-                gone.push(StaleTag {
+                found.push(StaleTag {
                     tag: tag.clone(),
                     digest: image.digest.clone(),
                     pushed_at,
@@ -66,8 +79,8 @@ pub fn gone_branch_tags(
             }
         }
     }
-    gone.sort_by(|a, b| a.tag.cmp(&b.tag));
-    gone
+    found.sort_by(|a, b| a.tag.cmp(&b.tag));
+    found
 }
 
 /// Cache tags to remove: tag under `prefix`, image pushed more than `max_age_days` ago, image is a
@@ -80,28 +93,14 @@ pub fn stale_cache_tags(
     now_secs: i64,
     max_age_days: u32,
 ) -> Vec<StaleTag> {
-    let mut stale = Vec::new();
-    for image in images {
-        if !old_enough(image, now_secs, max_age_days) {
-            continue;
-        }
-        if classify(image, manifests.get(&image.digest)).is_err() {
-            continue;
-        }
-        let pushed_at = image.pushed_at.unwrap_or_default();
-        for tag in &image.tags {
-            if tag.starts_with(prefix) && !protected.protects_tag(prefix, tag) {
-                stale.push(StaleTag {
-                    tag: tag.clone(),
-                    digest: image.digest.clone(),
-                    pushed_at,
-                    age_days: (now_secs - pushed_at) / 86_400,
-                });
-            }
-        }
-    }
-    stale.sort_by(|a, b| a.tag.cmp(&b.tag));
-    stale
+    removable_cache_tags(
+        images,
+        manifests,
+        prefix,
+        protected,
+        now_secs,
+        |image, _| old_enough(image, now_secs, max_age_days),
+    )
 }
 
 #[cfg(test)]
