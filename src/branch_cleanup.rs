@@ -1,11 +1,14 @@
 //! Removing a deleted branch's cache tag (DESIGN.md §3 rule 4): by tag, never by digest, and only
 //! when the tagged manifest is BuildKit cache.
 
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::core::manifest::is_single_manifest_type;
-use crate::core::plan::{classify, KeepReason};
+use crate::core::plan::{classify, referenced_digests, KeepReason};
 use crate::ecr::{Ecr, EcrError};
+use crate::prune::{take_snapshot, PruneError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -39,13 +42,18 @@ pub struct TagReport {
 
 /// Removes `tag` when it names a BuildKit cache manifest. With `expected_digest`, the tag is only
 /// removed while it still names that digest (a stale tag that was just pushed again is fresh).
+///
+/// Removing an image's last tag deletes the image, so then rule 3 applies too: the tag stays when
+/// an index references the digest. `index_references` (digest → an index referencing it) comes
+/// from the caller's snapshot; with None, the repository is read here, only when needed.
 pub async fn remove_cache_tag(
     ecr: &Ecr,
     repository: &str,
     tag: &str,
     expected_digest: Option<&str>,
+    index_references: Option<&BTreeMap<String, String>>,
     dry_run: bool,
-) -> Result<TagReport, EcrError> {
+) -> Result<TagReport, PruneError> {
     let report = |digest: Option<String>, other_tags: Vec<String>, outcome| TagReport {
         repository: repository.to_owned(),
         tag: tag.to_owned(),
@@ -59,7 +67,7 @@ pub async fn remove_cache_tag(
         Err(EcrError::RepositoryNotFound { .. }) => {
             return Ok(report(None, vec![], TagOutcome::RepositoryNotFound))
         }
-        Err(err) => return Err(err),
+        Err(err) => return Err(err.into()),
     };
     let other_tags: Vec<String> = image.tags.iter().filter(|t| *t != tag).cloned().collect();
     if let Some(expected) = expected_digest {
@@ -91,6 +99,21 @@ pub async fn remove_cache_tag(
         ));
     }
     let image_deleted = other_tags.is_empty();
+    if image_deleted {
+        let index = match index_references {
+            Some(references) => references.get(&image.digest).cloned(),
+            // Fails closed: an unreadable repository or index is an error, nothing removed.
+            None => referenced_digests(&take_snapshot(ecr, repository).await?.manifests)
+                .remove(&image.digest),
+        };
+        if let Some(index) = index {
+            return Ok(report(
+                Some(image.digest),
+                other_tags,
+                TagOutcome::Kept(KeepReason::ReferencedByIndex { index }),
+            ));
+        }
+    }
     if dry_run {
         return Ok(report(
             Some(image.digest),

@@ -10,6 +10,7 @@ use crate::branch_cleanup::{remove_cache_tag, TagReport};
 use crate::config::Config;
 use crate::core::branch::cache_tag_for_branch;
 use crate::core::glob::any_matches;
+use crate::core::plan::referenced_digests;
 use crate::core::stale::{gone_branch_tags, prefixed_to_read, stale_cache_tags, StaleTag};
 use crate::ecr::{Ecr, EcrError};
 use crate::github_branches::GithubBranches;
@@ -148,12 +149,20 @@ async fn sweep_repository(
         candidates.dedup_by(|a, b| a.tag == b.tag);
     }
 
+    // The snapshot read every index, so its references are complete (rule 3).
+    let index_references = referenced_digests(&snapshot.manifests);
     let mut tags = Vec::new();
     for tag in candidates {
-        let removed =
-            remove_cache_tag(ecr, repository, &tag.tag, Some(&tag.digest), config.dry_run)
-                .await
-                .map_err(|e| e.to_string())?;
+        let removed = remove_cache_tag(
+            ecr,
+            repository,
+            &tag.tag,
+            Some(&tag.digest),
+            Some(&index_references),
+            config.dry_run,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         tags.push(removed);
     }
     Ok((pruned, tags))

@@ -193,3 +193,41 @@ async fn repository_map_fans_out_to_several_repositories() {
             .contains_key(&r.feature.digest));
     }
 }
+
+#[tokio::test]
+async fn last_tag_of_an_index_referenced_cache_is_kept() {
+    // Removing an image's last tag deletes the image; an index still needs it (rule 3).
+    let ecr = ecr_client();
+    let name = unique_name("refd");
+    create_repository(&ecr, &name).await;
+    let cache = cache_manifest(&format!("{name}-z"));
+    push(&ecr, &name, &cache, Some("cache-feature-z")).await;
+    let bundle = index(&[(&cache, json!({}))]);
+    push(&ecr, &name, &bundle, Some("bundle")).await;
+    let before = contents(&ecr, &name).await;
+
+    let report = pruner(&[])
+        .handle(branch_deleted(&name, "feature/z"))
+        .await
+        .unwrap();
+    assert_eq!(report["tags"][0]["outcome"], "kept", "{report}");
+    assert_eq!(report["tags"][0]["reason"], "referenced_by_index");
+    assert_eq!(report["tags"][0]["index"], json!(bundle.digest));
+    assert_eq!(contents(&ecr, &name).await, before);
+}
+
+#[tokio::test]
+async fn branch_deletion_arrives_through_the_queue() {
+    let ecr = ecr_client();
+    let r = seed(&ecr).await;
+    let mut batch = event("sqs-batch-branch-delete.json");
+    let mut body: Value =
+        serde_json::from_str(batch["Records"][0]["body"].as_str().unwrap()).unwrap();
+    body["detail"]["repository"]["full_name"] = json!(format!("acme/{}", r.name));
+    batch["Records"][0]["body"] = json!(body.to_string());
+    let response = pruner(&[]).handle(batch).await.unwrap();
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    assert!(!contents(&ecr, &r.name)
+        .await
+        .contains_key(&r.feature.digest));
+}

@@ -233,6 +233,7 @@ async fn a_stale_tag_pushed_again_is_not_removed() {
         &name,
         "cache-feature-y",
         Some("sha256:0000000000000000000000000000000000000000000000000000000000000000"),
+        None,
         false,
     )
     .await
@@ -375,4 +376,36 @@ async fn github_failure_leaves_the_repository_alone() {
         before,
         "nothing deleted when GitHub cannot answer"
     );
+}
+
+#[tokio::test]
+async fn stale_expiry_keeps_an_index_referenced_cache() {
+    let ecr = ecr_client();
+    let team = unique_name("stalerefd");
+    let name = format!("{team}/web");
+    create_repository(&ecr, &name).await;
+    let cache = cache_manifest(&format!("{name}-old"));
+    push(&ecr, &name, &cache, Some("cache-old-branch")).await;
+    let bundle = index(&[(&cache, json!({}))]);
+    push(&ecr, &name, &bundle, Some("bundle")).await;
+    let before = contents(&ecr, &name).await;
+
+    let cfg = config(&[
+        ("SWEEP_REPOSITORIES", &format!("{team}/*")),
+        ("STALE_CACHE_DAYS", "30"),
+    ]);
+    let always = || true;
+    let report = sweep(
+        &Ecr::new(ecr_client()),
+        &cfg,
+        None,
+        now() + 40 * 86_400,
+        &always,
+    )
+    .await
+    .unwrap();
+    let outcome = serde_json::to_value(&report.tags[0]).unwrap();
+    assert_eq!(outcome["outcome"], "kept", "{outcome}");
+    assert_eq!(outcome["reason"], "referenced_by_index");
+    assert_eq!(contents(&ecr, &name).await, before);
 }

@@ -321,7 +321,9 @@ impl Pruner {
         let mut reports = Vec::new();
         let mut first_error = None;
         for repository in repositories {
-            match remove_cache_tag(&self.ecr, repository, tag, None, self.config.dry_run).await {
+            match remove_cache_tag(&self.ecr, repository, tag, None, None, self.config.dry_run)
+                .await
+            {
                 Ok(report) => {
                     let mut m = RepositoryMetrics {
                         repository: repository.clone(),
@@ -350,7 +352,7 @@ impl Pruner {
             }
         }
         match first_error {
-            Some(err) => Err(HandlerError::Prune(PruneError::Ecr(err))),
+            Some(err) => Err(HandlerError::Prune(err)),
             None => Ok(reports),
         }
     }
