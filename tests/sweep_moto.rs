@@ -323,15 +323,6 @@ async fn github_check_removes_gone_branches_and_never_existing_ones() {
     );
 
     // Even when old enough for STALE_CACHE_DAYS, an existing branch keeps its cache.
-    let pruner = pruner_with_github(
-        &[
-            ("SWEEP_REPOSITORIES", &format!("{team}/*")),
-            ("GITHUB_OWNER", "acme"),
-            ("STALE_CACHE_DAYS", "30"),
-        ],
-        &github.url,
-    )
-    .await;
     let github_client = ecr_cache_pruner::github_branches::GithubBranches::new(
         &github.url,
         support::fake_github::TOKEN,
