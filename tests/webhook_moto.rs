@@ -314,7 +314,7 @@ async fn end_to_end_branch_deletion_removes_only_that_branch_cache() {
         Config::from_lookup(|n| vars.get(n).cloned()).unwrap(),
         Ecr::new(ecr_client()),
     );
-    let response = pruner.handle_sqs(batch).await;
+    let response = pruner.handle_sqs(batch, None).await;
     assert!(response.batch_item_failures.is_empty());
 
     let after = contents(&ecr, &repository).await;

@@ -175,7 +175,7 @@ impl Pruner {
         if payload.get("Records").is_some() {
             let event: SqsEvent = serde_json::from_value(payload)
                 .map_err(|e| HandlerError::UnknownInput(format!("bad SQS event: {e}")))?;
-            let response = self.handle_sqs_with_deadline(event, deadline).await;
+            let response = self.handle_sqs(event, deadline).await;
             return Ok(serde_json::to_value(response).expect("SQS response serializes"));
         }
         if payload.get("detail-type").is_none() {
@@ -183,16 +183,12 @@ impl Pruner {
                 "no `Records` and no `detail-type` field".into(),
             ));
         }
-        let report = self.handle_event_with_deadline(&payload, deadline).await?;
+        let report = self.handle_event(&payload, deadline).await?;
         Ok(serde_json::to_value(report).expect("report serializes"))
     }
 
     /// One EventBridge event, invoked directly (rule target, console, `cargo lambda invoke`).
-    pub async fn handle_event(&self, event: &Value) -> Result<InvocationReport, HandlerError> {
-        self.handle_event_with_deadline(event, None).await
-    }
-
-    pub async fn handle_event_with_deadline(
+    pub async fn handle_event(
         &self,
         event: &Value,
         deadline: Option<SystemTime>,
@@ -371,11 +367,7 @@ impl Pruner {
 
     /// An SQS batch: each repository is pruned once however many of its pushes the batch holds;
     /// a failure marks exactly the records that asked for that repository.
-    pub async fn handle_sqs(&self, event: SqsEvent) -> SqsBatchResponse {
-        self.handle_sqs_with_deadline(event, None).await
-    }
-
-    pub async fn handle_sqs_with_deadline(
+    pub async fn handle_sqs(
         &self,
         event: SqsEvent,
         deadline: Option<SystemTime>,
