@@ -12,12 +12,12 @@ use aws_sdk_ecr::primitives::DateTime;
 use aws_sdk_ecr::types::{ImageDetail, ImageIdentifier};
 use aws_sdk_ecr::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
+use ecr_cache_pruner::adapters::ecr::EcrRegistry;
+use ecr_cache_pruner::app::prune::{prune_repository, PruneSettings};
 use ecr_cache_pruner::core::manifest::{
     ManifestKind, BUILDKIT_CACHE_CONFIG, OCI_INDEX, OCI_MANIFEST,
 };
 use ecr_cache_pruner::core::plan::{manifests_to_read, plan, ImageRecord, PlanSettings};
-use ecr_cache_pruner::ecr::Ecr;
-use ecr_cache_pruner::prune::{prune_repository, PruneSettings};
 
 fn digest(n: usize) -> String {
     format!("sha256:{n:064x}")
@@ -58,6 +58,7 @@ fn repository(n: usize) -> (Vec<ImageRecord>, HashMap<String, ManifestKind>) {
             size_bytes: Some(200_000_000),
             manifest_media_type: Some(media.into()),
             artifact_media_type: artifact.map(str::to_owned),
+            ..Default::default()
         });
     }
     (images, manifests)
@@ -164,7 +165,7 @@ async fn prune_with_mocks(n: usize) -> (Duration, usize) {
         RuleMode::MatchAny,
         &[&list, &recheck, &get, &delete]
     );
-    let ecr = Ecr::new(client);
+    let ecr = EcrRegistry::new(client);
     let settings = PruneSettings {
         dry_run: false,
         max_deletions: 100_000,

@@ -1,19 +1,11 @@
 //! ecr-cache-pruner: deletes stale BuildKit registry cache from Amazon ECR, safely.
 //!
-//! Layout: [`core`] decides (pure), [`ecr`] talks to ECR, [`prune`] sequences one repository,
-//! [`trigger`] reads events, [`handler`] is the Lambda-facing glue, [`aws`] builds SDK clients.
+//! Hexagonal layout: [`core`] decides (pure, no I/O); [`app`] runs the use cases over ports
+//! (`Registry`, `BranchLister`); [`adapters`] implement the ports on ECR and GitHub and hold the
+//! other AWS glue; [`inbound`] is what drives it all (the Lambda handlers, their configuration,
+//! the CLI's rendering); `src/bin/` holds the thin mains.
 
-pub mod aws;
-pub mod branch_cleanup;
-pub mod cli;
-pub mod config;
+pub mod adapters;
+pub mod app;
 pub mod core;
-pub mod ecr;
-pub mod github;
-pub mod github_branches;
-pub mod handler;
-pub mod metrics;
-pub mod names;
-pub mod prune;
-pub mod sweep;
-pub mod trigger;
+pub mod inbound;

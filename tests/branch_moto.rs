@@ -2,25 +2,9 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
-use ecr_cache_pruner::config::Config;
-use ecr_cache_pruner::ecr::Ecr;
-use ecr_cache_pruner::handler::pruner::Pruner;
 use serde_json::{json, Value};
-use support::moto::{ecr_client, event, unique_name};
+use support::moto::{ecr_client, event, pruner, unique_name};
 use support::registry::*;
-
-fn pruner(vars: &[(&str, &str)]) -> Pruner {
-    let vars: BTreeMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Pruner::new(
-        Config::from_lookup(|n| vars.get(n).cloned()).unwrap(),
-        Ecr::new(ecr_client()),
-    )
-}
 
 /// The `delete` sample for `branch`, on a GitHub repository `acme/<repository>`.
 fn branch_deleted(repository: &str, branch: &str) -> Value {

@@ -2,18 +2,23 @@
 //! ECR is replaced by aws-smithy-mocks rules; everything above the SDK is the real code.
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+use aws_smithy_async::test_util::instant_time_and_sleep;
 
 use aws_sdk_ecr::error::ErrorMetadata;
 use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageOutput;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageOutput;
 use aws_sdk_ecr::operation::describe_images::{DescribeImagesError, DescribeImagesOutput};
 use aws_sdk_ecr::primitives::DateTime;
-use aws_sdk_ecr::types::{Image, ImageDetail, ImageFailure, ImageFailureCode, ImageIdentifier};
+use aws_sdk_ecr::types::{
+    Image, ImageDetail, ImageFailure, ImageFailureCode, ImageIdentifier, ImageStatus,
+    ImageStatusFilter,
+};
 use aws_sdk_ecr::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
-use ecr_cache_pruner::ecr::Ecr;
-use ecr_cache_pruner::prune::{prune_repository, PruneError, PruneSettings};
+use ecr_cache_pruner::adapters::ecr::EcrRegistry;
+use ecr_cache_pruner::app::prune::{prune_repository, PruneError, PruneSettings};
 use serde_json::json;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -31,6 +36,8 @@ struct Img {
     tags: Vec<String>,
     manifest_type: &'static str,
     artifact: Option<&'static str>,
+    /// ECR's `imageStatus`; None as before the archive storage class.
+    status: Option<&'static str>,
 }
 
 fn tagged_cache(n: usize) -> Img {
@@ -39,6 +46,7 @@ fn tagged_cache(n: usize) -> Img {
         tags: vec![format!("cache-b{n}")],
         manifest_type: OCI_MANIFEST,
         artifact: Some(CACHE),
+        status: None,
     }
 }
 fn untagged_cache(n: usize) -> Img {
@@ -47,6 +55,7 @@ fn untagged_cache(n: usize) -> Img {
         tags: vec![],
         manifest_type: OCI_MANIFEST,
         artifact: Some(CACHE),
+        status: None,
     }
 }
 fn untagged_unknown(n: usize) -> Img {
@@ -55,6 +64,7 @@ fn untagged_unknown(n: usize) -> Img {
         tags: vec![],
         manifest_type: OCI_MANIFEST,
         artifact: None,
+        status: None,
     }
 }
 fn tagged_index(n: usize) -> Img {
@@ -63,6 +73,7 @@ fn tagged_index(n: usize) -> Img {
         tags: vec![format!("v{n}")],
         manifest_type: OCI_INDEX,
         artifact: None,
+        status: None,
     }
 }
 
@@ -76,6 +87,7 @@ fn detail(img: &Img) -> ImageDetail {
         })
         .image_manifest_media_type(img.manifest_type)
         .set_artifact_media_type(img.artifact.map(str::to_owned))
+        .set_image_status(img.status.map(ImageStatus::from))
         .image_size_in_bytes(1000 + img.n as i64)
         .image_pushed_at(DateTime::from_secs(1_790_000_000 + img.n as i64))
         .build()
@@ -180,13 +192,16 @@ fn deleter(failures: Vec<(usize, ImageFailureCode)>) -> Rule {
     })
 }
 
-fn client(rules: &[&Rule]) -> Ecr {
-    let retry =
-        ecr_cache_pruner::aws::retry_config().with_initial_backoff(Duration::from_millis(1));
-    // The test defaults freeze the clock, which would stall adaptive retry's rate limiter.
-    Ecr::new(mock_client!(aws_sdk_ecr, RuleMode::MatchAny, rules, |c| c
+fn client(rules: &[&Rule]) -> EcrRegistry {
+    let retry = ecr_cache_pruner::adapters::aws::retry_config()
+        .with_initial_backoff(Duration::from_millis(1));
+    // Adaptive retry's backoff and client-side rate limiter sleep for real unless the client is
+    // given a test sleep whose clock advances with every sleep (instantly).
+    let (time, sleep) = instant_time_and_sleep(SystemTime::now());
+    EcrRegistry::new(mock_client!(aws_sdk_ecr, RuleMode::MatchAny, rules, |c| c
         .retry_config(retry.clone())
-        .time_source(aws_smithy_async::time::SystemTimeSource::new())))
+        .time_source(time.clone())
+        .sleep_impl(sleep.clone())))
 }
 
 fn settings() -> PruneSettings {
@@ -203,7 +218,7 @@ async fn prune_simple(
     images: Vec<Img>,
     failures: Vec<(usize, ImageFailureCode)>,
     settings: PruneSettings,
-) -> ecr_cache_pruner::prune::RepositoryReport {
+) -> ecr_cache_pruner::app::prune::RepositoryReport {
     let (list, check, get, delete) = (
         listing(images.clone()),
         recheck(images),
@@ -386,10 +401,10 @@ async fn server_error_on_a_later_snapshot_page_deletes_nothing() {
     let err = prune_repository(&ecr, REPO, &HashSet::new(), settings())
         .await
         .unwrap_err();
-    assert!(matches!(err, PruneError::Ecr(_)), "{err}");
+    assert!(matches!(err, PruneError::Registry(_)), "{err}");
     assert_eq!(
         broken.num_calls() as u32,
-        ecr_cache_pruner::aws::MAX_ATTEMPTS,
+        ecr_cache_pruner::adapters::aws::MAX_ATTEMPTS,
         "5xx retried to the limit"
     );
     assert_eq!(delete.num_calls(), 0);
@@ -492,4 +507,90 @@ async fn deletion_cap_leaves_the_rest_for_later() {
     assert_eq!(report.remaining, 130);
     // oldest first
     assert_eq!(report.deleted[0].digest, d(0));
+}
+
+#[tokio::test]
+async fn archived_images_are_listed_protect_their_children_and_are_never_deleted() {
+    // DescribeImages without an imageStatus filter hides ARCHIVED images: the listing must ask for
+    // every status, or an archived index's children look unreferenced.
+    let mut archived_index = tagged_index(10);
+    archived_index.tags.clear();
+    archived_index.status = Some("ARCHIVED");
+    let mut archived_cache = untagged_cache(2);
+    archived_cache.status = Some("ARCHIVED");
+    let mut activating_cache = untagged_cache(3);
+    activating_cache.status = Some("ACTIVATING");
+    let images = vec![
+        untagged_cache(0), // referenced by the archived index
+        untagged_cache(1), // the only one to delete
+        archived_cache,
+        activating_cache,
+        archived_index,
+    ];
+    let listed = images.clone();
+    let list = mock!(Client::describe_images)
+        .match_requests(|r| r.image_ids().is_empty())
+        .then_compute_output(move |req| {
+            let status = req.filter().and_then(|f| f.image_status());
+            assert_eq!(
+                status,
+                Some(&ImageStatusFilter::Any),
+                "listing must ask for ANY status"
+            );
+            DescribeImagesOutput::builder()
+                .set_image_details(Some(listed.iter().map(detail).collect()))
+                .build()
+        });
+    let (check, get, delete) = (
+        recheck(images),
+        manifests(vec![(10, vec![0])]),
+        deleter(vec![]),
+    );
+    let ecr = client(&[&list, &check, &get, &delete]);
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_digests(report.deleted.iter().map(|p| &p.digest)),
+        vec![d(1)]
+    );
+    let reason = |n: usize| {
+        serde_json::to_value(
+            &report
+                .kept
+                .iter()
+                .find(|k| k.digest == d(n))
+                .unwrap()
+                .reason,
+        )
+        .unwrap()
+    };
+    assert_eq!(reason(0)["reason"], "referenced_by_index");
+    assert_eq!(reason(2)["reason"], "not_active");
+    assert_eq!(reason(2)["status"], "ARCHIVED");
+    assert_eq!(reason(3)["status"], "ACTIVATING");
+}
+
+#[tokio::test]
+async fn a_repeated_next_token_is_an_error_not_a_complete_listing() {
+    // The SDK paginator stops silently on a repeated token; a listing that ends so is not
+    // complete, so nothing may be deleted (rule 5).
+    let images: Vec<Img> = (0..5).map(untagged_cache).collect();
+    let page = images.clone();
+    let list = mock!(Client::describe_images)
+        .match_requests(|r| r.image_ids().is_empty())
+        .then_compute_output(move |_| {
+            DescribeImagesOutput::builder()
+                .set_image_details(Some(page.iter().map(detail).collect()))
+                .next_token("same")
+                .build()
+        });
+    let (check, get, delete) = (recheck(images), manifests(vec![]), deleter(vec![]));
+    let ecr = client(&[&list, &check, &get, &delete]);
+    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("repeated"), "{err}");
+    assert_eq!(list.num_calls(), 2);
+    assert_eq!(delete.num_calls(), 0);
 }

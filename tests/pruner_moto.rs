@@ -4,21 +4,9 @@ mod support;
 
 use std::collections::BTreeMap;
 
-use ecr_cache_pruner::config::Config;
-use ecr_cache_pruner::ecr::Ecr;
-use ecr_cache_pruner::handler::pruner::Pruner;
 use serde_json::{json, Value};
-use support::moto::{ecr_client, event, unique_name};
+use support::moto::{ecr_client, event, pruner, unique_name};
 use support::registry::*;
-
-fn pruner(vars: &[(&str, &str)]) -> Pruner {
-    let vars: BTreeMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let config = Config::from_lookup(|name| vars.get(name).cloned()).unwrap();
-    Pruner::new(config, Ecr::new(ecr_client()))
-}
 
 /// The cache-tag push sample, retargeted at `repository` and `digest`.
 fn push_event(repository: &str, digest: &str) -> Value {

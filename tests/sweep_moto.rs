@@ -6,21 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ecr_cache_pruner::config::Config;
-use ecr_cache_pruner::ecr::Ecr;
-use ecr_cache_pruner::handler::pruner::Pruner;
-use ecr_cache_pruner::sweep::sweep;
+use ecr_cache_pruner::adapters::github::GithubBranches;
+use ecr_cache_pruner::app::sweep::sweep;
+use ecr_cache_pruner::inbound::pruner::Pruner;
 use serde_json::json;
-use support::moto::{ecr_client, event, unique_name};
+use support::moto::{config, ecr_client, event, registry, unique_name};
 use support::registry::*;
 
-fn config(vars: &[(&str, &str)]) -> Config {
-    let vars: BTreeMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Config::from_lookup(|n| vars.get(n).cloned()).unwrap()
-}
+/// No GitHub check (the sweep is generic over the branch lister).
+const NO_GITHUB: Option<&GithubBranches> = None;
 
 struct Seeded {
     name: String,
@@ -69,7 +63,7 @@ async fn scheduled_event_sweeps_repositories_in_scope_only() {
 
     let pruner = Pruner::new(
         config(&[("SWEEP_REPOSITORIES", &format!("{team}/*"))]),
-        Ecr::new(ecr_client()),
+        registry(),
     );
     for sample in ["scheduled-event.json", "scheduler-sweep.json"] {
         let report = pruner.handle(event(sample)).await.unwrap();
@@ -97,7 +91,7 @@ async fn scheduled_event_sweeps_repositories_in_scope_only() {
 
 #[tokio::test]
 async fn scheduled_event_without_scope_is_ignored() {
-    let report = Pruner::new(config(&[]), Ecr::new(ecr_client()))
+    let report = Pruner::new(config(&[]), registry())
         .handle(event("scheduled-event.json"))
         .await
         .unwrap();
@@ -121,7 +115,7 @@ async fn tiny_time_budget_stops_cleanly_and_reports_the_rest() {
     // Room for exactly one repository.
     let asked = AtomicUsize::new(0);
     let once = || asked.fetch_add(1, Ordering::SeqCst) == 0;
-    let report = sweep(&Ecr::new(ecr_client()), &cfg, None, now(), &once)
+    let report = sweep(&registry(), &cfg.sweep_settings(), NO_GITHUB, now(), &once)
         .await
         .unwrap();
     assert_eq!(report.repositories.len(), 1);
@@ -133,7 +127,7 @@ async fn tiny_time_budget_stops_cleanly_and_reports_the_rest() {
     }
 
     // Through the handler: a deadline inside the safety margin starts nothing.
-    let pruner = Pruner::new(cfg, Ecr::new(ecr_client()));
+    let pruner = Pruner::new(cfg, registry());
     let deadline = SystemTime::now() + Duration::from_secs(5);
     let report = pruner
         .handle_with_deadline(event("scheduled-event.json"), Some(deadline))
@@ -155,9 +149,9 @@ async fn stale_branch_caches_expire_by_age() {
     // 10 days later, with a 30-day expiry: nothing is stale yet.
     let cfg = config(&[("SWEEP_REPOSITORIES", &scope), ("STALE_CACHE_DAYS", "30")]);
     let report = sweep(
-        &Ecr::new(ecr_client()),
-        &cfg,
-        None,
+        &registry(),
+        &cfg.sweep_settings(),
+        NO_GITHUB,
         now() + 10 * 86_400,
         &always,
     )
@@ -172,9 +166,9 @@ async fn stale_branch_caches_expire_by_age() {
         ("DRY_RUN", "true"),
     ]);
     let report = sweep(
-        &Ecr::new(ecr_client()),
-        &dry,
-        None,
+        &registry(),
+        &dry.sweep_settings(),
+        NO_GITHUB,
         now() + 40 * 86_400,
         &always,
     )
@@ -205,9 +199,9 @@ async fn stale_branch_caches_expire_by_age() {
     );
 
     let report = sweep(
-        &Ecr::new(ecr_client()),
-        &cfg,
-        None,
+        &registry(),
+        &cfg.sweep_settings(),
+        NO_GITHUB,
         now() + 40 * 86_400,
         &always,
     )
@@ -228,8 +222,8 @@ async fn a_stale_tag_pushed_again_is_not_removed() {
     create_repository(&ecr, &name).await;
     let fresh = cache_manifest(&format!("{name}-fresh"));
     push(&ecr, &name, &fresh, Some("cache-feature-y")).await;
-    let report = ecr_cache_pruner::branch_cleanup::remove_cache_tag(
-        &Ecr::new(ecr_client()),
+    let report = ecr_cache_pruner::app::branch_cleanup::remove_cache_tag(
+        &registry(),
         &name,
         "cache-feature-y",
         Some("sha256:0000000000000000000000000000000000000000000000000000000000000000"),
@@ -253,7 +247,7 @@ async fn pruner_with_github(vars: &[(&str, &str)], github_url: &str) -> Pruner {
     let mut all: Vec<(&str, &str)> = vars.to_vec();
     all.push(("GITHUB_TOKEN_SECRET_ARN", &arn));
     all.push(("GITHUB_API_URL", github_url));
-    Pruner::new(config(&all), Ecr::new(ecr_client())).with_secrets(secrets)
+    Pruner::new(config(&all), registry()).with_secrets(secrets)
 }
 
 #[tokio::test]
@@ -323,15 +317,15 @@ async fn github_check_removes_gone_branches_and_never_existing_ones() {
     );
 
     // Even when old enough for STALE_CACHE_DAYS, an existing branch keeps its cache.
-    let github_client = ecr_cache_pruner::github_branches::GithubBranches::new(
+    let github_client = ecr_cache_pruner::adapters::github::GithubBranches::new(
         &github.url,
         support::fake_github::TOKEN,
     )
     .unwrap();
     let always = || true;
     let report = sweep(
-        &Ecr::new(ecr_client()),
-        &pruner.config,
+        &registry(),
+        &pruner.config.sweep_settings(),
         Some(&github_client),
         now() + 400 * 86_400,
         &always,
@@ -387,9 +381,9 @@ async fn stale_expiry_keeps_an_index_referenced_cache() {
     ]);
     let always = || true;
     let report = sweep(
-        &Ecr::new(ecr_client()),
-        &cfg,
-        None,
+        &registry(),
+        &cfg.sweep_settings(),
+        NO_GITHUB,
         now() + 40 * 86_400,
         &always,
     )

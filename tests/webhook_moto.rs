@@ -4,16 +4,11 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
 use aws_lambda_events::sqs::SqsEvent;
 use base64::Engine;
-use ecr_cache_pruner::config::Config;
-use ecr_cache_pruner::ecr::Ecr;
-use ecr_cache_pruner::github::sign;
-use ecr_cache_pruner::handler::pruner::Pruner;
-use ecr_cache_pruner::handler::webhook::{Webhook, WebhookConfig};
+use ecr_cache_pruner::core::webhook::sign;
+use ecr_cache_pruner::inbound::webhook::{Webhook, WebhookConfig};
 use serde_json::{json, Value};
 use support::moto::{ecr_client, event, sdk_config, unique_name};
 use support::registry::*;
@@ -309,11 +304,7 @@ async fn end_to_end_branch_deletion_removes_only_that_branch_cache() {
         .collect();
     assert_eq!(records.len(), 2);
     let batch: SqsEvent = serde_json::from_value(json!({"Records": records})).unwrap();
-    let vars: BTreeMap<&str, String> = BTreeMap::new();
-    let pruner = Pruner::new(
-        Config::from_lookup(|n| vars.get(n).cloned()).unwrap(),
-        Ecr::new(ecr_client()),
-    );
+    let pruner = support::moto::pruner(&[]);
     let response = pruner.handle_sqs(batch, None).await;
     assert!(response.batch_item_failures.is_empty());
 

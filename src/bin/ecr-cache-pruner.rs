@@ -10,13 +10,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use ecr_cache_pruner::cli::render_report;
-use ecr_cache_pruner::config::DEFAULT_CACHE_TAG_PREFIX;
-use ecr_cache_pruner::core::branch::cache_tag_for_branch;
-use ecr_cache_pruner::ecr::{Ecr, EcrError};
-use ecr_cache_pruner::prune::{
+use ecr_cache_pruner::adapters::ecr::EcrRegistry;
+use ecr_cache_pruner::app::ports::RegistryError;
+use ecr_cache_pruner::app::prune::{
     prune_snapshot, take_snapshot, PruneError, PruneSettings, RepositoryReport,
 };
+use ecr_cache_pruner::core::branch::cache_tag_for_branch;
+use ecr_cache_pruner::inbound::cli::render_report;
+use ecr_cache_pruner::inbound::config::DEFAULT_CACHE_TAG_PREFIX;
 
 #[derive(Parser)]
 #[command(
@@ -80,7 +81,7 @@ async fn main() -> ExitCode {
 type Failure = (u8, String);
 
 fn explain(err: PruneError) -> Failure {
-    if let PruneError::Ecr(EcrError::RepositoryNotFound { repository }) = &err {
+    if let PruneError::Registry(RegistryError::RepositoryNotFound { repository }) = &err {
         return (
             EXIT_NO_REPOSITORY,
             format!("repository {repository} does not exist (check the name and AWS_REGION)"),
@@ -100,9 +101,9 @@ fn explain(err: PruneError) -> Failure {
     }
 }
 
-async fn ecr() -> Ecr {
-    let sdk = ecr_cache_pruner::aws::load_config().await;
-    Ecr::new(aws_sdk_ecr::Client::new(&sdk))
+async fn ecr() -> EcrRegistry {
+    let sdk = ecr_cache_pruner::adapters::aws::load_config().await;
+    EcrRegistry::new(aws_sdk_ecr::Client::new(&sdk))
 }
 
 fn print(report: &RepositoryReport, json: bool) {
@@ -118,7 +119,7 @@ fn print(report: &RepositoryReport, json: bool) {
 
 /// Snapshot and plan (dry run) or prune one repository, behind a spinner.
 async fn prune(
-    ecr: &Ecr,
+    ecr: &EcrRegistry,
     repository: &str,
     dry_run: bool,
     max_deletions: usize,

@@ -1,14 +1,14 @@
 //! The `github-webhook` Lambda: verifies GitHub deliveries and puts them on EventBridge.
 
 use aws_lambda_events::lambda_function_urls::LambdaFunctionUrlRequest;
-use ecr_cache_pruner::handler::webhook::{Webhook, WebhookConfig};
+use ecr_cache_pruner::inbound::webhook::{Webhook, WebhookConfig};
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let config = WebhookConfig::from_env()?;
-    let sdk = ecr_cache_pruner::aws::load_config().await;
+    let sdk = ecr_cache_pruner::adapters::aws::load_config().await;
     // GitHub waits 10 s: give up on EventBridge (retries included) in time to answer a clear 502.
     let events_config = aws_sdk_eventbridge::config::Builder::from(&sdk)
         .timeout_config(

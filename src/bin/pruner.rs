@@ -1,8 +1,10 @@
-//! The `pruner` Lambda: prunes stale BuildKit cache manifests from ECR on push events.
+//! The `pruner` Lambda: prunes stale BuildKit cache manifests from ECR on push events, removes
+//! deleted branches' cache tags, and sweeps on a schedule.
 
-use ecr_cache_pruner::config::Config;
-use ecr_cache_pruner::ecr::Ecr;
-use ecr_cache_pruner::handler::pruner::Pruner;
+use ecr_cache_pruner::adapters::aws::load_config;
+use ecr_cache_pruner::adapters::ecr::EcrRegistry;
+use ecr_cache_pruner::inbound::config::Config;
+use ecr_cache_pruner::inbound::pruner::Pruner;
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -11,8 +13,8 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     // Bad configuration fails the init, with the variable named, before any event is taken.
     let config = Config::from_env()?;
-    let sdk = ecr_cache_pruner::aws::load_config().await;
-    let pruner = Pruner::new(config, Ecr::new(aws_sdk_ecr::Client::new(&sdk)))
+    let sdk = load_config().await;
+    let pruner = Pruner::new(config, EcrRegistry::new(aws_sdk_ecr::Client::new(&sdk)))
         .with_secrets(aws_sdk_secretsmanager::Client::new(&sdk));
     let pruner = &pruner;
     run(service_fn(move |event: LambdaEvent<Value>| async move {

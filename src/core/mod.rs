@@ -1,8 +1,16 @@
-//! The pure core: no I/O, only decisions over data.
+//! The pure core: no I/O, no SDK, runtime or HTTP types — only decisions over data.
+//!
+//! What is a cache manifest ([`manifest`]), what to delete and why ([`plan`]), which branch caches
+//! are stale or gone ([`stale`]), branch → tag ([`branch`]), which events mean what ([`trigger`]),
+//! webhook authentication ([`webhook`]), and the identifier rules they all rely on ([`names`]).
 
 pub mod branch;
 pub mod glob;
 pub mod manifest;
+pub mod names;
 pub mod plan;
 pub mod reclaim;
+pub mod repository_map;
 pub mod stale;
+pub mod trigger;
+pub mod webhook;

@@ -8,11 +8,38 @@ use serde::Serialize;
 
 use super::manifest::{is_single_manifest_type, ManifestKind, BUILDKIT_CACHE_CONFIG, OCI_MANIFEST};
 
+/// ECR's storage class state of an image. Only ACTIVE images are ever deleted (rule 8); images of
+/// every status count for index references.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ImageStatus {
+    /// Also what an image without a status is (ECR before the archive class, emulators).
+    #[default]
+    Active,
+    Archived,
+    Activating,
+    /// A status this version does not know: treated like ARCHIVED.
+    Other,
+}
+
+impl ImageStatus {
+    /// ECR's `imageStatus` string; absent means ACTIVE.
+    pub fn from_ecr(status: Option<&str>) -> Self {
+        match status {
+            None | Some("ACTIVE") => ImageStatus::Active,
+            Some("ARCHIVED") => ImageStatus::Archived,
+            Some("ACTIVATING") => ImageStatus::Activating,
+            Some(_) => ImageStatus::Other,
+        }
+    }
+}
+
 /// One image as DescribeImages reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ImageRecord {
     pub digest: String,
     pub tags: Vec<String>,
+    pub status: ImageStatus,
     /// Seconds since the Unix epoch.
     pub pushed_at: Option<i64>,
     pub size_bytes: Option<i64>,
@@ -34,12 +61,29 @@ pub enum ClassifiedBy {
     Manifest,
 }
 
+/// Why a digest is deleted. Serialized as the sentence reports have always carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum DeleteReason {
+    #[serde(rename = "untagged BuildKit cache manifest, not referenced by any index")]
+    UntaggedUnreferencedCache,
+}
+
+impl std::fmt::Display for DeleteReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            DeleteReason::UntaggedUnreferencedCache => {
+                "untagged BuildKit cache manifest, not referenced by any index"
+            }
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlannedDeletion {
     pub digest: String,
     pub size_bytes: Option<i64>,
     pub pushed_at: Option<i64>,
-    pub reason: String,
+    pub reason: DeleteReason,
     pub classified_by: ClassifiedBy,
 }
 
@@ -60,6 +104,8 @@ pub enum KeepReason {
     GainedTag { tags: Vec<String> },
     /// The tag was pushed again since the snapshot: it now names a fresh image.
     TagMoved { now: String },
+    /// ARCHIVED or ACTIVATING: only ACTIVE images are deleted (rule 8).
+    NotActive { status: ImageStatus },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -209,6 +255,12 @@ pub fn plan(
             }));
             continue;
         }
+        if image.status != ImageStatus::Active {
+            result.kept.push(keep(KeepReason::NotActive {
+                status: image.status,
+            }));
+            continue;
+        }
         match classify(image, manifests.get(&image.digest)) {
             Err(reason) => result.kept.push(keep(reason)),
             Ok(_) if settings.protect_digests.contains(&image.digest) => {
@@ -218,7 +270,7 @@ pub fn plan(
                 digest: image.digest.clone(),
                 size_bytes: image.size_bytes,
                 pushed_at: image.pushed_at,
-                reason: "untagged BuildKit cache manifest, not referenced by any index".into(),
+                reason: DeleteReason::UntaggedUnreferencedCache,
                 classified_by,
             }),
         }
@@ -238,25 +290,32 @@ pub fn plan(
     result
 }
 
-/// Applies the just-before-delete re-read of tags (rule 2). `current` maps each planned digest that
-/// still exists to its tags now; a digest absent from it is already gone.
-/// Returns the digests that are gone.
-pub fn apply_recheck(plan: &mut Plan, current: &HashMap<String, Vec<String>>) -> Vec<String> {
-    let mut gone = Vec::new();
-    let mut still = Vec::with_capacity(plan.delete.len());
-    for deletion in plan.delete.drain(..) {
+/// A batch of planned deletions after the just-before-delete re-read of its tags (rule 2).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Rechecked {
+    /// Still untagged: delete now.
+    pub delete: Vec<PlannedDeletion>,
+    /// Gained a tag since the snapshot: kept.
+    pub kept: Vec<KeptImage>,
+    /// No longer exist (a concurrent or earlier run deleted them).
+    pub gone: Vec<String>,
+}
+
+/// Applies the re-check to `batch`. `current` maps each digest that still exists to its tags now;
+/// a digest absent from it is already gone.
+pub fn recheck(batch: Vec<PlannedDeletion>, current: &HashMap<String, Vec<String>>) -> Rechecked {
+    let mut result = Rechecked::default();
+    for deletion in batch {
         match current.get(&deletion.digest) {
-            None => gone.push(deletion.digest),
-            Some(tags) if !tags.is_empty() => plan.kept.push(KeptImage {
+            None => result.gone.push(deletion.digest),
+            Some(tags) if !tags.is_empty() => result.kept.push(KeptImage {
                 digest: deletion.digest,
                 reason: KeepReason::GainedTag { tags: tags.clone() },
             }),
-            Some(_) => still.push(deletion),
+            Some(_) => result.delete.push(deletion),
         }
     }
-    plan.delete = still;
-    plan.kept.sort_by(|a, b| a.digest.cmp(&b.digest));
-    gone
+    result
 }
 
 #[cfg(test)]
@@ -273,6 +332,7 @@ mod tests {
         ImageRecord {
             digest: d(n),
             tags: tags.iter().map(|t| t.to_string()).collect(),
+            status: ImageStatus::Active,
             pushed_at: Some(1_700_000_000 + n as i64),
             size_bytes: Some(100 * n as i64),
             manifest_media_type: Some(manifest.to_owned()),
@@ -486,16 +546,72 @@ mod tests {
         let images: Vec<_> = (1..=3)
             .map(|n| image(n, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG)))
             .collect();
-        let mut plan = plan(&images, &HashMap::new(), &settings(10));
+        let plan = plan(&images, &HashMap::new(), &settings(10));
         let current = HashMap::from([(d(1), vec![]), (d(2), vec!["cache-main".to_string()])]);
-        let gone = apply_recheck(&mut plan, &current);
-        assert_eq!(gone, vec![d(3)]);
-        assert_eq!(planned(&plan), vec![d(1)]);
+        let checked = recheck(plan.delete, &current);
+        assert_eq!(checked.gone, vec![d(3)]);
+        assert_eq!(
+            checked
+                .delete
+                .iter()
+                .map(|p| p.digest.clone())
+                .collect::<Vec<_>>(),
+            vec![d(1)]
+        );
+        assert_eq!(
+            checked.kept,
+            vec![KeptImage {
+                digest: d(2),
+                reason: KeepReason::GainedTag {
+                    tags: vec!["cache-main".into()]
+                }
+            }]
+        );
+    }
+
+    #[test]
+    fn rule8_only_active_images_are_deleted() {
+        let mut archived = image(1, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG));
+        archived.status = ImageStatus::Archived;
+        let mut activating = image(2, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG));
+        activating.status = ImageStatus::Activating;
+        let active = image(3, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG));
+        let plan = plan(
+            &[archived, activating, active],
+            &HashMap::new(),
+            &settings(10),
+        );
+        assert_eq!(planned(&plan), vec![d(3)]);
+        assert_eq!(
+            kept_reason(&plan, &d(1)),
+            KeepReason::NotActive {
+                status: ImageStatus::Archived
+            }
+        );
         assert_eq!(
             kept_reason(&plan, &d(2)),
-            KeepReason::GainedTag {
-                tags: vec!["cache-main".into()]
+            KeepReason::NotActive {
+                status: ImageStatus::Activating
             }
+        );
+    }
+
+    #[test]
+    fn rule8_an_archived_index_still_protects_its_children() {
+        let mut index = image(10, &[], OCI_INDEX, None);
+        index.status = ImageStatus::Archived;
+        let child = image(11, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG));
+        let manifests = HashMap::from([(
+            d(10),
+            ManifestKind::Index {
+                children: vec![d(11)],
+            },
+        )]);
+        let plan = plan(&[index, child], &manifests, &settings(10));
+        assert!(plan.delete.is_empty());
+        assert_eq!(
+            kept_reason(&plan, &d(11)),
+            KeepReason::ReferencedByIndex { index: d(10) }
         );
     }
 
@@ -511,7 +627,8 @@ mod tests {
         Index(Vec<usize>),
     }
 
-    fn arb_repo() -> impl Strategy<Value = Vec<(Kind, bool)>> {
+    /// (kind, tagged, archived) per image.
+    fn arb_repo() -> impl Strategy<Value = Vec<(Kind, bool, bool)>> {
         let kind = prop_oneof![
             3 => Just(Kind::CacheByArtifact),
             3 => Just(Kind::CacheByManifest),
@@ -520,13 +637,13 @@ mod tests {
             1 => Just(Kind::Unreadable),
             2 => prop::collection::vec(0usize..40, 0..4).prop_map(Kind::Index),
         ];
-        prop::collection::vec((kind, any::<bool>()), 0..40)
+        prop::collection::vec((kind, any::<bool>(), prop::bool::weighted(0.15)), 0..40)
     }
 
-    fn build(repo: &[(Kind, bool)]) -> (Vec<ImageRecord>, HashMap<String, ManifestKind>) {
+    fn build(repo: &[(Kind, bool, bool)]) -> (Vec<ImageRecord>, HashMap<String, ManifestKind>) {
         let mut images = Vec::new();
         let mut manifests = HashMap::new();
-        for (i, (kind, tagged)) in repo.iter().enumerate() {
+        for (i, (kind, tagged, archived)) in repo.iter().enumerate() {
             let n = i as u32;
             let tags: &[&str] = if *tagged { &["t"] } else { &[] };
             let (mt, artifact, manifest) = match kind {
@@ -557,7 +674,11 @@ mod tests {
                     }),
                 ),
             };
-            images.push(image(n, tags, mt, artifact));
+            let mut record = image(n, tags, mt, artifact);
+            if *archived {
+                record.status = ImageStatus::Archived;
+            }
+            images.push(record);
             if let Some(m) = manifest {
                 manifests.insert(d(n), m);
             }
@@ -574,18 +695,30 @@ mod tests {
                 prop_assert!(manifests.contains_key(&digest), "planner wants {digest} we did not model");
             }
             let plan = plan(&images, &manifests, &settings(cap));
-            let referenced: HashSet<String> = referenced_digests(&manifests).into_keys().collect();
+            // The rule-3 oracle comes from the generated indexes (of any status), not from the
+            // planner's own reference walk.
+            let referenced: HashSet<String> = repo
+                .iter()
+                .filter_map(|(kind, _, _)| match kind {
+                    Kind::Index(children) => Some(children),
+                    _ => None,
+                })
+                .flatten()
+                .filter(|&&c| c < repo.len())
+                .map(|&c| d(c as u32))
+                .collect();
             let planned: HashSet<String> = plan.delete.iter().map(|p| p.digest.clone()).collect();
             let mut expected = HashSet::new();
-            for (i, (kind, tagged)) in repo.iter().enumerate() {
+            for (i, (kind, tagged, archived)) in repo.iter().enumerate() {
                 let digest = d(i as u32);
                 let is_cache = matches!(kind, Kind::CacheByArtifact | Kind::CacheByManifest);
                 if planned.contains(&digest) {
                     prop_assert!(!tagged, "tagged digest planned");
                     prop_assert!(!referenced.contains(&digest), "index-referenced digest planned");
                     prop_assert!(is_cache, "non-cache manifest planned: {kind:?}");
+                    prop_assert!(!archived, "archived image planned");
                 }
-                if is_cache && !tagged && !referenced.contains(&digest) {
+                if is_cache && !tagged && !archived && !referenced.contains(&digest) {
                     expected.insert(digest);
                 }
             }
@@ -594,7 +727,7 @@ mod tests {
             prop_assert_eq!(planned.len() + plan.remaining, expected.len());
             prop_assert!(planned.len() <= cap);
             // every untagged image is accounted for exactly once
-            let untagged = repo.iter().filter(|(_, t)| !t).count();
+            let untagged = repo.iter().filter(|(_, t, _)| !t).count();
             prop_assert_eq!(plan.kept.len() + planned.len() + plan.remaining, untagged);
         }
     }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::branch::ProtectedBranches;
 use super::manifest::ManifestKind;
-use super::plan::{classify, ImageRecord};
+use super::plan::{classify, ImageRecord, ImageStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StaleTag {
@@ -63,6 +63,10 @@ fn removable_cache_tags(
 ) -> Vec<StaleTag> {
     let mut found = Vec::new();
     for image in images {
+        // Removing an archived image's last tag would delete it (rule 8).
+        if image.status != ImageStatus::Active {
+            continue;
+        }
         if classify(image, manifests.get(&image.digest)).is_err() {
             continue;
         }
@@ -120,6 +124,7 @@ mod tests {
             size_bytes: Some(1),
             manifest_media_type: Some(OCI_MANIFEST.into()),
             artifact_media_type: artifact.map(str::to_owned),
+            ..Default::default()
         }
     }
 

@@ -107,3 +107,23 @@ pub async fn create_secret(prefix: &str, value: &str) -> String {
         .expect("secret ARN")
         .to_owned()
 }
+
+/// The pruner's configuration from `(variable, value)` pairs, as the environment would give it.
+pub fn config(vars: &[(&str, &str)]) -> ecr_cache_pruner::inbound::config::Config {
+    ecr_cache_pruner::inbound::config::Config::from_lookup(|name| {
+        vars.iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.to_string())
+    })
+    .unwrap()
+}
+
+/// The ECR adapter on moto.
+pub fn registry() -> ecr_cache_pruner::adapters::ecr::EcrRegistry {
+    ecr_cache_pruner::adapters::ecr::EcrRegistry::new(ecr_client())
+}
+
+/// The pruner handler on moto with the given configuration.
+pub fn pruner(vars: &[(&str, &str)]) -> ecr_cache_pruner::inbound::pruner::Pruner {
+    ecr_cache_pruner::inbound::pruner::Pruner::new(config(vars), registry())
+}

@@ -2,6 +2,8 @@
 //! their HMAC signature and forwards them to EventBridge (source `github.com`, detail-type = the
 //! `X-GitHub-Event` header, detail = the payload), the shape of AWS's inbound-webhook quickstart.
 
+use crate::adapters::secrets::CachedSecret;
+use crate::core::webhook::{decode_payload, verify_signature, SignatureError};
 use aws_lambda_events::http::{HeaderMap, HeaderValue};
 use aws_lambda_events::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
@@ -11,9 +13,6 @@ use base64::Engine;
 use lambda_runtime::tracing::{info, warn};
 use serde_json::{json, Value};
 use thiserror::Error;
-use tokio::sync::OnceCell;
-
-use crate::github::{decode_payload, verify_signature};
 
 pub const DEFAULT_EVENT_BUS: &str = "default";
 pub const EVENT_SOURCE: &str = "github.com";
@@ -58,15 +57,20 @@ impl WebhookConfig {
     }
 }
 
+/// A cached secret this old is read again once when a signature does not match: the secret may
+/// have been rotated, and every delivery must not get 401 until the container is recycled.
+pub const SECRET_RECHECK_AGE: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Built once per container; the webhook secret is fetched on first use and cached.
 pub struct Webhook {
     config: WebhookConfig,
-    secrets: aws_sdk_secretsmanager::Client,
+    secret: CachedSecret,
     events: aws_sdk_eventbridge::Client,
-    secret: OnceCell<Vec<u8>>,
 }
 
-fn respond(status: i64, body: Value) -> LambdaFunctionUrlResponse {
+type Response = LambdaFunctionUrlResponse;
+
+fn respond(status: i64, body: Value) -> Response {
     let mut headers = HeaderMap::new();
     headers.insert("content-type", HeaderValue::from_static("application/json"));
     let mut response = LambdaFunctionUrlResponse::default();
@@ -86,36 +90,37 @@ impl Webhook {
         secrets: aws_sdk_secretsmanager::Client,
         events: aws_sdk_eventbridge::Client,
     ) -> Self {
+        let secret = CachedSecret::new(secrets, config.secret_arn.clone());
         Webhook {
             config,
-            secrets,
+            secret,
             events,
-            secret: OnceCell::new(),
         }
     }
 
-    async fn secret(&self) -> Result<&[u8], String> {
-        self.secret
-            .get_or_try_init(|| async {
-                let output = self
-                    .secrets
-                    .get_secret_value()
-                    .secret_id(&self.config.secret_arn)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        format!(
-                            "reading the webhook secret failed: {}",
-                            aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                        )
-                    })?;
-                match output.secret_string() {
-                    Some(s) if !s.is_empty() => Ok(s.as_bytes().to_vec()),
-                    _ => Err("the webhook secret has no SecretString".to_owned()),
+    /// Checks the signature with the cached secret, and once more with a fresh read when the
+    /// cached one is older than [`SECRET_RECHECK_AGE`].
+    async fn authenticate(&self, body: &[u8], signature: Option<&str>) -> Result<(), Response> {
+        let secret = self.secret.get().await.map_err(|problem| {
+            warn!(%problem, "webhook secret unavailable");
+            respond(500, json!({"error": "webhook secret unavailable"}))
+        })?;
+        let unauthorized = |err: SignatureError| respond(401, json!({"error": err.to_string()}));
+        match verify_signature(secret.as_bytes(), body, signature) {
+            Err(SignatureError::Mismatch) => {
+                match self.secret.refresh_if_older_than(SECRET_RECHECK_AGE).await {
+                    Ok(Some(fresh)) => {
+                        verify_signature(fresh.as_bytes(), body, signature).map_err(unauthorized)
+                    }
+                    Ok(None) => Err(unauthorized(SignatureError::Mismatch)),
+                    Err(problem) => {
+                        warn!(%problem, "webhook secret could not be re-read");
+                        Err(unauthorized(SignatureError::Mismatch))
+                    }
                 }
-            })
-            .await
-            .map(Vec::as_slice)
+            }
+            other => other.map_err(unauthorized),
+        }
     }
 
     pub async fn handle(&self, request: LambdaFunctionUrlRequest) -> LambdaFunctionUrlResponse {
@@ -164,19 +169,11 @@ impl Webhook {
             raw.as_bytes().to_vec()
         };
 
-        let secret = match self.secret().await {
-            Ok(secret) => secret,
-            Err(problem) => {
-                warn!(%problem, "webhook secret unavailable");
-                return respond(500, json!({"error": "webhook secret unavailable"}));
-            }
-        };
-        if let Err(err) = verify_signature(
-            secret,
-            &body,
-            header(&request.headers, "x-hub-signature-256"),
-        ) {
-            return respond(401, json!({"error": err.to_string()}));
+        if let Err(response) = self
+            .authenticate(&body, header(&request.headers, "x-hub-signature-256"))
+            .await
+        {
+            return response;
         }
 
         if event.is_empty() {

@@ -1,14 +1,17 @@
-//! Pruning one repository: snapshot → read manifests → plan → re-check tags → delete.
-//! Every read happens before any delete, and any read error aborts the repository (fail closed).
+//! Pruning one repository: snapshot → read manifests → plan → for each batch of ≤100, re-check
+//! its tags and delete it at once. Every snapshot read happens before any delete, and any read
+//! error aborts the repository (fail closed).
 
 use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::core::manifest::{Blob, ManifestKind};
+use crate::core::manifest::{is_single_manifest_type, Blob, ManifestKind};
 use crate::core::plan::{self, ImageRecord, KeptImage, PlanSettings, PlannedDeletion};
-use crate::ecr::{Ecr, EcrError, ImageFailure};
+
+use super::ports::{ImageFailure, Registry, RegistryError, BATCH_SIZE};
+use super::reads;
 
 #[derive(Debug, Clone, Copy)]
 pub struct PruneSettings {
@@ -22,7 +25,7 @@ pub struct PruneSettings {
 #[derive(Debug, Error)]
 pub enum PruneError {
     #[error(transparent)]
-    Ecr(#[from] EcrError),
+    Registry(#[from] RegistryError),
     #[error("index {index} in {repository} could not be read ({reason}); nothing deleted")]
     UnreadableIndex {
         repository: String,
@@ -57,6 +60,13 @@ pub struct RepositoryReport {
     pub reclaimed_bytes_estimate: Option<u64>,
 }
 
+impl PruneError {
+    /// See [`RegistryError::is_repository_gone`].
+    pub fn is_repository_gone(&self) -> bool {
+        matches!(self, PruneError::Registry(e) if e.is_repository_gone())
+    }
+}
+
 impl RepositoryReport {
     pub fn is_complete(&self) -> bool {
         self.failures.is_empty()
@@ -74,19 +84,22 @@ pub struct Snapshot {
 
 /// Lists the repository and reads every manifest the planner needs. Any failure, or an index that
 /// could not be read, is an error: the caller must then delete nothing there (rule 5).
-pub async fn take_snapshot(ecr: &Ecr, repository: &str) -> Result<Snapshot, PruneError> {
-    let images = ecr.list_images(repository).await?;
+pub async fn take_snapshot<R: Registry>(
+    registry: &R,
+    repository: &str,
+) -> Result<Snapshot, PruneError> {
+    let images = reads::list_images(registry, repository).await?;
     let to_read = plan::manifests_to_read(&images);
-    let (manifests, blobs) = if to_read.is_empty() {
-        Default::default()
-    } else {
-        ecr.read_manifests_with_blobs(repository, &to_read).await?
-    };
+    let reads::ManifestsRead {
+        kinds: manifests,
+        blobs,
+    } = reads::read_manifests(registry, repository, &to_read).await?;
 
-    // Rule 3 depends on knowing every index: an index we could not read may reference a
-    // candidate, so the whole repository is left alone.
+    // Rule 3 depends on knowing every index, of every status: an index we could not read (an
+    // archived one may not be readable) may reference a candidate, so the whole repository is
+    // left alone.
     for image in &images {
-        if crate::core::manifest::is_single_manifest_type(image.manifest_media_type.as_deref()) {
+        if is_single_manifest_type(image.manifest_media_type.as_deref()) {
             continue;
         }
         if let Some(ManifestKind::Unreadable { reason }) = manifests.get(&image.digest) {
@@ -105,19 +118,21 @@ pub async fn take_snapshot(ecr: &Ecr, repository: &str) -> Result<Snapshot, Prun
 }
 
 /// Snapshot, plan, re-check and delete the stale cache manifests of one repository.
-pub async fn prune_repository(
-    ecr: &Ecr,
+pub async fn prune_repository<R: Registry>(
+    registry: &R,
     repository: &str,
     protect_digests: &HashSet<String>,
     settings: PruneSettings,
 ) -> Result<RepositoryReport, PruneError> {
-    let snapshot = take_snapshot(ecr, repository).await?;
-    prune_snapshot(ecr, repository, &snapshot, protect_digests, settings).await
+    let snapshot = take_snapshot(registry, repository).await?;
+    prune_snapshot(registry, repository, &snapshot, protect_digests, settings).await
 }
 
-/// Plans from an existing snapshot, re-checks tags and deletes.
-pub async fn prune_snapshot(
-    ecr: &Ecr,
+/// Plans from an existing snapshot, then re-checks and deletes batch by batch: each batch's
+/// delete call follows its own re-check directly, so a tag pushed meanwhile has one round trip,
+/// not the whole run, to slip in between (rule 2).
+pub async fn prune_snapshot<R: Registry>(
+    registry: &R,
     repository: &str,
     snapshot: &Snapshot,
     protect_digests: &HashSet<String>,
@@ -142,33 +157,39 @@ pub async fn prune_snapshot(
         ..Default::default()
     };
 
-    if !plan.delete.is_empty() {
-        // Rule 2: a byte-identical cache push can re-tag an "old" digest between snapshot and now.
-        let digests: Vec<String> = plan.delete.iter().map(|d| d.digest.clone()).collect();
-        let current = ecr.current_tags(repository, &digests).await?;
-        report.already_deleted = plan::apply_recheck(&mut plan, &current);
-    }
-
-    if settings.dry_run {
-        report.would_delete = std::mem::take(&mut plan.delete);
-    } else if !plan.delete.is_empty() {
-        let digests: Vec<String> = plan.delete.iter().map(|d| d.digest.clone()).collect();
-        let outcome = ecr.delete_digests(repository, &digests).await?;
+    let planned = std::mem::take(&mut plan.delete);
+    for batch in planned.chunks(BATCH_SIZE) {
+        let digests: Vec<String> = batch.iter().map(|d| d.digest.clone()).collect();
+        let current = reads::current_tags(registry, repository, &digests).await?;
+        let checked = plan::recheck(batch.to_vec(), &current);
+        report.already_deleted.extend(checked.gone);
+        plan.kept.extend(checked.kept);
+        if settings.dry_run {
+            report.would_delete.extend(checked.delete);
+            continue;
+        }
+        if checked.delete.is_empty() {
+            continue;
+        }
+        let digests: Vec<String> = checked.delete.iter().map(|d| d.digest.clone()).collect();
+        let outcome = registry.delete_digests(repository, &digests).await?;
         let deleted: HashSet<&String> = outcome.deleted.iter().collect();
-        report.deleted = plan
-            .delete
-            .drain(..)
-            .filter(|d| deleted.contains(&d.digest))
-            .collect();
+        report.deleted.extend(
+            checked
+                .delete
+                .into_iter()
+                .filter(|d| deleted.contains(&d.digest)),
+        );
         report.already_deleted.extend(outcome.already_gone);
-        report.failures = outcome.failures;
+        report.failures.extend(outcome.failures);
     }
     report.deleted_bytes = report
         .deleted
         .iter()
         .chain(&report.would_delete)
         .filter_map(|d| d.size_bytes)
-        .sum();
+        .fold(0i64, |sum, size| sum.saturating_add(size));
+    plan.kept.sort_by(|a, b| a.digest.cmp(&b.digest));
     report.kept = plan.kept;
     if settings.estimate_reclaimed {
         let gone: Vec<String> = report
@@ -180,15 +201,15 @@ pub async fn prune_snapshot(
         report.reclaimed_bytes_estimate = Some(if gone.is_empty() {
             0
         } else {
-            estimate_reclaimed(ecr, repository, snapshot, &gone).await?
+            estimate_reclaimed(registry, repository, snapshot, &gone).await?
         });
     }
     Ok(report)
 }
 
 /// Reads the blobs of every single manifest not read yet, then applies the pure estimate.
-async fn estimate_reclaimed(
-    ecr: &Ecr,
+async fn estimate_reclaimed<R: Registry>(
+    registry: &R,
     repository: &str,
     snapshot: &Snapshot,
     gone: &[String],
@@ -196,16 +217,15 @@ async fn estimate_reclaimed(
     let unread: Vec<String> = snapshot
         .images
         .iter()
-        .filter(|i| {
-            crate::core::manifest::is_single_manifest_type(i.manifest_media_type.as_deref())
-        })
+        .filter(|i| is_single_manifest_type(i.manifest_media_type.as_deref()))
         .filter(|i| !snapshot.blobs.contains_key(&i.digest))
         .map(|i| i.digest.clone())
         .collect();
     let mut blobs = snapshot.blobs.clone();
-    if !unread.is_empty() {
-        let (_, more) = ecr.read_manifests_with_blobs(repository, &unread).await?;
-        blobs.extend(more);
-    }
+    blobs.extend(
+        reads::read_manifests(registry, repository, &unread)
+            .await?
+            .blobs,
+    );
     Ok(crate::core::reclaim::reclaimed_bytes(gone, &blobs))
 }

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use crate::prune::RepositoryReport;
+use crate::app::prune::RepositoryReport;
 
 /// Human-readable size (binary units).
 pub fn human_bytes(bytes: i64) -> String {

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::core::manifest::is_single_manifest_type;
-use crate::core::plan::{classify, referenced_digests, KeepReason};
-use crate::ecr::{Ecr, EcrError};
-use crate::prune::{take_snapshot, PruneError};
+use crate::core::plan::{classify, referenced_digests, ImageStatus, KeepReason};
+
+use super::ports::Registry;
+use super::prune::{take_snapshot, PruneError};
+use super::reads;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -46,8 +48,8 @@ pub struct TagReport {
 /// Removing an image's last tag deletes the image, so then rule 3 applies too: the tag stays when
 /// an index references the digest. `index_references` (digest → an index referencing it) comes
 /// from the caller's snapshot; with None, the repository is read here, only when needed.
-pub async fn remove_cache_tag(
-    ecr: &Ecr,
+pub async fn remove_cache_tag<R: Registry>(
+    registry: &R,
     repository: &str,
     tag: &str,
     expected_digest: Option<&str>,
@@ -61,10 +63,10 @@ pub async fn remove_cache_tag(
         other_tags,
         outcome,
     };
-    let image = match ecr.describe_tag(repository, tag).await {
+    let image = match registry.describe_tag(repository, tag).await {
         Ok(Some(image)) => image,
         Ok(None) => return Ok(report(None, vec![], TagOutcome::TagNotFound)),
-        Err(EcrError::RepositoryNotFound { .. }) => {
+        Err(err) if err.is_repository_gone() => {
             return Ok(report(None, vec![], TagOutcome::RepositoryNotFound))
         }
         Err(err) => return Err(err.into()),
@@ -82,13 +84,24 @@ pub async fn remove_cache_tag(
             ));
         }
     }
+    // Removing an archived image's last tag would delete it (rule 8); any other tag of it could
+    // be removed, but an archived cache is not worth the exception.
+    if image.status != ImageStatus::Active {
+        let status = image.status;
+        return Ok(report(
+            Some(image.digest),
+            other_tags,
+            TagOutcome::Kept(KeepReason::NotActive { status }),
+        ));
+    }
     let settled_by_metadata = image.artifact_media_type.is_some()
         && is_single_manifest_type(image.manifest_media_type.as_deref());
     let manifest = if settled_by_metadata {
         None
     } else {
-        ecr.read_manifests(repository, std::slice::from_ref(&image.digest))
+        reads::read_manifests(registry, repository, std::slice::from_ref(&image.digest))
             .await?
+            .kinds
             .remove(&image.digest)
     };
     if let Err(reason) = classify(&image, manifest.as_ref()) {
@@ -103,7 +116,7 @@ pub async fn remove_cache_tag(
         let index = match index_references {
             Some(references) => references.get(&image.digest).cloned(),
             // Fails closed: an unreadable repository or index is an error, nothing removed.
-            None => referenced_digests(&take_snapshot(ecr, repository).await?.manifests)
+            None => referenced_digests(&take_snapshot(registry, repository).await?.manifests)
                 .remove(&image.digest),
         };
         if let Some(index) = index {
@@ -121,7 +134,7 @@ pub async fn remove_cache_tag(
             TagOutcome::WouldRemove { image_deleted },
         ));
     }
-    let outcome = if ecr.delete_tag(repository, tag).await? {
+    let outcome = if registry.remove_tag(repository, tag).await? {
         TagOutcome::Removed { image_deleted }
     } else {
         TagOutcome::TagNotFound

@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use crate::branch_cleanup::{TagOutcome, TagReport};
-use crate::prune::RepositoryReport;
+use crate::app::branch_cleanup::{TagOutcome, TagReport};
+use crate::app::prune::RepositoryReport;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepositoryMetrics {

@@ -1,14 +1,33 @@
 //! Turning an incoming EventBridge event into something to do, or a reason to ignore it.
 //! Pure: validation happens here, before any AWS call.
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use crate::config::Config;
-use crate::core::branch::cache_tag_for_branch;
-use crate::names::{is_valid_digest, is_valid_repository_name, is_valid_tag};
+use super::branch::{cache_tag_for_branch, ProtectedBranches};
+use super::names::{is_valid_digest, is_valid_repository_name, is_valid_tag};
+use super::repository_map::RepositoryMap;
+
+/// The settings that decide what an event means (a view of the pruner's configuration).
+#[derive(Debug, Clone, Copy)]
+pub struct TriggerRules<'a> {
+    pub cache_tag_prefix: &'a str,
+    pub protected_branches: &'a ProtectedBranches,
+    pub repository_map: &'a RepositoryMap,
+    /// A scheduled event sweeps only when repositories to sweep are configured.
+    pub sweep_enabled: bool,
+}
+
+/// The EventBridge envelope fields the pruner reads; any other field is ignored.
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    source: String,
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    #[serde(default)]
+    detail: Value,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -73,8 +92,8 @@ struct EcrImageAction {
     image_tag: Option<String>,
 }
 
-pub fn decide(event: &Value, config: &Config) -> Result<Decision, TriggerError> {
-    let envelope: EventBridgeEvent<Value> = serde_path_to_error::deserialize(event)
+pub fn decide(event: &Value, config: &TriggerRules) -> Result<Decision, TriggerError> {
+    let envelope: Envelope = serde_path_to_error::deserialize(event)
         .map_err(|e| TriggerError::NotEventBridge(e.to_string()))?;
     match (envelope.source.as_str(), envelope.detail_type.as_str()) {
         ("aws.ecr", "ECR Image Action") => decide_ecr(envelope.detail, config),
@@ -83,7 +102,7 @@ pub fn decide(event: &Value, config: &Config) -> Result<Decision, TriggerError> 
         ))),
         ("github.com", event) => decide_github(event, envelope.detail, config),
         ("aws.events" | "aws.scheduler", "Scheduled Event") => {
-            if config.sweep_repositories.is_empty() {
+            if !config.sweep_enabled {
                 Ok(ignore("scheduled sweep, but SWEEP_REPOSITORIES is not set"))
             } else {
                 Ok(Decision::Act(Trigger::Sweep))
@@ -95,7 +114,7 @@ pub fn decide(event: &Value, config: &Config) -> Result<Decision, TriggerError> 
     }
 }
 
-fn decide_ecr(detail: Value, config: &Config) -> Result<Decision, TriggerError> {
+fn decide_ecr(detail: Value, config: &TriggerRules) -> Result<Decision, TriggerError> {
     let action: EcrImageAction = serde_path_to_error::deserialize(detail)
         .map_err(|e| malformed("ECR Image Action", format!("detail.{e}")))?;
     if !is_valid_repository_name(&action.repository_name) {
@@ -117,7 +136,7 @@ fn decide_ecr(detail: Value, config: &Config) -> Result<Decision, TriggerError> 
     if tag.is_empty() {
         return Ok(ignore("push by digest (no image-tag)"));
     }
-    if !tag.starts_with(&config.cache_tag_prefix) {
+    if !tag.starts_with(config.cache_tag_prefix) {
         return Ok(ignore(format!(
             "tag {tag:?} does not start with cache prefix {:?}",
             config.cache_tag_prefix
@@ -156,7 +175,11 @@ struct GithubRepository {
     full_name: String,
 }
 
-fn decide_github(event: &str, detail: Value, config: &Config) -> Result<Decision, TriggerError> {
+fn decide_github(
+    event: &str,
+    detail: Value,
+    config: &TriggerRules,
+) -> Result<Decision, TriggerError> {
     if !matches!(event, "delete" | "push") {
         return Ok(ignore(format!(
             "GitHub event {event:?} is not a branch deletion"
@@ -206,13 +229,13 @@ fn decide_github(event: &str, detail: Value, config: &Config) -> Result<Decision
             format!("detail.repository.full_name {full_name:?} is not owner/name"),
         ));
     }
-    let tag = cache_tag_for_branch(&config.cache_tag_prefix, &branch);
+    let tag = cache_tag_for_branch(config.cache_tag_prefix, &branch);
     if config.protected_branches.is_protected(&branch) {
         return Ok(ignore(format!("branch {branch} is protected")));
     }
     if config
         .protected_branches
-        .protects_tag(&config.cache_tag_prefix, &tag)
+        .protects_tag(config.cache_tag_prefix, &tag)
     {
         return Ok(ignore(format!(
             "tag {tag} of branch {branch} is also the cache tag of a protected branch pattern"
@@ -242,12 +265,31 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn config(vars: &[(&str, &str)]) -> Config {
-        let vars: std::collections::HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        Config::from_lookup(|n| vars.get(n).cloned()).unwrap()
+    /// Owns what [`TriggerRules`] borrows; defaults as the pruner's configuration has them.
+    struct Rules {
+        protected: ProtectedBranches,
+        map: RepositoryMap,
+    }
+
+    impl Rules {
+        fn get(&self) -> TriggerRules<'_> {
+            TriggerRules {
+                cache_tag_prefix: "cache-",
+                protected_branches: &self.protected,
+                repository_map: &self.map,
+                sweep_enabled: true,
+            }
+        }
+    }
+
+    fn config(vars: &[(&str, &str)]) -> Rules {
+        let var = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+        Rules {
+            protected: ProtectedBranches::new(crate::core::glob::parse_list(
+                var("PROTECTED_BRANCHES").unwrap_or("main,master"),
+            )),
+            map: RepositoryMap::parse(var("REPOSITORY_MAP").unwrap_or("")).unwrap(),
+        }
     }
 
     fn github(detail_type: &str, detail: Value) -> Value {
@@ -266,7 +308,7 @@ mod tests {
 
     #[test]
     fn branch_delete_maps_to_tag_and_repository() {
-        let d = decide(&delete("feature/login", "branch"), &config(&[])).unwrap();
+        let d = decide(&delete("feature/login", "branch"), &config(&[]).get()).unwrap();
         assert_eq!(
             d,
             Decision::Act(Trigger::BranchDeleted {
@@ -287,7 +329,7 @@ mod tests {
         );
         let d = decide(
             &e,
-            &config(&[("REPOSITORY_MAP", "acme/app=app,acme/app=app-cache")]),
+            &config(&[("REPOSITORY_MAP", "acme/app=app,acme/app=app-cache")]).get(),
         )
         .unwrap();
         let Decision::Act(Trigger::BranchDeleted {
@@ -302,7 +344,8 @@ mod tests {
 
     #[test]
     fn ignored_github_events() {
-        let c = config(&[("PROTECTED_BRANCHES", "main,release/*")]);
+        let owned = config(&[("PROTECTED_BRANCHES", "main,release/*")]);
+        let c = owned.get();
         let cases = [
             delete("v1.0.0", "tag"),
             delete("main", "branch"),
@@ -329,7 +372,8 @@ mod tests {
 
     #[test]
     fn malformed_github_events() {
-        let c = config(&[]);
+        let owned = config(&[]);
+        let c = owned.get();
         let no_repo = github("delete", json!({"ref": "x", "ref_type": "branch"}));
         let err = decide(&no_repo, &c).unwrap_err();
         assert!(err.to_string().contains("repository"), "{err}");

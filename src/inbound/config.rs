@@ -1,12 +1,12 @@
 //! Pruner configuration from the environment (DESIGN.md §4), validated once at init.
 
-use std::collections::BTreeMap;
-
 use thiserror::Error;
 
+use crate::app::sweep::SweepSettings;
 use crate::core::branch::ProtectedBranches;
 use crate::core::glob::{parse_list, Glob};
-use crate::names::is_valid_repository_name;
+use crate::core::repository_map::RepositoryMap;
+use crate::core::trigger::TriggerRules;
 
 pub const DEFAULT_CACHE_TAG_PREFIX: &str = "cache-";
 pub const DEFAULT_PROTECTED_BRANCHES: &str = "main,master";
@@ -71,6 +71,32 @@ pub struct Config {
 pub const DEFAULT_METRICS_NAMESPACE: &str = "EcrCachePruner";
 
 impl Config {
+    /// What decides the meaning of an event.
+    pub fn trigger_rules(&self) -> TriggerRules<'_> {
+        TriggerRules {
+            cache_tag_prefix: &self.cache_tag_prefix,
+            protected_branches: &self.protected_branches,
+            repository_map: &self.repository_map,
+            sweep_enabled: !self.sweep_repositories.is_empty(),
+        }
+    }
+
+    /// What the sweep needs.
+    pub fn sweep_settings(&self) -> SweepSettings {
+        SweepSettings {
+            repositories: self.sweep_repositories.clone(),
+            cache_tag_prefix: self.cache_tag_prefix.clone(),
+            protected_branches: self.protected_branches.clone(),
+            dry_run: self.dry_run,
+            max_deletions: self.max_deletions,
+            stale_cache_days: self.stale_cache_days,
+            repository_map: self.repository_map.clone(),
+            github_owner: self.github_owner.clone(),
+            // The sweep runs off the hot path: its reports always carry the estimate.
+            estimate_reclaimed: true,
+        }
+    }
+
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
@@ -111,7 +137,8 @@ impl Config {
 
         let repository_map = match get("REPOSITORY_MAP") {
             None => RepositoryMap::default(),
-            Some(v) => RepositoryMap::parse(&v).map_err(|p| invalid("REPOSITORY_MAP", &v, p))?,
+            Some(v) => RepositoryMap::parse(&v)
+                .map_err(|p| invalid("REPOSITORY_MAP", &v, p.to_string()))?,
         };
 
         let max_deletions = match get("MAX_DELETIONS_PER_INVOCATION") {
@@ -158,7 +185,7 @@ impl Config {
 
         let github_token_secret_arn = get("GITHUB_TOKEN_SECRET_ARN");
         let github_api_url = get("GITHUB_API_URL")
-            .unwrap_or_else(|| crate::github_branches::DEFAULT_GITHUB_API_URL.to_owned());
+            .unwrap_or_else(|| crate::adapters::github::DEFAULT_GITHUB_API_URL.to_owned());
         if !(github_api_url.starts_with("https://") || github_api_url.starts_with("http://")) {
             return Err(invalid(
                 "GITHUB_API_URL",
@@ -194,78 +221,10 @@ impl Config {
     }
 }
 
-/// GitHub repository (`owner/name`) → ECR repositories. Written as comma-separated
-/// `owner/name=ecr-repo` entries; repeat a key to map one GitHub repository to several ECR
-/// repositories. GitHub names compare case-insensitively. Unmapped repositories map to their
-/// lowercased `name`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RepositoryMap(BTreeMap<String, Vec<String>>);
-
-impl RepositoryMap {
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        let mut map: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-            let (github, ecr) = entry
-                .split_once('=')
-                .ok_or_else(|| format!("entry {entry:?} is not owner/name=ecr-repository"))?;
-            let (github, ecr) = (github.trim(), ecr.trim());
-            let valid_github = matches!(github.split_once('/'), Some((o, n)) if !o.is_empty() && !n.is_empty() && !n.contains('/'));
-            if !valid_github {
-                return Err(format!("{github:?} is not a GitHub owner/name"));
-            }
-            if !is_valid_repository_name(ecr) {
-                return Err(format!("{ecr:?} is not a valid ECR repository name"));
-            }
-            let repos = map.entry(github.to_ascii_lowercase()).or_default();
-            if !repos.iter().any(|r| r == ecr) {
-                repos.push(ecr.to_owned());
-            }
-        }
-        Ok(RepositoryMap(map))
-    }
-
-    /// GitHub repositories whose branches own caches in `ecr_repository`: the mapped ones, else
-    /// `default_owner/<last path component>` when a default owner is known.
-    pub fn github_repositories_for(
-        &self,
-        ecr_repository: &str,
-        default_owner: Option<&str>,
-    ) -> Vec<String> {
-        let mapped: Vec<String> = self
-            .0
-            .iter()
-            .filter(|(_, repos)| repos.iter().any(|r| r == ecr_repository))
-            .map(|(github, _)| github.clone())
-            .collect();
-        if !mapped.is_empty() {
-            return mapped;
-        }
-        match default_owner {
-            Some(owner) => {
-                let name = ecr_repository.rsplit('/').next().unwrap_or(ecr_repository);
-                vec![format!("{owner}/{name}")]
-            }
-            None => vec![],
-        }
-    }
-
-    /// ECR repositories for a GitHub `owner/name`.
-    pub fn ecr_repositories(&self, github_full_name: &str) -> Vec<String> {
-        if let Some(mapped) = self.0.get(&github_full_name.to_ascii_lowercase()) {
-            return mapped.clone();
-        }
-        let name = github_full_name
-            .rsplit('/')
-            .next()
-            .unwrap_or(github_full_name)
-            .to_ascii_lowercase();
-        vec![name]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let vars: BTreeMap<String, String> = vars

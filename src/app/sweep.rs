@@ -5,16 +5,50 @@
 use std::collections::HashSet;
 
 use serde::Serialize;
+use thiserror::Error;
 
-use crate::branch_cleanup::{remove_cache_tag, TagReport};
-use crate::config::Config;
-use crate::core::branch::cache_tag_for_branch;
-use crate::core::glob::any_matches;
+use crate::core::branch::{cache_tag_for_branch, ProtectedBranches};
+use crate::core::glob::{any_matches, Glob};
 use crate::core::plan::referenced_digests;
+use crate::core::repository_map::RepositoryMap;
 use crate::core::stale::{gone_branch_tags, prefixed_to_read, stale_cache_tags, StaleTag};
-use crate::ecr::{Ecr, EcrError};
-use crate::github_branches::GithubBranches;
-use crate::prune::{prune_snapshot, take_snapshot, PruneSettings, RepositoryReport};
+
+use super::branch_cleanup::{remove_cache_tag, TagReport};
+use super::ports::{BranchListError, BranchLister, Registry, RegistryError};
+use super::prune::{prune_snapshot, take_snapshot, PruneError, PruneSettings, RepositoryReport};
+use super::reads;
+
+/// What the sweep needs to know (a view of the pruner's configuration).
+#[derive(Debug, Clone)]
+pub struct SweepSettings {
+    /// Repositories in scope (`SWEEP_REPOSITORIES`); empty: no sweep.
+    pub repositories: Vec<Glob>,
+    pub cache_tag_prefix: String,
+    pub protected_branches: ProtectedBranches,
+    pub dry_run: bool,
+    pub max_deletions: usize,
+    /// Remove cache tags not pushed for this many days.
+    pub stale_cache_days: Option<u32>,
+    /// Which GitHub repositories own an ECR repository's caches (gone-branch expiry).
+    pub repository_map: RepositoryMap,
+    pub github_owner: Option<String>,
+    pub estimate_reclaimed: bool,
+}
+
+/// Why one repository of the sweep was left alone.
+#[derive(Debug, Error)]
+pub enum SweepError {
+    #[error(transparent)]
+    Prune(#[from] PruneError),
+    #[error(transparent)]
+    Branches(#[from] BranchListError),
+}
+
+impl From<RegistryError> for SweepError {
+    fn from(err: RegistryError) -> Self {
+        SweepError::Prune(err.into())
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RepositoryFailure {
@@ -35,23 +69,23 @@ pub struct SweepReport {
 }
 
 /// Sweeps the repositories in scope. `time_left` is asked before each repository; once it says
-/// no, the rest is reported as `not_reached`. A failing repository does not stop the others.
-pub async fn sweep(
-    ecr: &Ecr,
-    config: &Config,
-    github: Option<&GithubBranches>,
+/// no, the rest is reported as `not_reached`. A failing repository does not stop the others, and a
+/// repository deleted meanwhile is skipped.
+pub async fn sweep<R: Registry, B: BranchLister>(
+    registry: &R,
+    settings: &SweepSettings,
+    github: Option<&B>,
     now_secs: i64,
     time_left: &(dyn Fn() -> bool + Sync),
-) -> Result<SweepReport, EcrError> {
+) -> Result<SweepReport, RegistryError> {
     let mut report = SweepReport::default();
-    if config.sweep_repositories.is_empty() {
+    if settings.repositories.is_empty() {
         return Ok(report);
     }
-    let mut in_scope: Vec<String> = ecr
-        .list_repositories()
+    let mut in_scope: Vec<String> = reads::list_repositories(registry)
         .await?
         .into_iter()
-        .filter(|name| any_matches(&config.sweep_repositories, name))
+        .filter(|name| any_matches(&settings.repositories, name))
         .collect();
     report.in_scope = in_scope.len();
     // Start at a different repository each day, so a registry too large for one run is still
@@ -61,53 +95,50 @@ pub async fn sweep(
         in_scope.rotate_left(offset);
     }
 
-    let settings = PruneSettings {
-        dry_run: config.dry_run,
-        max_deletions: config.max_deletions,
-        estimate_reclaimed: true,
-    };
     let mut repositories = in_scope.into_iter();
     for repository in repositories.by_ref() {
         if !time_left() {
             report.not_reached.push(repository);
             break;
         }
-        match sweep_repository(ecr, config, github, &repository, now_secs, settings).await {
+        match sweep_repository(registry, settings, github, &repository, now_secs).await {
             Ok((pruned, tags)) => {
                 report.repositories.push(pruned);
                 report.tags.extend(tags);
             }
-            Err(error) => report
-                .failures
-                .push(RepositoryFailure { repository, error }),
+            Err(SweepError::Prune(err)) if err.is_repository_gone() => {}
+            Err(error) => report.failures.push(RepositoryFailure {
+                repository,
+                error: error.to_string(),
+            }),
         }
     }
     report.not_reached.extend(repositories);
     Ok(report)
 }
 
-async fn sweep_repository(
-    ecr: &Ecr,
-    config: &Config,
-    github: Option<&GithubBranches>,
+async fn sweep_repository<R: Registry, B: BranchLister>(
+    registry: &R,
+    settings: &SweepSettings,
+    github: Option<&B>,
     repository: &str,
     now_secs: i64,
-    settings: PruneSettings,
-) -> Result<(RepositoryReport, Vec<TagReport>), String> {
-    let prefix = &config.cache_tag_prefix;
+) -> Result<(RepositoryReport, Vec<TagReport>), SweepError> {
+    let prefix = &settings.cache_tag_prefix;
     // Asked first: if GitHub cannot answer, this repository is left alone entirely.
     let existing_tags = match github {
-        Some(github) => existing_branch_tags(github, config, repository).await?,
+        Some(github) => existing_branch_tags(github, settings, repository).await?,
         None => None,
     };
 
-    let mut snapshot = take_snapshot(ecr, repository)
-        .await
-        .map_err(|e| e.to_string())?;
-    let pruned = prune_snapshot(ecr, repository, &snapshot, &HashSet::new(), settings)
-        .await
-        .map_err(|e| e.to_string())?;
-    if config.stale_cache_days.is_none() && existing_tags.is_none() {
+    let prune = PruneSettings {
+        dry_run: settings.dry_run,
+        max_deletions: settings.max_deletions,
+        estimate_reclaimed: settings.estimate_reclaimed,
+    };
+    let mut snapshot = take_snapshot(registry, repository).await?;
+    let pruned = prune_snapshot(registry, repository, &snapshot, &HashSet::new(), prune).await?;
+    if settings.stale_cache_days.is_none() && existing_tags.is_none() {
         return Ok((pruned, vec![]));
     }
 
@@ -115,15 +146,10 @@ async fn sweep_repository(
         .into_iter()
         .filter(|d| !snapshot.manifests.contains_key(d))
         .collect();
-    if !to_read.is_empty() {
-        let read = ecr
-            .read_manifests(repository, &to_read)
-            .await
-            .map_err(|e| e.to_string())?;
-        snapshot.manifests.extend(read);
-    }
-    let protected = &config.protected_branches;
-    let mut candidates: Vec<StaleTag> = match config.stale_cache_days {
+    let read = reads::read_manifests(registry, repository, &to_read).await?;
+    snapshot.manifests.extend(read.kinds);
+    let protected = &settings.protected_branches;
+    let mut candidates: Vec<StaleTag> = match settings.stale_cache_days {
         Some(days) => stale_cache_tags(
             &snapshot.images,
             &snapshot.manifests,
@@ -153,38 +179,38 @@ async fn sweep_repository(
     let index_references = referenced_digests(&snapshot.manifests);
     let mut tags = Vec::new();
     for tag in candidates {
-        let removed = remove_cache_tag(
-            ecr,
-            repository,
-            &tag.tag,
-            Some(&tag.digest),
-            Some(&index_references),
-            config.dry_run,
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        tags.push(removed);
+        tags.push(
+            remove_cache_tag(
+                registry,
+                repository,
+                &tag.tag,
+                Some(&tag.digest),
+                Some(&index_references),
+                settings.dry_run,
+            )
+            .await?,
+        );
     }
     Ok((pruned, tags))
 }
 
 /// Cache tags of every branch that exists in the GitHub repositories owning `repository`'s
 /// caches, or None when no GitHub repository is known for it (then only age-based expiry runs).
-async fn existing_branch_tags(
-    github: &GithubBranches,
-    config: &Config,
+async fn existing_branch_tags<B: BranchLister>(
+    github: &B,
+    settings: &SweepSettings,
     repository: &str,
-) -> Result<Option<HashSet<String>>, String> {
-    let owners = config
+) -> Result<Option<HashSet<String>>, BranchListError> {
+    let owners = settings
         .repository_map
-        .github_repositories_for(repository, config.github_owner.as_deref());
+        .github_repositories_for(repository, settings.github_owner.as_deref());
     if owners.is_empty() {
         return Ok(None);
     }
     let mut tags = HashSet::new();
     for full_name in owners {
         for branch in github.branches(&full_name).await? {
-            tags.insert(cache_tag_for_branch(&config.cache_tag_prefix, &branch));
+            tags.insert(cache_tag_for_branch(&settings.cache_tag_prefix, &branch));
         }
     }
     Ok(Some(tags))

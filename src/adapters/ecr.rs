@@ -1,0 +1,357 @@
+//! The ECR adapter: the only code that talks to ECR. Each method is one ECR request (the SDK
+//! retries throttles and 5xx), turning SDK types into the core's plain data and ECR's error and
+//! failure codes into the port's.
+
+use std::collections::{HashMap, HashSet};
+
+use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageError;
+use aws_sdk_ecr::operation::batch_get_image::BatchGetImageError;
+use aws_sdk_ecr::operation::describe_images::DescribeImagesError;
+use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError;
+use aws_sdk_ecr::types::{
+    DescribeImagesFilter, ImageDetail, ImageFailureCode, ImageIdentifier, ImageStatusFilter,
+    TagStatus,
+};
+use aws_sdk_ecr::Client;
+
+use crate::app::ports::{
+    DeleteOutcome, ImageFailure, ManifestRead, Page, Registry, RegistryError, BATCH_SIZE,
+};
+use crate::core::manifest::ACCEPTED_MEDIA_TYPES;
+use crate::core::plan::{ImageRecord, ImageStatus};
+
+/// DescribeImages / DescribeRepositories page size maximum.
+pub const DESCRIBE_PAGE_SIZE: i32 = 1000;
+
+/// Operation errors that can say "the repository does not exist".
+trait RepositoryMissing {
+    fn repository_missing(&self) -> bool;
+}
+
+macro_rules! repository_missing {
+    ($($error:ty),*) => {$(
+        impl RepositoryMissing for $error {
+            fn repository_missing(&self) -> bool {
+                self.is_repository_not_found_exception()
+            }
+        }
+    )*};
+}
+repository_missing!(
+    DescribeImagesError,
+    BatchGetImageError,
+    BatchDeleteImageError
+);
+
+impl RepositoryMissing for DescribeRepositoriesError {
+    fn repository_missing(&self) -> bool {
+        false
+    }
+}
+
+fn api_error<E, R>(operation: &'static str, repository: &str, err: SdkError<E, R>) -> RegistryError
+where
+    E: RepositoryMissing + ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    if err
+        .as_service_error()
+        .is_some_and(|e| e.repository_missing())
+    {
+        return RegistryError::RepositoryNotFound {
+            repository: repository.to_owned(),
+        };
+    }
+    RegistryError::Api {
+        operation,
+        repository: repository.to_owned(),
+        message: DisplayErrorContext(&err).to_string(),
+    }
+}
+
+fn is_image_not_found<R>(err: &SdkError<DescribeImagesError, R>) -> bool {
+    matches!(
+        err.as_service_error(),
+        Some(DescribeImagesError::ImageNotFoundException(_))
+    )
+}
+
+fn code_of(code: Option<&ImageFailureCode>) -> Option<&str> {
+    code.map(|c| c.as_str())
+}
+
+/// [`Registry`] on Amazon ECR.
+#[derive(Clone, Debug)]
+pub struct EcrRegistry {
+    client: Client,
+}
+
+fn record(digest: &str, detail: &ImageDetail) -> ImageRecord {
+    ImageRecord {
+        digest: digest.to_owned(),
+        tags: detail.image_tags().to_vec(),
+        status: ImageStatus::from_ecr(detail.image_status().map(|s| s.as_str())),
+        pushed_at: detail.image_pushed_at().map(|t| t.secs()),
+        size_bytes: detail.image_size_in_bytes(),
+        manifest_media_type: detail.image_manifest_media_type().map(str::to_owned),
+        artifact_media_type: detail.artifact_media_type().map(str::to_owned),
+    }
+}
+
+fn digest_ids(digests: &[String]) -> Vec<ImageIdentifier> {
+    digests
+        .iter()
+        .map(|d| ImageIdentifier::builder().image_digest(d).build())
+        .collect()
+}
+
+fn too_many(operation: &'static str, repository: &str, n: usize) -> Result<(), RegistryError> {
+    if n > BATCH_SIZE {
+        return Err(RegistryError::Api {
+            operation,
+            repository: repository.to_owned(),
+            message: format!("{n} ids in one call; ECR takes at most {BATCH_SIZE}"),
+        });
+    }
+    Ok(())
+}
+
+impl EcrRegistry {
+    pub fn new(client: Client) -> Self {
+        EcrRegistry { client }
+    }
+}
+
+impl Registry for EcrRegistry {
+    async fn list_images_page(
+        &self,
+        repository: &str,
+        next_token: Option<&str>,
+    ) -> Result<Page<ImageRecord>, RegistryError> {
+        // Tag status is decided from `imageTags`, never from a server-side filter; without an
+        // `imageStatus` filter ECR lists ACTIVE images only, hiding archived indexes (rule 8).
+        let filter = DescribeImagesFilter::builder()
+            .tag_status(TagStatus::Any)
+            .image_status(ImageStatusFilter::Any)
+            .build();
+        let page = self
+            .client
+            .describe_images()
+            .repository_name(repository)
+            .filter(filter)
+            .max_results(DESCRIBE_PAGE_SIZE)
+            .set_next_token(next_token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| api_error("DescribeImages", repository, e))?;
+        let mut items = Vec::with_capacity(page.image_details().len());
+        for detail in page.image_details() {
+            let Some(digest) = detail.image_digest() else {
+                return Err(RegistryError::Api {
+                    operation: "DescribeImages",
+                    repository: repository.to_owned(),
+                    message: "an image came back without a digest".into(),
+                });
+            };
+            items.push(record(digest, detail));
+        }
+        Ok(Page {
+            items,
+            next_token: page.next_token().map(str::to_owned),
+        })
+    }
+
+    async fn list_repositories_page(
+        &self,
+        next_token: Option<&str>,
+    ) -> Result<Page<String>, RegistryError> {
+        let page = self
+            .client
+            .describe_repositories()
+            .max_results(DESCRIBE_PAGE_SIZE)
+            .set_next_token(next_token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| api_error("DescribeRepositories", "*", e))?;
+        Ok(Page {
+            items: page
+                .repositories()
+                .iter()
+                .filter_map(|r| r.repository_name().map(str::to_owned))
+                .collect(),
+            next_token: page.next_token().map(str::to_owned),
+        })
+    }
+
+    async fn read_manifests(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<HashMap<String, ManifestRead>, RegistryError> {
+        too_many("BatchGetImage", repository, digests.len())?;
+        let mut request = self
+            .client
+            .batch_get_image()
+            .repository_name(repository)
+            .set_image_ids(Some(digest_ids(digests)));
+        // Every manifest type, so ECR never converts a manifest.
+        for media_type in ACCEPTED_MEDIA_TYPES {
+            request = request.accepted_media_types(media_type);
+        }
+        let output = request
+            .send()
+            .await
+            .map_err(|e| api_error("BatchGetImage", repository, e))?;
+        let mut answers = HashMap::with_capacity(digests.len());
+        for image in output.images() {
+            let digest = image.image_id().and_then(|id| id.image_digest());
+            if let (Some(digest), Some(body)) = (digest, image.image_manifest()) {
+                answers.insert(
+                    digest.to_owned(),
+                    ManifestRead::Body {
+                        body: body.to_owned(),
+                        media_type: image.image_manifest_media_type().map(str::to_owned),
+                    },
+                );
+            }
+        }
+        for failure in output.failures() {
+            if let Some(digest) = failure.image_id().and_then(|id| id.image_digest()) {
+                let failure = ImageFailure::new(
+                    digest,
+                    code_of(failure.failure_code()),
+                    failure.failure_reason(),
+                );
+                answers.insert(
+                    digest.to_owned(),
+                    ManifestRead::Failed {
+                        reason: format!(
+                            "BatchGetImage failure {}: {}",
+                            failure.code, failure.message
+                        ),
+                    },
+                );
+            }
+        }
+        Ok(answers)
+    }
+
+    async fn current_tags(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, RegistryError> {
+        too_many("DescribeImages", repository, digests.len())?;
+        let output = self
+            .client
+            .describe_images()
+            .repository_name(repository)
+            .set_image_ids(Some(digest_ids(digests)))
+            .send()
+            .await
+            .map_err(|err| {
+                if is_image_not_found(&err) {
+                    RegistryError::ImageNotFound {
+                        operation: "DescribeImages",
+                        repository: repository.to_owned(),
+                    }
+                } else {
+                    api_error("DescribeImages", repository, err)
+                }
+            })?;
+        Ok(output
+            .image_details()
+            .iter()
+            .filter_map(|d| Some((d.image_digest()?.to_owned(), d.image_tags().to_vec())))
+            .collect())
+    }
+
+    async fn delete_digests(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<DeleteOutcome, RegistryError> {
+        too_many("BatchDeleteImage", repository, digests.len())?;
+        let output = self
+            .client
+            .batch_delete_image()
+            .repository_name(repository)
+            .set_image_ids(Some(digest_ids(digests)))
+            .send()
+            .await
+            .map_err(|e| api_error("BatchDeleteImage", repository, e))?;
+        let mut outcome = DeleteOutcome::default();
+        let mut failed = HashSet::new();
+        for failure in output.failures() {
+            let digest = failure
+                .image_id()
+                .and_then(|id| id.image_digest())
+                .unwrap_or_default();
+            failed.insert(digest.to_owned());
+            match failure.failure_code() {
+                Some(ImageFailureCode::ImageNotFound) => {
+                    outcome.already_gone.push(digest.to_owned())
+                }
+                code => outcome.failures.push(ImageFailure::new(
+                    digest,
+                    code_of(code),
+                    failure.failure_reason(),
+                )),
+            }
+        }
+        // Success is "asked for and not reported as failed": ECR's imageIds list is not
+        // reliable for untagged digests in every implementation.
+        outcome.deleted = digests
+            .iter()
+            .filter(|d| !failed.contains(*d))
+            .cloned()
+            .collect();
+        Ok(outcome)
+    }
+
+    async fn remove_tag(&self, repository: &str, tag: &str) -> Result<bool, RegistryError> {
+        let output = self
+            .client
+            .batch_delete_image()
+            .repository_name(repository)
+            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .send()
+            .await
+            .map_err(|e| api_error("BatchDeleteImage", repository, e))?;
+        match output.failures().first() {
+            None => Ok(true),
+            Some(f) if f.failure_code() == Some(&ImageFailureCode::ImageNotFound) => Ok(false),
+            Some(f) => {
+                let failure = ImageFailure::new(tag, code_of(f.failure_code()), f.failure_reason());
+                Err(RegistryError::Api {
+                    operation: "BatchDeleteImage",
+                    repository: repository.to_owned(),
+                    message: format!("{}: {}", failure.code, failure.message),
+                })
+            }
+        }
+    }
+
+    async fn describe_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<ImageRecord>, RegistryError> {
+        let result = self
+            .client
+            .describe_images()
+            .repository_name(repository)
+            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output
+                .image_details()
+                .first()
+                .and_then(|d| Some(record(d.image_digest()?, d)))),
+            Err(err) if is_image_not_found(&err) => Ok(None),
+            Err(err) => Err(api_error("DescribeImages", repository, err)),
+        }
+    }
+}

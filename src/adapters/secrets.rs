@@ -1,0 +1,80 @@
+//! One cached Secrets Manager reader, shared by both Lambdas (the webhook secret, the GitHub
+//! token): read on first use, kept for the container's life, trimmed (a secret pasted with a
+//! trailing newline must still match), and re-readable when it may have been rotated.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+use tokio::sync::Mutex;
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum SecretError {
+    #[error("reading secret {secret} failed: {message}")]
+    Read { secret: String, message: String },
+    #[error("secret {secret} has no SecretString (or only whitespace)")]
+    Empty { secret: String },
+}
+
+pub struct CachedSecret {
+    client: aws_sdk_secretsmanager::Client,
+    secret_id: String,
+    cached: Mutex<Option<(Arc<str>, Instant)>>,
+}
+
+impl CachedSecret {
+    pub fn new(client: aws_sdk_secretsmanager::Client, secret_id: impl Into<String>) -> Self {
+        CachedSecret {
+            client,
+            secret_id: secret_id.into(),
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The secret, read once and then served from memory.
+    pub async fn get(&self) -> Result<Arc<str>, SecretError> {
+        let mut cached = self.cached.lock().await;
+        if let Some((value, _)) = cached.as_ref() {
+            return Ok(value.clone());
+        }
+        let value = self.read().await?;
+        *cached = Some((value.clone(), Instant::now()));
+        Ok(value)
+    }
+
+    /// Reads the secret again if the cached copy is older than `age` (it may have been rotated);
+    /// returns the new value when it was re-read, None when the cache is fresh.
+    pub async fn refresh_if_older_than(
+        &self,
+        age: Duration,
+    ) -> Result<Option<Arc<str>>, SecretError> {
+        let mut cached = self.cached.lock().await;
+        if matches!(cached.as_ref(), Some((_, at)) if at.elapsed() < age) {
+            return Ok(None);
+        }
+        let value = self.read().await?;
+        *cached = Some((value.clone(), Instant::now()));
+        Ok(Some(value))
+    }
+
+    async fn read(&self) -> Result<Arc<str>, SecretError> {
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.secret_id)
+            .send()
+            .await
+            .map_err(|e| SecretError::Read {
+                secret: self.secret_id.clone(),
+                message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+            })?;
+        output
+            .secret_string()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(Arc::from)
+            .ok_or_else(|| SecretError::Empty {
+                secret: self.secret_id.clone(),
+            })
+    }
+}

@@ -1,0 +1,9 @@
+//! Use cases over the ports in [`ports`]: prune one repository ([`prune`]), remove a deleted
+//! branch's cache tag ([`branch_cleanup`]), sweep the repositories in scope ([`sweep`]). They
+//! sequence reads, decisions (in [`crate::core`]) and deletions; they never name AWS or GitHub.
+
+pub mod branch_cleanup;
+pub mod ports;
+pub mod prune;
+pub mod reads;
+pub mod sweep;

@@ -1,0 +1,165 @@
+//! The ports the use cases run over: a container registry and a branch lister. The ECR and GitHub
+//! adapters implement them for production; tests implement them in memory to model ECR's
+//! behaviour where emulators are kinder (pages, failure codes, faults, concurrent re-tags).
+//!
+//! Batch methods take at most [`BATCH_SIZE`] digests, as ECR's batch APIs do: the use cases do
+//! the batching, so that the re-check of a batch and its delete call stay one round trip apart.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::core::plan::ImageRecord;
+
+/// Maximum ids per BatchGetImage / BatchDeleteImage / DescribeImages-by-id call.
+pub const BATCH_SIZE: usize = 100;
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum RegistryError {
+    #[error("repository {repository} does not exist")]
+    RepositoryNotFound { repository: String },
+    /// DescribeImages by id fails whole when any id asked for no longer exists.
+    #[error("{operation} on {repository}: an image asked for does not exist")]
+    ImageNotFound {
+        operation: &'static str,
+        repository: String,
+    },
+    #[error("{operation} on {repository} failed: {message}")]
+    Api {
+        operation: &'static str,
+        repository: String,
+        message: String,
+    },
+}
+
+impl RegistryError {
+    /// The repository is gone: nothing to do there, which is not a failure (one rule for every
+    /// path: push, branch deletion, sweep).
+    pub fn is_repository_gone(&self) -> bool {
+        matches!(self, RegistryError::RepositoryNotFound { .. })
+    }
+}
+
+/// One page of a listing. `next_token` is None on the last page.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_token: Option<String>,
+}
+
+/// What reading one manifest gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ManifestRead {
+    Body {
+        body: String,
+        media_type: Option<String>,
+    },
+    /// ECR reported a failure for it, or answered neither the manifest nor a failure.
+    Failed { reason: String },
+}
+
+/// A per-image problem ECR reported in `failures`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageFailure {
+    pub image: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl ImageFailure {
+    pub fn new(image: &str, code: Option<&str>, message: Option<&str>) -> Self {
+        ImageFailure {
+            image: image.to_owned(),
+            code: code.unwrap_or("Unknown").to_owned(),
+            message: message.unwrap_or_default().to_owned(),
+        }
+    }
+}
+
+/// What a BatchDeleteImage by digest did with the ids it was given.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    pub deleted: Vec<String>,
+    /// `ImageNotFound`: someone (maybe a concurrent run) deleted it already.
+    pub already_gone: Vec<String>,
+    pub failures: Vec<ImageFailure>,
+}
+
+/// A container registry (Amazon ECR in production).
+pub trait Registry: Send + Sync {
+    /// One DescribeImages page of every image of every status (ACTIVE, ARCHIVED, ACTIVATING).
+    fn list_images_page(
+        &self,
+        repository: &str,
+        next_token: Option<&str>,
+    ) -> impl Future<Output = Result<Page<ImageRecord>, RegistryError>> + Send;
+
+    /// One DescribeRepositories page of repository names.
+    fn list_repositories_page(
+        &self,
+        next_token: Option<&str>,
+    ) -> impl Future<Output = Result<Page<String>, RegistryError>> + Send;
+
+    /// Reads up to [`BATCH_SIZE`] manifests; every digest asked for gets an answer.
+    fn read_manifests(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, ManifestRead>, RegistryError>> + Send;
+
+    /// Current tags of up to [`BATCH_SIZE`] digests. When one of them no longer exists the whole
+    /// call fails with [`RegistryError::ImageNotFound`], as ECR's DescribeImages does.
+    fn current_tags(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> impl Future<Output = Result<HashMap<String, Vec<String>>, RegistryError>> + Send;
+
+    /// Deletes up to [`BATCH_SIZE`] images by digest, removing every tag they have: callers
+    /// re-check tags first.
+    fn delete_digests(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> impl Future<Output = Result<DeleteOutcome, RegistryError>> + Send;
+
+    /// The image a tag names, or None when the tag does not exist.
+    fn describe_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<Option<ImageRecord>, RegistryError>> + Send;
+
+    /// Removes one tag (BatchDeleteImage by tag): other tags on the digest survive, the image
+    /// goes only when it was the last one. Returns false when the tag did not exist.
+    fn remove_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+}
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+pub enum BranchListError {
+    #[error("{0:?} is not owner/name")]
+    BadRepositoryName(String),
+    #[error("listing branches of {repository}: GitHub answered {status}: {message}")]
+    Refused {
+        repository: String,
+        status: u16,
+        message: String,
+    },
+    #[error("listing branches of {repository}: {message}")]
+    Unavailable { repository: String, message: String },
+}
+
+/// Which branches exist in a source repository (GitHub in production).
+pub trait BranchLister: Send + Sync {
+    /// Every branch name of `owner/name`, all pages.
+    fn branches(
+        &self,
+        full_name: &str,
+    ) -> impl Future<Output = Result<Vec<String>, BranchListError>> + Send;
+}

@@ -1,0 +1,293 @@
+//! The `pruner` function's handler: EventBridge events directly, or SQS batches of them.
+//! [`error`] says why an invocation failed, [`report`] what it did, [`sqs`] handles batches.
+
+pub mod error;
+pub mod report;
+mod sqs;
+
+use std::collections::HashSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::tracing::{info, warn};
+use serde_json::Value;
+use tokio::sync::OnceCell;
+
+use crate::adapters::ecr::EcrRegistry;
+use crate::adapters::github::GithubBranches;
+use crate::adapters::metrics::{self, RepositoryMetrics};
+use crate::adapters::secrets::CachedSecret;
+use crate::app::branch_cleanup::{remove_cache_tag, TagReport};
+use crate::app::ports::Registry;
+use crate::app::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport};
+use crate::app::sweep::{sweep, SweepReport};
+use crate::core::trigger::{decide, Decision, Trigger};
+use crate::inbound::config::Config;
+
+pub use error::{GithubSetupError, HandlerError};
+use report::{emit_failure, failures_to_error, log_summary};
+pub use report::{InvocationReport, Outcome, SweepSummary};
+
+/// Stop starting new repositories when less than this is left before the Lambda deadline.
+pub const SWEEP_SAFETY_MARGIN: Duration = Duration::from_secs(30);
+
+/// Built once per container: configuration and the registry adapter (and, when configured, the
+/// GitHub client, made on first use from the token in Secrets Manager).
+pub struct Pruner<R: Registry = EcrRegistry> {
+    pub config: Config,
+    pub registry: R,
+    secrets: Option<aws_sdk_secretsmanager::Client>,
+    github_token: OnceCell<CachedSecret>,
+    github: OnceCell<GithubBranches>,
+}
+
+impl<R: Registry> Pruner<R> {
+    pub fn new(config: Config, registry: R) -> Self {
+        Pruner {
+            config,
+            registry,
+            secrets: None,
+            github_token: OnceCell::new(),
+            github: OnceCell::new(),
+        }
+    }
+
+    /// With a Secrets Manager client, for `GITHUB_TOKEN_SECRET_ARN`.
+    pub fn with_secrets(mut self, secrets: aws_sdk_secretsmanager::Client) -> Self {
+        self.secrets = Some(secrets);
+        self
+    }
+
+    async fn github(&self) -> Result<Option<&GithubBranches>, GithubSetupError> {
+        let Some(arn) = &self.config.github_token_secret_arn else {
+            return Ok(None);
+        };
+        let secrets = self
+            .secrets
+            .as_ref()
+            .ok_or(GithubSetupError::NoSecretsClient)?;
+        let client = self
+            .github
+            .get_or_try_init(|| async {
+                let secret = self
+                    .github_token
+                    .get_or_init(|| async { CachedSecret::new(secrets.clone(), arn.clone()) })
+                    .await;
+                let token = secret.get().await?;
+                Ok::<_, GithubSetupError>(GithubBranches::new(&self.config.github_api_url, &token)?)
+            })
+            .await?;
+        Ok(Some(client))
+    }
+
+    fn settings(&self) -> PruneSettings {
+        PruneSettings {
+            dry_run: self.config.dry_run,
+            max_deletions: self.config.max_deletions,
+            estimate_reclaimed: self.config.estimate_reclaimed_on_push,
+        }
+    }
+
+    /// Entry point for any payload the function accepts, without a deadline.
+    pub async fn handle(&self, payload: Value) -> Result<Value, HandlerError> {
+        self.handle_with_deadline(payload, None).await
+    }
+
+    /// Entry point with the invocation's deadline (the sweep stops starting repositories
+    /// [`SWEEP_SAFETY_MARGIN`] before it).
+    pub async fn handle_with_deadline(
+        &self,
+        payload: Value,
+        deadline: Option<SystemTime>,
+    ) -> Result<Value, HandlerError> {
+        if payload.get("Records").is_some() {
+            let event = serde_json::from_value(payload)
+                .map_err(|e| HandlerError::UnknownInput(format!("bad SQS event: {e}")))?;
+            let response = self.handle_sqs(event, deadline).await;
+            return Ok(serde_json::to_value(response).expect("SQS response serializes"));
+        }
+        if payload.get("detail-type").is_none() {
+            return Err(HandlerError::UnknownInput(
+                "no `Records` and no `detail-type` field".into(),
+            ));
+        }
+        let report = self.handle_event(&payload, deadline).await?;
+        Ok(serde_json::to_value(report).expect("report serializes"))
+    }
+
+    /// One EventBridge event, invoked directly (rule target, console, `cargo lambda invoke`).
+    pub async fn handle_event(
+        &self,
+        event: &Value,
+        deadline: Option<SystemTime>,
+    ) -> Result<InvocationReport, HandlerError> {
+        let dry_run = self.config.dry_run;
+        let trigger = match decide(event, &self.config.trigger_rules())? {
+            Decision::Ignore { reason } => {
+                info!(%reason, "event ignored");
+                let mut report = InvocationReport::new(Outcome::Ignored, None, dry_run);
+                report.reason = Some(reason);
+                return Ok(report);
+            }
+            Decision::Act(trigger) => trigger,
+        };
+        let mut report = InvocationReport::new(Outcome::Pruned, Some(trigger.clone()), dry_run);
+        match &trigger {
+            Trigger::CachePush {
+                repository, digest, ..
+            } => {
+                let protect = HashSet::from([digest.clone()]);
+                match self.prune(repository, &protect).await {
+                    Ok(pruned) => {
+                        failures_to_error(&pruned)?;
+                        report.repositories.push(pruned);
+                    }
+                    Err(err) if err.is_repository_gone() => {
+                        warn!(%repository, "repository no longer exists; nothing to prune");
+                        report.outcome = Outcome::RepositoryNotFound;
+                        report.reason = Some(format!("repository {repository} does not exist"));
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            Trigger::BranchDeleted { .. } => {
+                report.outcome = Outcome::TagsProcessed;
+                report.tags = self.remove_branch_tags(&trigger).await?;
+            }
+            Trigger::Sweep => {
+                // Boxed: the sweep's state machine is large and would deepen every caller's.
+                let swept = Box::pin(self.sweep(deadline)).await?;
+                report.outcome = Outcome::Swept;
+                report.repositories = swept.repositories;
+                report.tags = swept.tags;
+                let summary = SweepSummary {
+                    in_scope: swept.in_scope,
+                    not_reached: swept.not_reached,
+                    failures: swept.failures,
+                };
+                if let Some(failure) = summary.failures.first() {
+                    let error = HandlerError::SweepFailures {
+                        count: summary.failures.len(),
+                        repository: failure.repository.clone(),
+                        error: failure.error.clone(),
+                    };
+                    report.sweep = Some(summary);
+                    warn!(report = %serde_json::to_string(&report).unwrap_or_default(), "sweep incomplete");
+                    return Err(error);
+                }
+                report.sweep = Some(summary);
+            }
+        }
+        Ok(report)
+    }
+
+    async fn sweep(&self, deadline: Option<SystemTime>) -> Result<SweepReport, HandlerError> {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let time_left = move || match deadline {
+            None => true,
+            Some(deadline) => deadline
+                .duration_since(SystemTime::now())
+                .is_ok_and(|left| left > SWEEP_SAFETY_MARGIN),
+        };
+        let github = self.github().await?;
+        let settings = self.config.sweep_settings();
+        let report = sweep(&self.registry, &settings, github, now, &time_left).await?;
+        let mut per_repository: Vec<RepositoryMetrics> = Vec::new();
+        for repo in &report.repositories {
+            log_summary(repo);
+            per_repository.push(RepositoryMetrics::from_prune(repo));
+        }
+        for tag in &report.tags {
+            if let Some(m) = per_repository
+                .iter_mut()
+                .find(|m| m.repository == tag.repository)
+            {
+                m.add_tag(tag);
+            }
+        }
+        for failure in &report.failures {
+            per_repository.push(RepositoryMetrics {
+                repository: failure.repository.clone(),
+                failures: 1,
+                ..Default::default()
+            });
+        }
+        metrics::emit(&self.config.metrics_namespace, &per_repository);
+        info!(
+            in_scope = report.in_scope,
+            swept = report.repositories.len(),
+            tags = report.tags.len(),
+            not_reached = report.not_reached.len(),
+            failures = report.failures.len(),
+            "sweep summary"
+        );
+        Ok(report)
+    }
+
+    /// Removes a deleted branch's cache tag from every mapped repository. All repositories are
+    /// attempted; any error fails the invocation afterwards so it is retried (removal is
+    /// idempotent).
+    async fn remove_branch_tags(&self, trigger: &Trigger) -> Result<Vec<TagReport>, HandlerError> {
+        let Trigger::BranchDeleted {
+            branch,
+            tag,
+            repositories,
+            ..
+        } = trigger
+        else {
+            return Ok(vec![]);
+        };
+        let mut reports = Vec::new();
+        let mut first_error = None;
+        for repository in repositories {
+            let dry_run = self.config.dry_run;
+            match remove_cache_tag(&self.registry, repository, tag, None, None, dry_run).await {
+                Ok(report) => {
+                    let mut m = RepositoryMetrics {
+                        repository: repository.clone(),
+                        ..Default::default()
+                    };
+                    m.add_tag(&report);
+                    metrics::emit(&self.config.metrics_namespace, &[m]);
+                    info!(
+                        %repository, %branch, %tag,
+                        result = %serde_json::to_string(&report.outcome).unwrap_or_default(),
+                        dry_run,
+                        "branch cache tag"
+                    );
+                    reports.push(report);
+                }
+                Err(err) => {
+                    emit_failure(&self.config.metrics_namespace, repository);
+                    warn!(%repository, %tag, error = %err, "branch cache tag not removed");
+                    first_error.get_or_insert(err);
+                }
+            }
+        }
+        match first_error {
+            Some(err) => Err(HandlerError::Prune(err)),
+            None => Ok(reports),
+        }
+    }
+
+    async fn prune(
+        &self,
+        repository: &str,
+        protect: &HashSet<String>,
+    ) -> Result<RepositoryReport, PruneError> {
+        let result = prune_repository(&self.registry, repository, protect, self.settings()).await;
+        match &result {
+            Ok(report) => {
+                log_summary(report);
+                metrics::emit(
+                    &self.config.metrics_namespace,
+                    &[RepositoryMetrics::from_prune(report)],
+                );
+            }
+            Err(err) if err.is_repository_gone() => {}
+            Err(_) => emit_failure(&self.config.metrics_namespace, repository),
+        }
+        result
+    }
+}

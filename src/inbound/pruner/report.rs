@@ -1,0 +1,103 @@
+//! The answer to a direct (non-SQS) invocation, and the log lines and metrics of a repository.
+
+use lambda_runtime::tracing::{info, warn};
+use serde::Serialize;
+
+use crate::adapters::metrics::{self, RepositoryMetrics};
+use crate::app::branch_cleanup::TagReport;
+use crate::app::prune::RepositoryReport;
+use crate::app::sweep::RepositoryFailure;
+use crate::core::trigger::Trigger;
+
+use super::error::HandlerError;
+
+/// What an invocation did, serialized as the report's `outcome` string.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Pruned,
+    TagsProcessed,
+    Swept,
+    Ignored,
+    RepositoryNotFound,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct InvocationReport {
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    pub dry_run: bool,
+    /// Cache pruning per repository (push events).
+    pub repositories: Vec<RepositoryReport>,
+    /// Cache tags removed for deleted branches (or stale ones, in a sweep).
+    pub tags: Vec<TagReport>,
+    /// Sweep only: repositories in scope, not reached before the deadline, and failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<SweepSummary>,
+}
+
+impl InvocationReport {
+    pub fn new(outcome: Outcome, trigger: Option<Trigger>, dry_run: bool) -> Self {
+        InvocationReport {
+            outcome,
+            reason: None,
+            trigger,
+            dry_run,
+            repositories: vec![],
+            tags: vec![],
+            sweep: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SweepSummary {
+    pub in_scope: usize,
+    pub not_reached: Vec<String>,
+    pub failures: Vec<RepositoryFailure>,
+}
+
+pub fn log_summary(report: &RepositoryReport) {
+    info!(
+        repository = %report.repository,
+        dry_run = report.dry_run,
+        images = report.images_scanned,
+        deleted = report.deleted.len(),
+        would_delete = report.would_delete.len(),
+        already_deleted = report.already_deleted.len(),
+        kept = report.kept.len(),
+        remaining = report.remaining,
+        failures = report.failures.len(),
+        bytes = report.deleted_bytes,
+        "prune summary"
+    );
+}
+
+/// The EMF line of a repository that could not be processed.
+pub fn emit_failure(namespace: &str, repository: &str) {
+    let failed = RepositoryMetrics {
+        repository: repository.to_owned(),
+        failures: 1,
+        ..Default::default()
+    };
+    metrics::emit(namespace, &[failed]);
+}
+
+/// ECR reported per-image failures: the invocation must fail so the event is retried.
+pub fn failures_to_error(report: &RepositoryReport) -> Result<(), HandlerError> {
+    match report.failures.first() {
+        None => Ok(()),
+        Some(first) => {
+            warn!(report = %serde_json::to_string(report).unwrap_or_default(), "deletions failed");
+            Err(HandlerError::DeleteFailures {
+                repository: report.repository.clone(),
+                count: report.failures.len(),
+                code: first.code.clone(),
+                message: first.message.clone(),
+            })
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! SQS batches: each repository is pruned once however many of its pushes the batch holds, and a
+//! failure marks exactly the records that asked for that repository (`batchItemFailures`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::SystemTime;
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use lambda_runtime::tracing::{info, warn};
+use serde_json::Value;
+
+use crate::app::ports::Registry;
+use crate::core::trigger::{decide, Decision, Trigger};
+
+use super::error::HandlerError;
+use super::report::failures_to_error;
+use super::Pruner;
+
+/// The work one batch asks for, grouped.
+#[derive(Default)]
+struct Batch {
+    /// Records that could not be read or processed.
+    failed: Vec<String>,
+    sweep_requested: Vec<String>,
+    /// repository → (message ids, digests pushed)
+    pushes: BTreeMap<String, (Vec<String>, HashSet<String>)>,
+    branch_deletions: Vec<(String, Trigger)>,
+}
+
+impl<R: Registry> Pruner<R> {
+    fn group(&self, event: SqsEvent) -> Batch {
+        let mut batch = Batch::default();
+        for record in event.records {
+            let id = record.message_id.clone().unwrap_or_default();
+            let parsed = record
+                .body
+                .as_deref()
+                .ok_or_else(|| HandlerError::UnknownInput("SQS record without a body".into()))
+                .and_then(|body| {
+                    serde_json::from_str::<Value>(body).map_err(|e| {
+                        HandlerError::UnknownInput(format!("SQS record body is not JSON: {e}"))
+                    })
+                })
+                .and_then(|event| Ok(decide(&event, &self.config.trigger_rules())?));
+            match parsed {
+                Err(err) => {
+                    // Redelivery cannot fix a malformed record; failing it sends it to the DLQ
+                    // for a human instead of silently dropping it.
+                    warn!(message_id = %id, error = %err, "bad record");
+                    batch.failed.push(id);
+                }
+                Ok(Decision::Ignore { reason }) => {
+                    info!(message_id = %id, %reason, "record ignored")
+                }
+                Ok(Decision::Act(Trigger::CachePush {
+                    repository, digest, ..
+                })) => {
+                    let entry = batch.pushes.entry(repository).or_default();
+                    entry.0.push(id);
+                    entry.1.insert(digest);
+                }
+                Ok(Decision::Act(trigger @ Trigger::BranchDeleted { .. })) => {
+                    batch.branch_deletions.push((id, trigger))
+                }
+                Ok(Decision::Act(Trigger::Sweep)) => batch.sweep_requested.push(id),
+            }
+        }
+        batch
+    }
+
+    pub async fn handle_sqs(
+        &self,
+        event: SqsEvent,
+        deadline: Option<SystemTime>,
+    ) -> SqsBatchResponse {
+        let Batch {
+            mut failed,
+            sweep_requested,
+            pushes,
+            branch_deletions,
+        } = self.group(event);
+
+        if !sweep_requested.is_empty() {
+            let complete =
+                matches!(Box::pin(self.sweep(deadline)).await, Ok(r) if r.failures.is_empty());
+            if !complete {
+                failed.extend(sweep_requested);
+            }
+        }
+
+        for (id, trigger) in branch_deletions {
+            if self.remove_branch_tags(&trigger).await.is_err() {
+                failed.push(id);
+            }
+        }
+
+        for (repository, (ids, digests)) in pushes {
+            let outcome = match self.prune(&repository, &digests).await {
+                Ok(report) => failures_to_error(&report),
+                Err(err) if err.is_repository_gone() => {
+                    warn!(%repository, "repository no longer exists; nothing to prune");
+                    Ok(())
+                }
+                Err(err) => Err(err.into()),
+            };
+            if let Err(err) = outcome {
+                warn!(%repository, error = %err, records = ids.len(), "repository not pruned; records will be retried");
+                failed.extend(ids);
+            }
+        }
+
+        let mut response = SqsBatchResponse::default();
+        for id in failed {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+        response
+    }
+}
