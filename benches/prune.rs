@@ -115,6 +115,9 @@ async fn prune_with_mocks(n: usize) -> (Duration, usize) {
                 .set_next_token((pages.len() > (page + 1) * 1000).then(|| (page + 1).to_string()))
                 .build()
         });
+    // Like `recheck` in tests/pruner_mocks.rs, deliberately not shared: the bench answers from
+    // the core's ImageRecords, the tests from their own image type, and a bench that includes the
+    // test harness would change whenever the tests do.
     let by_id_images = images.clone();
     let recheck = mock!(Client::describe_images)
         .match_requests(|r| !r.image_ids().is_empty())

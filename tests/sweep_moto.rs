@@ -16,6 +16,22 @@ use support::registry::*;
 /// No GitHub check (the sweep is generic over the branch lister).
 const NO_GITHUB: Option<&GithubBranches> = None;
 
+/// Sweeps with `config` at `now_secs`, with all the time in the world and no GitHub check.
+async fn sweep_at(
+    config: &ecr_cache_pruner::inbound::config::Config,
+    now_secs: i64,
+) -> ecr_cache_pruner::app::sweep::SweepReport {
+    sweep(
+        &registry(),
+        &config.sweep_settings(),
+        NO_GITHUB,
+        now_secs,
+        &|| true,
+    )
+    .await
+    .unwrap()
+}
+
 struct Seeded {
     name: String,
     stale: Manifest,
@@ -144,19 +160,10 @@ async fn stale_branch_caches_expire_by_age() {
     let team = unique_name("stale");
     let r = seed(&ecr, format!("{team}/web")).await;
     let scope = format!("{team}/*");
-    let always = || true;
 
     // 10 days later, with a 30-day expiry: nothing is stale yet.
     let cfg = config(&[("SWEEP_REPOSITORIES", &scope), ("STALE_CACHE_DAYS", "30")]);
-    let report = sweep(
-        &registry(),
-        &cfg.sweep_settings(),
-        NO_GITHUB,
-        now() + 10 * 86_400,
-        &always,
-    )
-    .await
-    .unwrap();
+    let report = sweep_at(&cfg, now() + 10 * 86_400).await;
     assert!(report.tags.is_empty());
 
     // 40 days later: the feature branch cache expires; main (protected) and the app image stay.
@@ -165,15 +172,7 @@ async fn stale_branch_caches_expire_by_age() {
         ("STALE_CACHE_DAYS", "30"),
         ("DRY_RUN", "true"),
     ]);
-    let report = sweep(
-        &registry(),
-        &dry.sweep_settings(),
-        NO_GITHUB,
-        now() + 40 * 86_400,
-        &always,
-    )
-    .await
-    .unwrap();
+    let report = sweep_at(&dry, now() + 40 * 86_400).await;
     let outcomes: Vec<(String, String)> = report
         .tags
         .iter()
@@ -198,15 +197,7 @@ async fn stale_branch_caches_expire_by_age() {
         "dry run keeps it"
     );
 
-    let report = sweep(
-        &registry(),
-        &cfg.sweep_settings(),
-        NO_GITHUB,
-        now() + 40 * 86_400,
-        &always,
-    )
-    .await
-    .unwrap();
+    let report = sweep_at(&cfg, now() + 40 * 86_400).await;
     assert_eq!(report.tags.len(), 1);
     let after = contents(&ecr, &r.name).await;
     assert!(!after.contains_key(&r.feature.digest));
@@ -379,16 +370,7 @@ async fn stale_expiry_keeps_an_index_referenced_cache() {
         ("SWEEP_REPOSITORIES", &format!("{team}/*")),
         ("STALE_CACHE_DAYS", "30"),
     ]);
-    let always = || true;
-    let report = sweep(
-        &registry(),
-        &cfg.sweep_settings(),
-        NO_GITHUB,
-        now() + 40 * 86_400,
-        &always,
-    )
-    .await
-    .unwrap();
+    let report = sweep_at(&cfg, now() + 40 * 86_400).await;
     let outcome = serde_json::to_value(&report.tags[0]).unwrap();
     assert_eq!(outcome["outcome"], "kept", "{outcome}");
     assert_eq!(outcome["reason"], "referenced_by_index");

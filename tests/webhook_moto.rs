@@ -10,6 +10,11 @@ use base64::Engine;
 use ecr_cache_pruner::core::webhook::sign;
 use ecr_cache_pruner::inbound::webhook::{Webhook, WebhookConfig};
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use aws_sdk_eventbridge::config::interceptors::BeforeSerializationInterceptorContextRef;
+use aws_sdk_eventbridge::config::{ConfigBag, Intercept};
 use support::moto::{ecr_client, event, sdk_config, unique_name};
 use support::registry::*;
 
@@ -19,6 +24,35 @@ struct Bus {
     webhook: Webhook,
     sqs: aws_sdk_sqs::Client,
     queue_url: String,
+    /// EventBridge calls the webhook made, to any bus: a webhook that published to the wrong bus
+    /// (say `default`) would never show up in `drain`, but it shows up here.
+    events_calls: EventBridgeCalls,
+    events: aws_sdk_eventbridge::Client,
+}
+
+/// Counts every EventBridge call a client makes.
+#[derive(Debug, Clone, Default)]
+struct EventBridgeCalls(Arc<AtomicUsize>);
+
+impl Intercept for EventBridgeCalls {
+    fn name(&self) -> &'static str {
+        "EventBridgeCalls"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+impl EventBridgeCalls {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
 }
 
 /// A fresh bus + rule (branch deletions and pushes from github.com) → queue, and a webhook
@@ -26,7 +60,12 @@ struct Bus {
 async fn setup(secret: &str) -> Bus {
     let sdk = sdk_config();
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let events_calls = EventBridgeCalls::default();
+    let events = aws_sdk_eventbridge::Client::from_conf(
+        aws_sdk_eventbridge::config::Builder::from(&sdk)
+            .interceptor(events_calls.clone())
+            .build(),
+    );
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let name = unique_name("hook");
     let secret_arn = secrets
@@ -89,10 +128,14 @@ async fn setup(secret: &str) -> Bus {
         _ => None,
     })
     .unwrap();
+    // Setup made its own calls (bus, rule, targets): count the webhook's from zero.
+    events_calls.0.store(0, Ordering::SeqCst);
     Bus {
-        webhook: Webhook::new(config, secrets, events),
+        webhook: Webhook::new(config, secrets, events.clone()),
         sqs,
         queue_url,
+        events_calls,
+        events,
     }
 }
 
@@ -158,6 +201,7 @@ async fn form_encoded_and_base64_deliveries_are_forwarded() {
     b64["isBase64Encoded"] = json!(true);
     let (status, _) = bus.deliver(b64).await;
     assert_eq!(status, 202);
+    assert_eq!(bus.events_calls.count(), 2, "one PutEvents per delivery");
     let messages = bus.drain().await;
     assert_eq!(messages.len(), 2);
     for m in messages {
@@ -197,6 +241,7 @@ async fn forgeries_get_401_and_nothing_reaches_the_bus() {
         let (status, answer) = bus.deliver(req).await;
         assert_eq!(status, 401, "{what}: {answer}");
     }
+    assert_eq!(bus.events_calls.count(), 0, "nothing may reach any bus");
     assert!(bus.drain().await.is_empty());
 }
 
@@ -232,6 +277,7 @@ async fn ping_bad_bodies_and_oversize_are_answered_without_forwarding() {
     let (status, body) = bus.deliver(big).await;
     assert_eq!(status, 413, "{body}");
     assert!(body["error"].as_str().unwrap().contains("limit"));
+    assert_eq!(bus.events_calls.count(), 0, "nothing may reach any bus");
     assert!(bus.drain().await.is_empty());
 }
 
@@ -249,11 +295,12 @@ async fn missing_secret_is_a_server_error_not_an_open_door() {
     let broken = Webhook::new(
         config,
         aws_sdk_secretsmanager::Client::new(&sdk),
-        aws_sdk_eventbridge::Client::new(&sdk),
+        bus.events.clone(),
     );
     let req: LambdaFunctionUrlRequest =
         serde_json::from_value(request("webhook-delete-branch.json")).unwrap();
     assert_eq!(broken.handle(req).await.status_code, 500);
+    assert_eq!(bus.events_calls.count(), 0, "nothing may reach any bus");
     assert!(bus.drain().await.is_empty());
 }
 

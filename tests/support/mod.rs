@@ -5,6 +5,7 @@
 
 pub mod fake_github;
 pub mod http;
+pub mod memory;
 pub mod moto;
 pub mod registry;
 pub mod runtime_api;
