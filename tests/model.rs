@@ -264,7 +264,10 @@ fn run(scenario: &Scenario) -> Outcome {
     }
     let config = support::moto::config(&vars);
     let pruner = Pruner::new(config, registry);
+    // Paused time: the pruner's retry pauses advance the clock instead of waiting.
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
         .build()
         .unwrap();
     let mut outcome = Outcome::default();

@@ -589,6 +589,7 @@ async fn archived_images_are_listed_protect_their_children_and_are_never_deleted
         .unwrap()
     };
     assert_eq!(reason(0)["reason"], "referenced_by_index");
+    assert_eq!(report.images_not_active, 3);
     assert_eq!(reason(2)["reason"], "not_active");
     assert_eq!(reason(2)["status"], "ARCHIVED");
     assert_eq!(reason(3)["status"], "ACTIVATING");
@@ -616,4 +617,82 @@ async fn a_repeated_next_token_is_an_error_not_a_complete_listing() {
     assert!(err.to_string().contains("repeated"), "{err}");
     assert_eq!(list.num_calls(), 2);
     assert_eq!(delete.num_calls(), 0);
+}
+
+#[tokio::test]
+async fn a_failed_delete_is_retried_only_after_a_new_recheck() {
+    // BatchDeleteImage answers 500 once. Meanwhile a byte-identical push re-tags d(1). The retry
+    // must re-check first (and keep d(1)); an SDK-level retry of the same call would delete it.
+    let untagged: Vec<Img> = (0..3).map(untagged_cache).collect();
+    let mut retagged = untagged.clone();
+    retagged[1].tags = vec!["cache-main".into()];
+    let first_check = {
+        let before = untagged.clone();
+        mock!(Client::describe_images)
+            .match_requests(|r| !r.image_ids().is_empty())
+            .sequence()
+            .output(move || {
+                DescribeImagesOutput::builder()
+                    .set_image_details(Some(before.iter().map(detail).collect()))
+                    .build()
+            })
+            .build()
+    };
+    let failing_delete = mock!(Client::batch_delete_image)
+        .sequence()
+        .http_status(500, None)
+        .build();
+    let (list, later_checks, get, delete) = (
+        listing(untagged),
+        recheck(retagged),
+        manifests(vec![]),
+        deleter(vec![]),
+    );
+    let ecr = client(&[
+        &list,
+        &first_check,
+        &later_checks,
+        &get,
+        &failing_delete,
+        &delete,
+    ]);
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap();
+    assert_eq!(
+        failing_delete.num_calls(),
+        1,
+        "no SDK retry of BatchDeleteImage"
+    );
+    assert_eq!(first_check.num_calls() + later_checks.num_calls(), 2);
+    assert_eq!(delete.num_calls(), 1);
+    assert_eq!(
+        sorted_digests(report.deleted.iter().map(|p| &p.digest)),
+        vec![d(0), d(2)]
+    );
+    assert!(report.kept.iter().any(|k| k.digest == d(1)));
+}
+
+#[tokio::test]
+async fn a_delete_that_keeps_failing_gives_up_after_the_attempts() {
+    let images: Vec<Img> = (0..2).map(untagged_cache).collect();
+    let broken_delete = mock!(Client::batch_delete_image)
+        .sequence()
+        .http_status(503, None)
+        .repeatedly()
+        .build();
+    let (list, check, get) = (listing(images.clone()), recheck(images), manifests(vec![]));
+    let ecr = client(&[&list, &check, &get, &broken_delete]);
+    tokio::time::pause();
+    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("BatchDeleteImage"), "{err}");
+    let attempts = ecr_cache_pruner::app::retry::ATTEMPTS as usize;
+    assert_eq!(broken_delete.num_calls(), attempts);
+    assert_eq!(
+        check.num_calls(),
+        attempts,
+        "one re-check before every attempt"
+    );
 }

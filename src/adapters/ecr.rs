@@ -4,6 +4,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use aws_sdk_ecr::config::http::HttpResponse;
+use aws_sdk_ecr::config::retry::RetryConfig;
 use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageError;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageError;
@@ -50,10 +52,43 @@ impl RepositoryMissing for DescribeRepositoriesError {
     }
 }
 
-fn api_error<E, R>(operation: &'static str, repository: &str, err: SdkError<E, R>) -> RegistryError
+/// Error codes ECR (and the AWS front door) use for throttling and server-side trouble.
+const TRANSIENT_CODES: [&str; 6] = [
+    "ThrottlingException",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ServiceUnavailableException",
+    "ServerException",
+];
+
+/// A failure a retry may fix: no answer (timeout, dropped connection, unreadable response), a
+/// throttle, or a 5xx.
+fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            status == 429
+                || status >= 500
+                || service
+                    .err()
+                    .code()
+                    .is_some_and(|code| TRANSIENT_CODES.contains(&code))
+        }
+        _ => false,
+    }
+}
+
+fn api_error<E>(
+    operation: &'static str,
+    repository: &str,
+    err: SdkError<E, HttpResponse>,
+) -> RegistryError
 where
     E: RepositoryMissing + ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
     if err
         .as_service_error()
@@ -63,14 +98,30 @@ where
             repository: repository.to_owned(),
         };
     }
-    RegistryError::Api {
-        operation,
-        repository: repository.to_owned(),
-        message: DisplayErrorContext(&err).to_string(),
+    let message = DisplayErrorContext(&err).to_string();
+    let repository = repository.to_owned();
+    if is_transient(&err) {
+        RegistryError::Transient {
+            operation,
+            repository,
+            message,
+        }
+    } else {
+        RegistryError::Api {
+            operation,
+            repository,
+            message,
+        }
     }
 }
 
-fn is_image_not_found<R>(err: &SdkError<DescribeImagesError, R>) -> bool {
+/// Per-call configuration for BatchDeleteImage: no SDK retries, because a retry must follow a
+/// fresh re-check of the batch (the use case does both).
+fn no_retries() -> aws_sdk_ecr::config::Builder {
+    aws_sdk_ecr::config::Builder::default().retry_config(RetryConfig::disabled())
+}
+
+fn is_image_not_found(err: &SdkError<DescribeImagesError, HttpResponse>) -> bool {
     matches!(
         err.as_service_error(),
         Some(DescribeImagesError::ImageNotFoundException(_))
@@ -278,6 +329,8 @@ impl Registry for EcrRegistry {
             .batch_delete_image()
             .repository_name(repository)
             .set_image_ids(Some(digest_ids(digests)))
+            .customize()
+            .config_override(no_retries())
             .send()
             .await
             .map_err(|e| api_error("BatchDeleteImage", repository, e))?;
@@ -316,6 +369,8 @@ impl Registry for EcrRegistry {
             .batch_delete_image()
             .repository_name(repository)
             .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .customize()
+            .config_override(no_retries())
             .send()
             .await
             .map_err(|e| api_error("BatchDeleteImage", repository, e))?;

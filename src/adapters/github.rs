@@ -2,12 +2,22 @@
 //! go; the cache of a branch that still exists never). octocrab against the GitHub REST API, or a
 //! GitHub Enterprise / test base URL.
 
+use std::collections::HashSet;
+use std::time::Duration;
+
+use octocrab::models::repos::Branch;
 use octocrab::Octocrab;
 use thiserror::Error;
 
 use crate::app::ports::{BranchListError, BranchLister};
 
 pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
+/// A hung GitHub must not hold a sweep until the Lambda times out.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(15);
+/// 100 branches a page: a repository with more than 100,000 branches is refused, not listed
+/// forever.
+const MAX_PAGES: usize = 1000;
 
 #[derive(Debug, Error)]
 pub enum GithubClientError {
@@ -24,7 +34,18 @@ pub struct GithubBranches {
 
 impl GithubBranches {
     pub fn new(api_url: &str, token: &str) -> Result<Self, GithubClientError> {
+        Self::with_timeouts(api_url, token, CONNECT_TIMEOUT, READ_TIMEOUT)
+    }
+
+    pub fn with_timeouts(
+        api_url: &str,
+        token: &str,
+        connect: Duration,
+        read: Duration,
+    ) -> Result<Self, GithubClientError> {
         let client = Octocrab::builder()
+            .set_connect_timeout(Some(connect))
+            .set_read_timeout(Some(read))
             .base_uri(api_url)
             .map_err(|e| GithubClientError::BadUrl {
                 url: api_url.to_owned(),
@@ -64,11 +85,34 @@ impl BranchLister for GithubBranches {
             .send()
             .await
             .map_err(|e| list_error(full_name, e))?;
-        let all = self
-            .client
-            .all_pages(first)
-            .await
-            .map_err(|e| list_error(full_name, e))?;
-        Ok(all.into_iter().map(|branch| branch.name).collect())
+        // Followed by hand, not with `all_pages`: a `next` link seen before would loop forever.
+        let mut names = Vec::new();
+        let mut seen = HashSet::new();
+        let mut page = first;
+        for _ in 0..MAX_PAGES {
+            names.extend(page.items.into_iter().map(|branch| branch.name));
+            let Some(next) = page.next else {
+                return Ok(names);
+            };
+            if !seen.insert(next.to_string()) {
+                return Err(BranchListError::Unavailable {
+                    repository: full_name.to_owned(),
+                    message: format!("the next-page link {next} repeats; the listing would loop"),
+                });
+            }
+            page = match self
+                .client
+                .get_page::<Branch>(&Some(next))
+                .await
+                .map_err(|e| list_error(full_name, e))?
+            {
+                Some(page) => page,
+                None => return Ok(names),
+            };
+        }
+        Err(BranchListError::Unavailable {
+            repository: full_name.to_owned(),
+            message: format!("more than {MAX_PAGES} pages of branches"),
+        })
     }
 }

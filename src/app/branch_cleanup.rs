@@ -6,11 +6,11 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use crate::core::manifest::is_single_manifest_type;
-use crate::core::plan::{classify, referenced_digests, ImageStatus, KeepReason};
+use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
 
-use super::ports::Registry;
+use super::ports::{Registry, RegistryError};
 use super::prune::{take_snapshot, PruneError};
-use super::reads;
+use super::{reads, retry};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -48,6 +48,11 @@ pub struct TagReport {
 /// Removing an image's last tag deletes the image, so then rule 3 applies too: the tag stays when
 /// an index references the digest. `index_references` (digest → an index referencing it) comes
 /// from the caller's snapshot; with None, the repository is read here, only when needed.
+///
+/// Every read the decision needs comes first; then the tag is looked up again and removed in the
+/// very next call, so a push that moves the tag has one round trip to slip in (reported as
+/// `tag_moved` when it lands before the last look-up). A removal that fails in a way a retry may
+/// fix is retried only after a new look-up.
 pub async fn remove_cache_tag<R: Registry>(
     registry: &R,
     repository: &str,
@@ -56,30 +61,39 @@ pub async fn remove_cache_tag<R: Registry>(
     index_references: Option<&BTreeMap<String, String>>,
     dry_run: bool,
 ) -> Result<TagReport, PruneError> {
-    let report = |digest: Option<String>, other_tags: Vec<String>, outcome| TagReport {
+    let report = |digest: Option<String>, image: Option<&ImageRecord>, outcome| TagReport {
         repository: repository.to_owned(),
         tag: tag.to_owned(),
         digest,
-        other_tags,
+        other_tags: image
+            .map(|i| i.tags.iter().filter(|t| *t != tag).cloned().collect())
+            .unwrap_or_default(),
         outcome,
     };
     let image = match registry.describe_tag(repository, tag).await {
         Ok(Some(image)) => image,
-        Ok(None) => return Ok(report(None, vec![], TagOutcome::TagNotFound)),
+        Ok(None) => return Ok(report(None, None, TagOutcome::TagNotFound)),
         Err(err) if err.is_repository_gone() => {
-            return Ok(report(None, vec![], TagOutcome::RepositoryNotFound))
+            return Ok(report(None, None, TagOutcome::RepositoryNotFound))
         }
         Err(err) => return Err(err.into()),
     };
-    let other_tags: Vec<String> = image.tags.iter().filter(|t| *t != tag).cloned().collect();
+    let judged = image.digest.clone();
+    let keep = |image: &ImageRecord, reason| {
+        Ok(report(
+            Some(judged.clone()),
+            Some(image),
+            TagOutcome::Kept(reason),
+        ))
+    };
     if let Some(expected) = expected_digest {
-        if expected != image.digest {
+        if expected != judged {
             let moved = KeepReason::TagMoved {
-                now: image.digest.clone(),
+                now: judged.clone(),
             };
             return Ok(report(
                 Some(expected.to_owned()),
-                other_tags,
+                Some(&image),
                 TagOutcome::Kept(moved),
             ));
         }
@@ -88,56 +102,91 @@ pub async fn remove_cache_tag<R: Registry>(
     // be removed, but an archived cache is not worth the exception.
     if image.status != ImageStatus::Active {
         let status = image.status;
-        return Ok(report(
-            Some(image.digest),
-            other_tags,
-            TagOutcome::Kept(KeepReason::NotActive { status }),
-        ));
+        return keep(&image, KeepReason::NotActive { status });
     }
     let settled_by_metadata = image.artifact_media_type.is_some()
         && is_single_manifest_type(image.manifest_media_type.as_deref());
+    let mut lookup_is_old = false;
     let manifest = if settled_by_metadata {
         None
     } else {
-        reads::read_manifests(registry, repository, std::slice::from_ref(&image.digest))
+        lookup_is_old = true;
+        reads::read_manifests(registry, repository, std::slice::from_ref(&judged))
             .await?
             .kinds
-            .remove(&image.digest)
+            .remove(&judged)
     };
     if let Err(reason) = classify(&image, manifest.as_ref()) {
-        return Ok(report(
-            Some(image.digest),
-            other_tags,
-            TagOutcome::Kept(reason),
-        ));
+        return keep(&image, reason);
     }
-    let image_deleted = other_tags.is_empty();
-    if image_deleted {
-        let index = match index_references {
-            Some(references) => references.get(&image.digest).cloned(),
-            // Fails closed: an unreadable repository or index is an error, nothing removed.
-            None => referenced_digests(&take_snapshot(registry, repository).await?.manifests)
-                .remove(&image.digest),
-        };
-        if let Some(index) = index {
+
+    // Some(None): known to be unreferenced; None: not known yet.
+    let mut reference: Option<Option<String>> =
+        index_references.map(|references| references.get(&judged).cloned());
+    let mut current = image;
+    let mut attempts = 0;
+    let mut sent = false;
+    loop {
+        if lookup_is_old {
+            current = match registry.describe_tag(repository, tag).await? {
+                Some(now) => now,
+                // Our previous attempt most likely removed it before its answer was lost.
+                None if sent => {
+                    let image_deleted = current.tags.len() <= 1;
+                    return Ok(report(
+                        Some(judged.clone()),
+                        Some(&current),
+                        TagOutcome::Removed { image_deleted },
+                    ));
+                }
+                None => return Ok(report(Some(judged.clone()), None, TagOutcome::TagNotFound)),
+            };
+            if current.digest != judged {
+                let moved = KeepReason::TagMoved {
+                    now: current.digest.clone(),
+                };
+                return keep(&current, moved);
+            }
+        }
+        let image_deleted = current.tags.iter().all(|t| t == tag);
+        if image_deleted {
+            let index = match &reference {
+                Some(known) => known.clone(),
+                None => {
+                    // Fails closed: an unreadable repository or index is an error.
+                    let snapshot = take_snapshot(registry, repository).await?;
+                    reference = Some(referenced_digests(&snapshot.manifests).remove(&judged));
+                    lookup_is_old = true;
+                    continue;
+                }
+            };
+            if let Some(index) = index {
+                return keep(&current, KeepReason::ReferencedByIndex { index });
+            }
+        }
+        if dry_run {
             return Ok(report(
-                Some(image.digest),
-                other_tags,
-                TagOutcome::Kept(KeepReason::ReferencedByIndex { index }),
+                Some(judged.clone()),
+                Some(&current),
+                TagOutcome::WouldRemove { image_deleted },
             ));
         }
+        attempts += 1;
+        match registry.remove_tag(repository, tag).await {
+            Ok(true) => {
+                return Ok(report(
+                    Some(judged.clone()),
+                    Some(&current),
+                    TagOutcome::Removed { image_deleted },
+                ))
+            }
+            Ok(false) => return Ok(report(Some(judged.clone()), None, TagOutcome::TagNotFound)),
+            Err(RegistryError::Transient { .. }) if attempts < retry::ATTEMPTS => {
+                sent = true;
+                lookup_is_old = true;
+                retry::pause(attempts).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
     }
-    if dry_run {
-        return Ok(report(
-            Some(image.digest),
-            other_tags,
-            TagOutcome::WouldRemove { image_deleted },
-        ));
-    }
-    let outcome = if registry.remove_tag(repository, tag).await? {
-        TagOutcome::Removed { image_deleted }
-    } else {
-        TagOutcome::TagNotFound
-    };
-    Ok(report(Some(image.digest), other_tags, outcome))
 }

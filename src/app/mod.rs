@@ -6,4 +6,5 @@ pub mod branch_cleanup;
 pub mod ports;
 pub mod prune;
 pub mod reads;
+pub mod retry;
 pub mod sweep;

@@ -26,6 +26,14 @@ pub enum RegistryError {
         operation: &'static str,
         repository: String,
     },
+    /// A throttle, a 5xx, a timeout or a dropped connection: a retry may succeed, and the call
+    /// may or may not have taken effect.
+    #[error("{operation} on {repository} failed, may be retried: {message}")]
+    Transient {
+        operation: &'static str,
+        repository: String,
+        message: String,
+    },
     #[error("{operation} on {repository} failed: {message}")]
     Api {
         operation: &'static str,
@@ -118,7 +126,8 @@ pub trait Registry: Send + Sync {
     ) -> impl Future<Output = Result<HashMap<String, Vec<String>>, RegistryError>> + Send;
 
     /// Deletes up to [`BATCH_SIZE`] images by digest, removing every tag they have: callers
-    /// re-check tags first.
+    /// re-check tags first. Never retried inside the adapter: a retry must follow a new re-check,
+    /// so a failure that may be retried is [`RegistryError::Transient`].
     fn delete_digests(
         &self,
         repository: &str,
@@ -133,7 +142,8 @@ pub trait Registry: Send + Sync {
     ) -> impl Future<Output = Result<Option<ImageRecord>, RegistryError>> + Send;
 
     /// Removes one tag (BatchDeleteImage by tag): other tags on the digest survive, the image
-    /// goes only when it was the last one. Returns false when the tag did not exist.
+    /// goes only when it was the last one. Returns false when the tag did not exist. Not retried
+    /// inside the adapter, like [`Registry::delete_digests`].
     fn remove_tag(
         &self,
         repository: &str,

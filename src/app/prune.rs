@@ -8,10 +8,10 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::core::manifest::{is_single_manifest_type, Blob, ManifestKind};
-use crate::core::plan::{self, ImageRecord, KeptImage, PlanSettings, PlannedDeletion};
+use crate::core::plan::{self, ImageRecord, ImageStatus, KeptImage, PlanSettings, PlannedDeletion};
 
 use super::ports::{ImageFailure, Registry, RegistryError, BATCH_SIZE};
-use super::reads;
+use super::{reads, retry};
 
 #[derive(Debug, Clone, Copy)]
 pub struct PruneSettings {
@@ -41,6 +41,8 @@ pub struct RepositoryReport {
     pub dry_run: bool,
     pub images_scanned: usize,
     pub tagged_images: usize,
+    /// ARCHIVED or ACTIVATING images (never deleted; still counted for index references).
+    pub images_not_active: usize,
     /// Deleted in this run (empty in a dry run).
     pub deleted: Vec<PlannedDeletion>,
     /// What a dry run would delete (empty otherwise).
@@ -153,35 +155,23 @@ pub async fn prune_snapshot<R: Registry>(
         dry_run: settings.dry_run,
         images_scanned: images.len(),
         tagged_images: plan.tagged_images,
+        images_not_active: images
+            .iter()
+            .filter(|i| i.status != ImageStatus::Active)
+            .count(),
         remaining: plan.remaining,
         ..Default::default()
     };
 
     let planned = std::mem::take(&mut plan.delete);
     for batch in planned.chunks(BATCH_SIZE) {
-        let digests: Vec<String> = batch.iter().map(|d| d.digest.clone()).collect();
-        let current = reads::current_tags(registry, repository, &digests).await?;
-        let checked = plan::recheck(batch.to_vec(), &current);
-        report.already_deleted.extend(checked.gone);
-        plan.kept.extend(checked.kept);
-        if settings.dry_run {
-            report.would_delete.extend(checked.delete);
-            continue;
-        }
-        if checked.delete.is_empty() {
-            continue;
-        }
-        let digests: Vec<String> = checked.delete.iter().map(|d| d.digest.clone()).collect();
-        let outcome = registry.delete_digests(repository, &digests).await?;
-        let deleted: HashSet<&String> = outcome.deleted.iter().collect();
-        report.deleted.extend(
-            checked
-                .delete
-                .into_iter()
-                .filter(|d| deleted.contains(&d.digest)),
-        );
-        report.already_deleted.extend(outcome.already_gone);
-        report.failures.extend(outcome.failures);
+        let done =
+            recheck_and_delete(registry, repository, batch.to_vec(), settings.dry_run).await?;
+        plan.kept.extend(done.kept);
+        report.deleted.extend(done.deleted);
+        report.would_delete.extend(done.would_delete);
+        report.already_deleted.extend(done.already_deleted);
+        report.failures.extend(done.failures);
     }
     report.deleted_bytes = report
         .deleted
@@ -205,6 +195,72 @@ pub async fn prune_snapshot<R: Registry>(
         });
     }
     Ok(report)
+}
+
+/// What became of one batch.
+#[derive(Debug, Default)]
+struct BatchOutcome {
+    deleted: Vec<PlannedDeletion>,
+    would_delete: Vec<PlannedDeletion>,
+    already_deleted: Vec<String>,
+    kept: Vec<KeptImage>,
+    failures: Vec<ImageFailure>,
+}
+
+/// Re-checks a batch's tags and deletes what is still untagged in the very next call (rule 2).
+/// When that call fails in a way a retry may fix (throttle, 5xx, no answer), the batch is
+/// re-checked again before the next attempt: an attempt whose answer was lost may have deleted
+/// some of it, and a tag may have arrived meanwhile.
+async fn recheck_and_delete<R: Registry>(
+    registry: &R,
+    repository: &str,
+    mut pending: Vec<PlannedDeletion>,
+    dry_run: bool,
+) -> Result<BatchOutcome, PruneError> {
+    let mut outcome = BatchOutcome::default();
+    // Sent in an attempt that failed: if they are gone now, that attempt most likely did it.
+    let mut in_flight: HashMap<String, PlannedDeletion> = HashMap::new();
+    for attempt in 1..=retry::ATTEMPTS {
+        let digests: Vec<String> = pending.iter().map(|d| d.digest.clone()).collect();
+        let current = reads::current_tags(registry, repository, &digests).await?;
+        let checked = plan::recheck(pending, &current);
+        for digest in checked.gone {
+            match in_flight.remove(&digest) {
+                Some(deletion) => outcome.deleted.push(deletion),
+                None => outcome.already_deleted.push(digest),
+            }
+        }
+        outcome.kept.extend(checked.kept);
+        if dry_run {
+            outcome.would_delete = checked.delete;
+            return Ok(outcome);
+        }
+        if checked.delete.is_empty() {
+            return Ok(outcome);
+        }
+        let digests: Vec<String> = checked.delete.iter().map(|d| d.digest.clone()).collect();
+        match registry.delete_digests(repository, &digests).await {
+            Ok(result) => {
+                let deleted: HashSet<&String> = result.deleted.iter().collect();
+                outcome.deleted.extend(
+                    checked
+                        .delete
+                        .into_iter()
+                        .filter(|d| deleted.contains(&d.digest)),
+                );
+                outcome.already_deleted.extend(result.already_gone);
+                outcome.failures.extend(result.failures);
+                return Ok(outcome);
+            }
+            Err(RegistryError::Transient { .. }) if attempt < retry::ATTEMPTS => {
+                in_flight.extend(checked.delete.iter().map(|d| (d.digest.clone(), d.clone())));
+                pending = checked.delete;
+                retry::pause(attempt).await;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+    unreachable!("the last attempt returns")
 }
 
 /// Reads the blobs of every single manifest not read yet, then applies the pure estimate.

@@ -1,5 +1,7 @@
 //! A fake of the GitHub REST API's branch listing on loopback: real HTTP, real pagination
-//! (`Link: <…>; rel="next"`), token check, 404 for unknown repositories.
+//! (`Link: <…>; rel="next"`), token check, 404 for unknown repositories. Two misbehaving
+//! repositories: any `owner/looping` answers a `next` link back to its first page forever, and any
+//! `owner/stalled` never answers.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -34,6 +36,9 @@ impl FakeGithub {
                     let mut buffer = Vec::new();
                     while let Some(request) = read_request(&mut stream, &mut buffer).await {
                         log.lock().unwrap().push(request.path.clone());
+                        if request.path.contains("/stalled/") {
+                            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                        }
                         let (status, body, link) = answer(&request, &base, &repos);
                         let link = link.map(|l| format!("Link: {l}\r\n")).unwrap_or_default();
                         let response = format!(
@@ -91,6 +96,15 @@ fn answer(
         .map(|b| json!({"name": b, "commit": {"sha": "6113728f27ae82c7b1a177c8d03f9e96e0adf246",
                          "url": format!("{base}/repos/{owner}/{name}/commits/6113728f")}, "protected": false}))
         .collect();
+    if *name == "looping" {
+        let link =
+            format!("<{base}/repos/{owner}/{name}/branches?per_page=100&page=1>; rel=\"next\"");
+        return (
+            "200 OK",
+            serde_json::Value::Array(items).to_string(),
+            Some(link),
+        );
+    }
     let link = (page * PAGE_SIZE < branches.len()).then(|| {
         format!(
             "<{base}/repos/{owner}/{name}/branches?per_page=100&page={}>; rel=\"next\"",

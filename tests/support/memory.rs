@@ -451,7 +451,7 @@ fn operation(op: Op) -> &'static str {
 }
 
 fn fault_error(op: Op, repository: &str, fault: Fault) -> RegistryError {
-    RegistryError::Api {
+    RegistryError::Transient {
         operation: operation(op),
         repository: repository.to_owned(),
         message: match fault {

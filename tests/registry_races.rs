@@ -1,0 +1,158 @@
+//! Races and lost answers between two calls, through the `Registry` port and the in-memory
+//! registry (moto cannot move a tag in the middle of a run, or lose an answer after acting).
+
+mod support;
+
+use std::collections::HashSet;
+
+use ecr_cache_pruner::app::branch_cleanup::{remove_cache_tag, TagOutcome};
+use ecr_cache_pruner::app::prune::{prune_repository, PruneSettings};
+use ecr_cache_pruner::core::plan::KeepReason;
+use support::memory::{Fault, Kind, MemoryRegistry, Op};
+
+const REPO: &str = "app";
+
+fn settings() -> PruneSettings {
+    PruneSettings {
+        dry_run: false,
+        max_deletions: 1000,
+        estimate_reclaimed: false,
+    }
+}
+
+/// Faults only on the first call of `op`.
+fn once(op: Op, fault: Fault) -> impl FnMut(Op) -> Option<Fault> + Send {
+    let mut fired = false;
+    move |called| (called == op && !std::mem::replace(&mut fired, true)).then_some(fault)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tag_pushed_again_before_the_last_look_up_is_kept_as_tag_moved() {
+    let registry = MemoryRegistry::default();
+    let judged = registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-feature-x"));
+    // The reads the decision needs (the manifest, the repository's indexes) give CI time to push
+    // the branch's cache again.
+    let fresh = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let seen = fresh.clone();
+    registry.set_hook(move |op, state| {
+        let reading = op == Op::ListImages || op == Op::ReadManifests;
+        let mut pushed = seen.lock().unwrap();
+        if reading && pushed.is_none() {
+            *pushed = Some(state.inject_push(REPO, Kind::Cache, Some("cache-feature-x")));
+        }
+    });
+    let report = remove_cache_tag(&registry, REPO, "cache-feature-x", None, None, false)
+        .await
+        .unwrap();
+    let fresh = fresh.lock().unwrap().clone().expect("the hook pushed");
+    assert_eq!(report.digest.as_deref(), Some(judged.as_str()));
+    assert_eq!(
+        report.outcome,
+        TagOutcome::Kept(KeepReason::TagMoved { now: fresh.clone() })
+    );
+    let state = registry.state();
+    let still = state.images(REPO);
+    assert!(still
+        .iter()
+        .any(|i| i.digest == fresh && i.tags.contains("cache-feature-x")));
+    assert!(state.violations.is_empty() && state.races.is_empty());
+    assert_eq!(registry.count(Op::RemoveTag), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_tag_removal_whose_answer_was_lost_is_reported_as_removed() {
+    let registry = MemoryRegistry::default();
+    registry.state().push(REPO, Kind::Cache, Some("cache-gone"));
+    registry.set_faults(once(Op::RemoveTag, Fault::LostAnswer));
+    let report = remove_cache_tag(&registry, REPO, "cache-gone", None, None, false)
+        .await
+        .unwrap();
+    assert_eq!(
+        report.outcome,
+        TagOutcome::Removed {
+            image_deleted: true
+        }
+    );
+    assert_eq!(registry.count(Op::RemoveTag), 1, "nothing left to remove");
+    assert!(registry.state().images(REPO).is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delete_whose_answer_was_lost_counts_as_deleted_and_is_not_an_error() {
+    let registry = MemoryRegistry::default();
+    let stale: Vec<String> = (0..3)
+        .map(|_| registry.state().push(REPO, Kind::Cache, None))
+        .collect();
+    registry.state().push(REPO, Kind::Cache, Some("cache-main"));
+    registry.set_faults(once(Op::DeleteDigests, Fault::LostAnswer));
+    let report = prune_repository(&registry, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap();
+    let deleted: HashSet<String> = report.deleted.iter().map(|d| d.digest.clone()).collect();
+    assert_eq!(deleted, stale.into_iter().collect());
+    assert!(report.already_deleted.is_empty());
+    assert_eq!(registry.count(Op::DeleteDigests), 1);
+    assert_eq!(
+        registry.count(Op::CurrentTags),
+        2,
+        "re-checked before giving up on it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_throttled_delete_is_re_checked_and_a_digest_re_tagged_meanwhile_survives() {
+    let registry = MemoryRegistry::default();
+    let stale: Vec<String> = (0..3)
+        .map(|_| registry.state().push(REPO, Kind::Cache, None))
+        .collect();
+    registry.set_faults(once(Op::DeleteDigests, Fault::Throttle));
+    let retag = stale[1].clone();
+    let mut done = false;
+    registry.set_hook(move |op, state| {
+        // After the throttled attempt, before the re-check of the retry.
+        if op == Op::CurrentTags && state.seq > 3 && !std::mem::replace(&mut done, true) {
+            state.inject_retag(REPO, &retag, "cache-main");
+        }
+    });
+    let report = prune_repository(&registry, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap();
+    let deleted: HashSet<&str> = report.deleted.iter().map(|d| d.digest.as_str()).collect();
+    assert_eq!(
+        deleted,
+        HashSet::from([stale[0].as_str(), stale[2].as_str()])
+    );
+    let state = registry.state();
+    assert!(state.violations.is_empty(), "{:?}", state.violations);
+    assert!(state.images(REPO).iter().any(|i| i.digest == stale[1]));
+}
+
+#[tokio::test]
+async fn batches_stay_within_ecr_limits_and_pages_are_followed() {
+    let registry = MemoryRegistry::new(7);
+    for _ in 0..250 {
+        registry.state().push(REPO, Kind::Cache, None);
+    }
+    let report = prune_repository(&registry, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap();
+    assert_eq!(report.deleted.len(), 250);
+    assert_eq!(registry.count(Op::ListImages), 250usize.div_ceil(7));
+    for call in registry.calls() {
+        assert!(call.ids.len() <= 100, "{call:?}");
+    }
+    // Each batch: its re-check, then its delete, in that order.
+    let order: Vec<Op> = registry
+        .calls()
+        .into_iter()
+        .map(|c| c.op)
+        .filter(|op| matches!(op, Op::CurrentTags | Op::DeleteDigests))
+        .collect();
+    assert_eq!(
+        order,
+        [Op::CurrentTags, Op::DeleteDigests].repeat(3),
+        "re-check and delete alternate per batch"
+    );
+}
