@@ -1,4 +1,4 @@
-//! Races and lost answers between two calls, through the `Registry` port and the in-memory
+//! Races, lost answers and deadlines between two calls, through the `Registry` port and the in-memory
 //! registry (moto cannot move a tag in the middle of a run, or lose an answer after acting).
 
 mod support;
@@ -155,4 +155,87 @@ async fn batches_stay_within_ecr_limits_and_pages_are_followed() {
         [Op::CurrentTags, Op::DeleteDigests].repeat(3),
         "re-check and delete alternate per batch"
     );
+}
+
+fn sweep_settings() -> ecr_cache_pruner::app::sweep::SweepSettings {
+    support::moto::config(&[("SWEEP_REPOSITORIES", "*")]).sweep_settings()
+}
+
+const NO_GITHUB: Option<&ecr_cache_pruner::adapters::github::GithubBranches> = None;
+
+#[tokio::test]
+async fn the_sweep_stops_inside_a_repository_when_time_runs_out() {
+    let registry = MemoryRegistry::default();
+    for _ in 0..250 {
+        registry.state().push(REPO, Kind::Cache, None);
+    }
+    // Time runs out once the first batch is deleted.
+    let time_left = || registry.count(Op::DeleteDigests) == 0;
+    let mut finished = 0;
+    let report = ecr_cache_pruner::app::sweep::sweep(
+        &registry,
+        &sweep_settings(),
+        NO_GITHUB,
+        0,
+        &time_left,
+        &mut |_| finished += 1,
+    )
+    .await
+    .unwrap();
+    let repository = &report.repositories[0];
+    assert!(repository.out_of_time);
+    assert_eq!(repository.deleted.len(), 100);
+    assert_eq!(repository.remaining, 150);
+    assert_eq!(report.not_reached, vec![REPO.to_owned()]);
+    assert_eq!(finished, 1, "reported as soon as it stopped");
+    assert_eq!(registry.state().images(REPO).len(), 150);
+}
+
+#[tokio::test]
+async fn time_running_out_while_listing_deletes_nothing() {
+    let registry = MemoryRegistry::new(10);
+    for _ in 0..50 {
+        registry.state().push(REPO, Kind::Cache, None);
+    }
+    let time_left = || registry.count(Op::ListImages) < 3;
+    let report = ecr_cache_pruner::app::sweep::sweep(
+        &registry,
+        &sweep_settings(),
+        NO_GITHUB,
+        0,
+        &time_left,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(report.repositories.is_empty());
+    assert!(report.failures.is_empty());
+    assert_eq!(report.not_reached, vec![REPO.to_owned()]);
+    assert_eq!(registry.count(Op::DeleteDigests), 0);
+}
+
+#[tokio::test]
+async fn a_repository_deleted_during_the_sweep_is_skipped_not_failed() {
+    let registry = MemoryRegistry::default();
+    registry.state().push("a-gone", Kind::Cache, None);
+    registry.state().push("b-kept", Kind::Cache, None);
+    registry.set_hook(|op, state| {
+        if op == Op::ListImages {
+            state.repositories.remove("a-gone");
+        }
+    });
+    let report = ecr_cache_pruner::app::sweep::sweep(
+        &registry,
+        &sweep_settings(),
+        NO_GITHUB,
+        0,
+        &|| true,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.in_scope, 2);
+    assert_eq!(report.repositories.len(), 1);
+    assert_eq!(report.repositories[0].repository, "b-kept");
 }

@@ -3,11 +3,11 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ecr_cache_pruner::adapters::github::GithubBranches;
-use ecr_cache_pruner::app::sweep::sweep;
+use ecr_cache_pruner::app::sweep::{sweep, Swept};
 use ecr_cache_pruner::inbound::pruner::Pruner;
 use serde_json::json;
 use support::moto::{config, ecr_client, event, registry, unique_name};
@@ -27,6 +27,7 @@ async fn sweep_at(
         NO_GITHUB,
         now_secs,
         &|| true,
+        &mut |_| {},
     )
     .await
     .unwrap()
@@ -128,14 +129,28 @@ async fn tiny_time_budget_stops_cleanly_and_reports_the_rest() {
     }
     let cfg = config(&[("SWEEP_REPOSITORIES", &format!("{team}/*"))]);
 
-    // Room for exactly one repository.
-    let asked = AtomicUsize::new(0);
-    let once = || asked.fetch_add(1, Ordering::SeqCst) == 0;
-    let report = sweep(&registry(), &cfg.sweep_settings(), NO_GITHUB, now(), &once)
-        .await
-        .unwrap();
+    // Room for exactly one repository: time runs out as soon as the first one is finished.
+    let out_of_time = AtomicBool::new(false);
+    let time_left = || !out_of_time.load(Ordering::SeqCst);
+    let mut finished = Vec::new();
+    let report = sweep(
+        &registry(),
+        &cfg.sweep_settings(),
+        NO_GITHUB,
+        now(),
+        &time_left,
+        &mut |swept| {
+            if let Swept::Done { report, .. } = swept {
+                finished.push(report.repository.clone());
+                out_of_time.store(true, Ordering::SeqCst);
+            }
+        },
+    )
+    .await
+    .unwrap();
     assert_eq!(report.repositories.len(), 1);
     assert_eq!(report.not_reached.len(), 2);
+    assert_eq!(finished, vec![report.repositories[0].repository.clone()]);
     let swept = &report.repositories[0].repository;
     for s in &seeded {
         let gone = !contents(&ecr, &s.name).await.contains_key(&s.stale.digest);
@@ -320,6 +335,7 @@ async fn github_check_removes_gone_branches_and_never_existing_ones() {
         Some(&github_client),
         now() + 400 * 86_400,
         &always,
+        &mut |_| {},
     )
     .await
     .unwrap();

@@ -26,6 +26,8 @@ pub struct PruneSettings {
 pub enum PruneError {
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    #[error("time ran out while reading {repository}; nothing deleted there")]
+    OutOfTime { repository: String },
     #[error("index {index} in {repository} could not be read ({reason}); nothing deleted")]
     UnreadableIndex {
         repository: String,
@@ -51,8 +53,11 @@ pub struct RepositoryReport {
     pub already_deleted: Vec<String>,
     pub kept: Vec<KeptImage>,
     pub failures: Vec<ImageFailure>,
-    /// Deletable cache manifests left for a later run by the deletion cap.
+    /// Deletable cache manifests left for a later run by the deletion cap or the deadline.
     pub remaining: usize,
+    /// The invocation's deadline stopped the deletions before the plan was done.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub out_of_time: bool,
     /// Sum of `imageSizeInBytes` of the deleted manifests. Cache manifests share layers, so the
     /// storage actually freed can be less: see `reclaimed_bytes_estimate`.
     pub deleted_bytes: i64,
@@ -90,8 +95,26 @@ pub async fn take_snapshot<R: Registry>(
     registry: &R,
     repository: &str,
 ) -> Result<Snapshot, PruneError> {
-    let images = reads::list_images(registry, repository).await?;
+    take_snapshot_within(registry, repository, &|| true).await
+}
+
+/// Like [`take_snapshot`], asking `time_left` before each call: out of time is
+/// [`PruneError::OutOfTime`], and nothing is deleted.
+pub async fn take_snapshot_within<R: Registry>(
+    registry: &R,
+    repository: &str,
+    time_left: &(dyn Fn() -> bool + Sync),
+) -> Result<Snapshot, PruneError> {
+    let out_of_time = || PruneError::OutOfTime {
+        repository: repository.to_owned(),
+    };
+    let images = reads::list_images_within(registry, repository, time_left)
+        .await?
+        .ok_or_else(out_of_time)?;
     let to_read = plan::manifests_to_read(&images);
+    if !to_read.is_empty() && !time_left() {
+        return Err(out_of_time());
+    }
     let reads::ManifestsRead {
         kinds: manifests,
         blobs,
@@ -140,6 +163,27 @@ pub async fn prune_snapshot<R: Registry>(
     protect_digests: &HashSet<String>,
     settings: PruneSettings,
 ) -> Result<RepositoryReport, PruneError> {
+    prune_snapshot_within(
+        registry,
+        repository,
+        snapshot,
+        protect_digests,
+        settings,
+        &|| true,
+    )
+    .await
+}
+
+/// Like [`prune_snapshot`], asking `time_left` before each batch: when time runs out, the batches
+/// not started are counted in `remaining` and the report says `out_of_time`.
+pub async fn prune_snapshot_within<R: Registry>(
+    registry: &R,
+    repository: &str,
+    snapshot: &Snapshot,
+    protect_digests: &HashSet<String>,
+    settings: PruneSettings,
+    time_left: &(dyn Fn() -> bool + Sync),
+) -> Result<RepositoryReport, PruneError> {
     let (images, manifests) = (&snapshot.images, &snapshot.manifests);
     let mut plan = plan::plan(
         images,
@@ -164,7 +208,12 @@ pub async fn prune_snapshot<R: Registry>(
     };
 
     let planned = std::mem::take(&mut plan.delete);
-    for batch in planned.chunks(BATCH_SIZE) {
+    for (n, batch) in planned.chunks(BATCH_SIZE).enumerate() {
+        if !time_left() {
+            report.out_of_time = true;
+            report.remaining += planned.len() - n * BATCH_SIZE;
+            break;
+        }
         let done =
             recheck_and_delete(registry, repository, batch.to_vec(), settings.dry_run).await?;
         plan.kept.extend(done.kept);

@@ -3,6 +3,7 @@
 //! reads in batches, and the tag re-check.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::core::manifest::{blobs, classify_manifest, Blob, ManifestKind};
 use crate::core::plan::ImageRecord;
@@ -45,12 +46,32 @@ pub async fn list_images<R: Registry>(
     registry: &R,
     repository: &str,
 ) -> Result<Vec<ImageRecord>, RegistryError> {
-    all_pages("DescribeImages", repository, |token| async move {
+    // Never out of time without a deadline.
+    Ok(list_images_within(registry, repository, &|| true)
+        .await?
+        .unwrap_or_default())
+}
+
+/// Like [`list_images`], asking `time_left` before each page; None when time ran out.
+pub async fn list_images_within<R: Registry>(
+    registry: &R,
+    repository: &str,
+    time_left: &(dyn Fn() -> bool + Sync),
+) -> Result<Option<Vec<ImageRecord>>, RegistryError> {
+    let out_of_time = AtomicBool::new(false);
+    let out_of_time = &out_of_time;
+    let images = all_pages("DescribeImages", repository, |token| async move {
+        if !time_left() {
+            // An empty last page ends the listing; the flag says it is not complete.
+            out_of_time.store(true, Ordering::Relaxed);
+            return Ok(Page::default());
+        }
         registry
             .list_images_page(repository, token.as_deref())
             .await
     })
-    .await
+    .await?;
+    Ok((!out_of_time.load(Ordering::Relaxed)).then_some(images))
 }
 
 /// Names of every repository in the registry, sorted.

@@ -15,7 +15,9 @@ use crate::core::stale::{gone_branch_tags, prefixed_to_read, stale_cache_tags, S
 
 use super::branch_cleanup::{remove_cache_tag, TagReport};
 use super::ports::{BranchListError, BranchLister, Registry, RegistryError};
-use super::prune::{prune_snapshot, take_snapshot, PruneError, PruneSettings, RepositoryReport};
+use super::prune::{
+    prune_snapshot_within, take_snapshot_within, PruneError, PruneSettings, RepositoryReport,
+};
 use super::reads;
 
 /// What the sweep needs to know (a view of the pruner's configuration).
@@ -63,20 +65,34 @@ pub struct SweepReport {
     pub repositories: Vec<RepositoryReport>,
     /// Stale branch cache tags removed (or that would be, in a dry run) or kept, with why.
     pub tags: Vec<TagReport>,
-    /// Repositories left for the next run because the time budget ran out.
+    /// Repositories left for the next run because the time budget ran out: not started, or
+    /// stopped part-way (then their report is in `repositories`, with `out_of_time`).
     pub not_reached: Vec<String>,
     pub failures: Vec<RepositoryFailure>,
 }
 
-/// Sweeps the repositories in scope. `time_left` is asked before each repository; once it says
-/// no, the rest is reported as `not_reached`. A failing repository does not stop the others, and a
-/// repository deleted meanwhile is skipped.
+/// One repository of the sweep, as soon as it is finished (for logs and metrics that should not
+/// wait for the whole sweep).
+#[derive(Debug, Clone, Copy)]
+pub enum Swept<'a> {
+    Done {
+        report: &'a RepositoryReport,
+        tags: &'a [TagReport],
+    },
+    Failed(&'a RepositoryFailure),
+}
+
+/// Sweeps the repositories in scope. `time_left` is asked before each repository and before each
+/// call inside one; once it says no, the work stops cleanly (nothing half-known is acted on) and
+/// the rest is reported as `not_reached`. A failing repository does not stop the others, and a
+/// repository deleted meanwhile is skipped. `finished` hears of each repository when it is done.
 pub async fn sweep<R: Registry, B: BranchLister>(
     registry: &R,
     settings: &SweepSettings,
     github: Option<&B>,
     now_secs: i64,
     time_left: &(dyn Fn() -> bool + Sync),
+    finished: &mut (dyn FnMut(Swept<'_>) + Send),
 ) -> Result<SweepReport, RegistryError> {
     let mut report = SweepReport::default();
     if settings.repositories.is_empty() {
@@ -101,16 +117,33 @@ pub async fn sweep<R: Registry, B: BranchLister>(
             report.not_reached.push(repository);
             break;
         }
-        match sweep_repository(registry, settings, github, &repository, now_secs).await {
+        let swept =
+            sweep_repository(registry, settings, github, &repository, now_secs, time_left).await;
+        match swept {
             Ok((pruned, tags)) => {
+                finished(Swept::Done {
+                    report: &pruned,
+                    tags: &tags,
+                });
+                if pruned.out_of_time {
+                    report.not_reached.push(repository);
+                }
                 report.repositories.push(pruned);
                 report.tags.extend(tags);
             }
             Err(SweepError::Prune(err)) if err.is_repository_gone() => {}
-            Err(error) => report.failures.push(RepositoryFailure {
-                repository,
-                error: error.to_string(),
-            }),
+            Err(SweepError::Prune(PruneError::OutOfTime { .. })) => {
+                report.not_reached.push(repository);
+                break;
+            }
+            Err(error) => {
+                let failure = RepositoryFailure {
+                    repository,
+                    error: error.to_string(),
+                };
+                finished(Swept::Failed(&failure));
+                report.failures.push(failure);
+            }
         }
     }
     report.not_reached.extend(repositories);
@@ -123,6 +156,7 @@ async fn sweep_repository<R: Registry, B: BranchLister>(
     github: Option<&B>,
     repository: &str,
     now_secs: i64,
+    time_left: &(dyn Fn() -> bool + Sync),
 ) -> Result<(RepositoryReport, Vec<TagReport>), SweepError> {
     let prefix = &settings.cache_tag_prefix;
     // Asked first: if GitHub cannot answer, this repository is left alone entirely.
@@ -136,9 +170,14 @@ async fn sweep_repository<R: Registry, B: BranchLister>(
         max_deletions: settings.max_deletions,
         estimate_reclaimed: settings.estimate_reclaimed,
     };
-    let mut snapshot = take_snapshot(registry, repository).await?;
-    let pruned = prune_snapshot(registry, repository, &snapshot, &HashSet::new(), prune).await?;
-    if settings.stale_cache_days.is_none() && existing_tags.is_none() {
+    let mut snapshot = take_snapshot_within(registry, repository, time_left).await?;
+    let no_digest = HashSet::new();
+    let pruned = prune_snapshot_within(
+        registry, repository, &snapshot, &no_digest, prune, time_left,
+    )
+    .await?;
+    let expire_tags = settings.stale_cache_days.is_some() || existing_tags.is_some();
+    if !expire_tags || pruned.out_of_time {
         return Ok((pruned, vec![]));
     }
 
@@ -178,7 +217,12 @@ async fn sweep_repository<R: Registry, B: BranchLister>(
     // The snapshot read every index, so its references are complete (rule 3).
     let index_references = referenced_digests(&snapshot.manifests);
     let mut tags = Vec::new();
+    let mut pruned = pruned;
     for tag in candidates {
+        if !time_left() {
+            pruned.out_of_time = true;
+            break;
+        }
         tags.push(
             remove_cache_tag(
                 registry,

@@ -19,7 +19,7 @@ use crate::adapters::secrets::CachedSecret;
 use crate::app::branch_cleanup::{remove_cache_tag, TagReport};
 use crate::app::ports::Registry;
 use crate::app::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport};
-use crate::app::sweep::{sweep, SweepReport};
+use crate::app::sweep::{sweep, SweepReport, Swept};
 use crate::core::trigger::{decide, Decision, Trigger};
 use crate::inbound::config::Config;
 
@@ -192,28 +192,32 @@ impl<R: Registry> Pruner<R> {
         };
         let github = self.github().await?;
         let settings = self.config.sweep_settings();
-        let report = sweep(&self.registry, &settings, github, now, &time_left).await?;
-        let mut per_repository: Vec<RepositoryMetrics> = Vec::new();
-        for repo in &report.repositories {
-            log_summary(repo);
-            per_repository.push(RepositoryMetrics::from_prune(repo));
-        }
-        for tag in &report.tags {
-            if let Some(m) = per_repository
-                .iter_mut()
-                .find(|m| m.repository == tag.repository)
-            {
-                m.add_tag(tag);
+        let namespace = &self.config.metrics_namespace;
+        // Each repository's summary and metrics go out when it is done: a sweep cut short by a
+        // timeout still leaves a record of what it did.
+        let mut finished = |swept: Swept<'_>| match swept {
+            Swept::Done { report, tags } => {
+                log_summary(report);
+                let mut metrics = RepositoryMetrics::from_prune(report);
+                for tag in tags {
+                    metrics.add_tag(tag);
+                }
+                metrics::emit(namespace, &[metrics]);
             }
-        }
-        for failure in &report.failures {
-            per_repository.push(RepositoryMetrics {
-                repository: failure.repository.clone(),
-                failures: 1,
-                ..Default::default()
-            });
-        }
-        metrics::emit(&self.config.metrics_namespace, &per_repository);
+            Swept::Failed(failure) => {
+                warn!(repository = %failure.repository, error = %failure.error, "repository not swept");
+                emit_failure(namespace, &failure.repository);
+            }
+        };
+        let report = sweep(
+            &self.registry,
+            &settings,
+            github,
+            now,
+            &time_left,
+            &mut finished,
+        )
+        .await?;
         info!(
             in_scope = report.in_scope,
             swept = report.repositories.len(),
