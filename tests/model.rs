@@ -15,6 +15,8 @@ use support::memory::{Fault, Kind, MemoryRegistry, Op, State};
 const REPO: &str = "app";
 const BRANCHES: [&str; 4] = ["main", "feature/a", "feature-b", "fix/c"];
 const PROTECTED: &str = "cache-main";
+/// `KEEP_TAGS` in every scenario: the cache of `fix/c` is never removed either.
+const KEPT: &str = "cache-fix-c";
 
 fn cache_tag(branch: &str) -> String {
     format!("cache-{}", branch.replace('/', "-"))
@@ -128,6 +130,7 @@ impl Rng {
 fn seed_repository(state: &mut State, seeds: &[(Seed, bool)]) {
     state.create_repository(REPO);
     state.protected_tags.insert(PROTECTED.to_owned());
+    state.protected_tags.insert(KEPT.to_owned());
     for (seed, archived) in seeds {
         let digest = match seed {
             Seed::Cache(branch) => {
@@ -216,6 +219,7 @@ struct Outcome {
 /// May `tag`, still naming `image`, stay after a run that should have removed it?
 fn may_keep_tag(state: &State, tag: &str, image: &support::memory::StoredImage) -> bool {
     tag == PROTECTED
+        || tag == KEPT
         || image.kind != Kind::Cache
         || image.status != ImageStatus::Active
         || (image.tags.len() == 1 && state.referenced(REPO).contains(&image.digest))
@@ -258,7 +262,7 @@ fn leftovers(state: &State, action: &Action, scenario: &Scenario) -> Vec<String>
 fn run(scenario: &Scenario) -> Outcome {
     let registry = MemoryRegistry::new(scenario.page_size);
     seed_repository(&mut registry.state(), &scenario.seeds);
-    let mut vars = vec![("SWEEP_REPOSITORIES", "*")];
+    let mut vars = vec![("SWEEP_REPOSITORIES", "*"), ("KEEP_TAGS", "cache-fix-*")];
     if scenario.stale_expiry {
         vars.push(("STALE_CACHE_DAYS", "1"));
     }

@@ -270,6 +270,7 @@ async fn github_check_removes_gone_branches_and_never_existing_ones() {
         "cache-fix-x",
         "cache-gone-1",
         "cache-gone-2",
+        "cache-gone-amd64",
     ] {
         let m = cache_manifest(&format!("{repo}-{branch_tag}"));
         push(&ecr, &repo, &m, Some(branch_tag)).await;
@@ -283,15 +284,22 @@ async fn github_check_removes_gone_branches_and_never_existing_ones() {
         [("acme/web".to_string(), branches)].into_iter().collect(),
     )
     .await;
-    let pruner = pruner_with_github(
-        &[
-            ("SWEEP_REPOSITORIES", &format!("{team}/*")),
-            ("GITHUB_OWNER", "acme"),
-            ("STALE_CACHE_DAYS", "30"),
-        ],
-        &github.url,
-    )
-    .await;
+    let scope = format!("{team}/*");
+    let vars = [
+        ("SWEEP_REPOSITORIES", scope.as_str()),
+        ("GITHUB_OWNER", "acme"),
+        ("STALE_CACHE_DAYS", "30"),
+        ("KEEP_TAGS", "cache-*-amd64"),
+    ];
+    // Pushed seconds ago: younger than GONE_BRANCH_MIN_AGE_HOURS (24 by default), so a branch
+    // that is simply not listed yet is never judged gone.
+    let young = pruner_with_github(&vars, &github.url).await;
+    let report = young.handle(event("scheduled-event.json")).await.unwrap();
+    assert_eq!(report["tags"], json!([]), "{report}");
+
+    let mut all = vars.to_vec();
+    all.push(("GONE_BRANCH_MIN_AGE_HOURS", "0"));
+    let pruner = pruner_with_github(&all, &github.url).await;
     let report = pruner.handle(event("scheduled-event.json")).await.unwrap();
     let removed: Vec<&str> = report["tags"]
         .as_array()
@@ -302,15 +310,13 @@ async fn github_check_removes_gone_branches_and_never_existing_ones() {
     assert_eq!(removed, vec!["cache-gone-1", "cache-gone-2"], "{report}");
     let after = contents(&ecr, &repo).await;
     for kept in [
+        "cache-gone-amd64", // KEEP_TAGS wins
         "cache-main",
         "cache-feature-a",
         "cache-feature-b",
         "cache-fix-x",
     ] {
-        assert!(
-            after.contains_key(&caches[kept]),
-            "{kept} removed although its branch exists"
-        );
+        assert!(after.contains_key(&caches[kept]), "{kept} removed");
     }
     assert!(
         github
@@ -391,4 +397,44 @@ async fn stale_expiry_keeps_an_index_referenced_cache() {
     assert_eq!(outcome["outcome"], "kept", "{outcome}");
     assert_eq!(outcome["reason"], "referenced_by_index");
     assert_eq!(contents(&ecr, &name).await, before);
+}
+
+#[tokio::test]
+async fn branch_deletion_keeps_a_tag_that_a_live_branch_also_maps_to() {
+    let ecr = ecr_client();
+    let repo = unique_name("live");
+    create_repository(&ecr, &repo).await;
+    let shared = cache_manifest(&format!("{repo}-feature-x"));
+    push(&ecr, &repo, &shared, Some("cache-feature-x")).await;
+    let alone = cache_manifest(&format!("{repo}-fix-y"));
+    push(&ecr, &repo, &alone, Some("cache-fix-y")).await;
+    // `feature/x` is deleted while `feature-x` (same cache tag) lives on.
+    let github = support::fake_github::FakeGithub::start(
+        [(
+            format!("acme/{repo}"),
+            vec!["main".to_owned(), "feature-x".to_owned()],
+        )]
+        .into_iter()
+        .collect(),
+    )
+    .await;
+    let pruner = pruner_with_github(&[], &github.url).await;
+    let deleted = |branch: &str| {
+        let mut e = event("github-delete-branch.json");
+        e["detail"]["ref"] = json!(branch);
+        e["detail"]["repository"]["full_name"] = json!(format!("acme/{repo}"));
+        e
+    };
+
+    let report = pruner.handle(deleted("feature/x")).await.unwrap();
+    let tag = &report["tags"][0];
+    assert_eq!(tag["outcome"], "kept", "{report}");
+    assert_eq!(tag["reason"], "branch_exists");
+    assert_eq!(tag["branch"], "feature-x");
+    assert!(contents(&ecr, &repo).await.contains_key(&shared.digest));
+
+    // No live branch maps to cache-fix-y: removed as usual.
+    let report = pruner.handle(deleted("fix/y")).await.unwrap();
+    assert_eq!(report["tags"][0]["outcome"], "removed", "{report}");
+    assert!(!contents(&ecr, &repo).await.contains_key(&alone.digest));
 }

@@ -5,10 +5,11 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::core::branch::{other_branch_with_tag, tag_may_be_shared};
 use crate::core::manifest::is_single_manifest_type;
 use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
 
-use super::ports::{Registry, RegistryError};
+use super::ports::{BranchListError, BranchLister, Registry, RegistryError};
 use super::prune::{take_snapshot, PruneError};
 use super::{reads, retry};
 
@@ -187,6 +188,36 @@ pub async fn remove_cache_tag<R: Registry>(
                 retry::pause(attempts).await;
             }
             Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// The branch that still exists and maps to `tag` too, if any: branch names map to tags
+/// many-to-one (`feature/x` and `feature-x`), and deleting one must not take the other's cache.
+/// Asks GitHub only when the tag can be shared at all.
+pub async fn live_branch_with_tag<B: BranchLister>(
+    github: &B,
+    github_repository: &str,
+    deleted_branch: &str,
+    tag: &str,
+    prefix: &str,
+) -> Result<Option<String>, BranchListError> {
+    if !tag_may_be_shared(prefix, deleted_branch) {
+        return Ok(None);
+    }
+    let branches = github.branches(github_repository).await?;
+    Ok(other_branch_with_tag(prefix, tag, deleted_branch, &branches).map(str::to_owned))
+}
+
+impl TagReport {
+    /// The report for a tag left alone before any registry call.
+    pub fn kept(repository: &str, tag: &str, reason: KeepReason) -> Self {
+        TagReport {
+            repository: repository.to_owned(),
+            tag: tag.to_owned(),
+            digest: None,
+            other_tags: vec![],
+            outcome: TagOutcome::Kept(reason),
         }
     }
 }

@@ -31,6 +31,10 @@ pub struct SweepSettings {
     pub max_deletions: usize,
     /// Remove cache tags not pushed for this many days.
     pub stale_cache_days: Option<u32>,
+    /// Tags never removed (keep rules win).
+    pub keep_tags: Vec<Glob>,
+    /// Gone-branch expiry only judges tags whose image is at least this old.
+    pub gone_branch_min_age_hours: u32,
     /// Which GitHub repositories own an ECR repository's caches (gone-branch expiry).
     pub repository_map: RepositoryMap,
     pub github_owner: Option<String>,
@@ -209,10 +213,13 @@ async fn sweep_repository<R: Registry, B: BranchLister>(
             protected,
             existing,
             now_secs,
+            i64::from(settings.gone_branch_min_age_hours) * 3600,
         ));
         candidates.sort_by(|a, b| a.tag.cmp(&b.tag));
         candidates.dedup_by(|a, b| a.tag == b.tag);
     }
+    // Keep rules win over every expiry.
+    candidates.retain(|c| !any_matches(&settings.keep_tags, &c.tag));
 
     // The snapshot read every index, so its references are complete (rule 3).
     let index_references = referenced_digests(&snapshot.manifests);

@@ -21,6 +21,26 @@ pub fn cache_tag_for_branch(prefix: &str, branch: &str) -> String {
     tag
 }
 
+/// Whether another branch name could map to the same cache tag as `branch`: the rule maps names
+/// many-to-one only through `-` (`feature/x`, `feature@x` and `feature-x` all give
+/// `cache-feature-x`), so a tag without `-` after the prefix has exactly one branch.
+pub fn tag_may_be_shared(prefix: &str, branch: &str) -> bool {
+    cache_tag_for_branch(prefix, branch)[prefix.len()..].contains('-')
+}
+
+/// A branch in `branches`, other than `deleted`, whose cache tag is `tag` too.
+pub fn other_branch_with_tag<'a>(
+    prefix: &str,
+    tag: &str,
+    deleted: &str,
+    branches: &'a [String],
+) -> Option<&'a str> {
+    branches
+        .iter()
+        .find(|b| b.as_str() != deleted && cache_tag_for_branch(prefix, b) == tag)
+        .map(String::as_str)
+}
+
 /// The protected-branch list (`PROTECTED_BRANCHES`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtectedBranches(Vec<Glob>);
@@ -73,6 +93,24 @@ fn sanitized_glob_matches(pattern: &str, sanitized: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_tags_are_found() {
+        assert!(tag_may_be_shared("cache-", "feature/x"));
+        assert!(tag_may_be_shared("cache-", "feature-x"));
+        assert!(!tag_may_be_shared("cache-", "main2"));
+        assert!(!tag_may_be_shared("cache-", "v1.2_rc"));
+        let live = vec!["main".to_owned(), "feature-x".to_owned()];
+        assert_eq!(
+            other_branch_with_tag("cache-", "cache-feature-x", "feature/x", &live),
+            Some("feature-x")
+        );
+        assert_eq!(
+            other_branch_with_tag("cache-", "cache-feature-x", "feature-x", &live),
+            None,
+            "the deleted branch itself does not count"
+        );
+    }
 
     fn protected(list: &[&str]) -> ProtectedBranches {
         ProtectedBranches::new(list.iter().map(|p| Glob::new(p)).collect())

@@ -106,6 +106,8 @@ pub enum KeepReason {
     TagMoved { now: String },
     /// ARCHIVED or ACTIVATING: only ACTIVE images are deleted (rule 8).
     NotActive { status: ImageStatus },
+    /// Another branch that still exists maps to the same cache tag: it owns the cache.
+    BranchExists { branch: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -36,8 +36,9 @@ pub fn prefixed_to_read(images: &[ImageRecord], prefix: &str) -> Vec<String> {
 }
 
 /// Cache tags whose branch no longer exists: under `prefix`, not the tag of any existing branch
-/// (`existing_tags`, computed with the same branch → tag rule), not a protected branch's tag, and
-/// naming a BuildKit cache manifest.
+/// (`existing_tags`, computed with the same branch → tag rule), not a protected branch's tag,
+/// naming a BuildKit cache manifest pushed at least `min_age_secs` ago (a branch created minutes
+/// ago may not be in the branch list yet; an image of unknown age is never judged).
 pub fn gone_branch_tags(
     images: &[ImageRecord],
     manifests: &HashMap<String, ManifestKind>,
@@ -45,10 +46,21 @@ pub fn gone_branch_tags(
     protected: &ProtectedBranches,
     existing_tags: &std::collections::HashSet<String>,
     now_secs: i64,
+    min_age_secs: i64,
 ) -> Vec<StaleTag> {
-    removable_cache_tags(images, manifests, prefix, protected, now_secs, |_, tag| {
-        !existing_tags.contains(tag)
-    })
+    removable_cache_tags(
+        images,
+        manifests,
+        prefix,
+        protected,
+        now_secs,
+        |image, tag| {
+            !existing_tags.contains(tag)
+                && image
+                    .pushed_at
+                    .is_some_and(|pushed| now_secs - pushed >= min_age_secs)
+        },
+    )
 }
 
 /// Tags under `prefix` of BuildKit cache manifests that no protected branch can own and that
@@ -168,6 +180,7 @@ mod tests {
             image(1, &["cache-feature-a"], 1, cache),
             image(2, &["cache-feature-b"], 1, cache),
             image(3, &["cache-main"], 1, cache),
+            image(5, &["cache-just-created"], 0, cache),
             image(
                 4,
                 &["cache-tools"],
@@ -184,8 +197,10 @@ mod tests {
             &protected,
             &existing,
             NOW,
+            DAY / 2,
         );
         let tags: Vec<&str> = gone.iter().map(|s| s.tag.as_str()).collect();
+        // cache-just-created was pushed less than the minimum age ago: not judged gone yet.
         assert_eq!(tags, vec!["cache-feature-b"]);
     }
 

@@ -6,6 +6,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use super::branch::{cache_tag_for_branch, ProtectedBranches};
+use super::glob::{any_matches, Glob};
 use super::names::{is_valid_digest, is_valid_repository_name, is_valid_tag};
 use super::repository_map::RepositoryMap;
 
@@ -15,6 +16,8 @@ pub struct TriggerRules<'a> {
     pub cache_tag_prefix: &'a str,
     pub protected_branches: &'a ProtectedBranches,
     pub repository_map: &'a RepositoryMap,
+    /// Tags never removed (`KEEP_TAGS`).
+    pub keep_tags: &'a [Glob],
     /// A scheduled event sweeps only when repositories to sweep are configured.
     pub sweep_enabled: bool,
 }
@@ -241,6 +244,11 @@ fn decide_github(
             "tag {tag} of branch {branch} is also the cache tag of a protected branch pattern"
         )));
     }
+    if any_matches(config.keep_tags, &tag) {
+        return Ok(ignore(format!(
+            "tag {tag} of branch {branch} matches KEEP_TAGS"
+        )));
+    }
     if !is_valid_tag(&tag) {
         return Ok(ignore(format!(
             "branch {branch} maps to {tag:?}, which is not a valid image tag"
@@ -269,6 +277,7 @@ mod tests {
     struct Rules {
         protected: ProtectedBranches,
         map: RepositoryMap,
+        keep: Vec<Glob>,
     }
 
     impl Rules {
@@ -277,6 +286,7 @@ mod tests {
                 cache_tag_prefix: "cache-",
                 protected_branches: &self.protected,
                 repository_map: &self.map,
+                keep_tags: &self.keep,
                 sweep_enabled: true,
             }
         }
@@ -289,6 +299,7 @@ mod tests {
                 var("PROTECTED_BRANCHES").unwrap_or("main,master"),
             )),
             map: RepositoryMap::parse(var("REPOSITORY_MAP").unwrap_or("")).unwrap(),
+            keep: crate::core::glob::parse_list(var("KEEP_TAGS").unwrap_or("")),
         }
     }
 
@@ -344,13 +355,17 @@ mod tests {
 
     #[test]
     fn ignored_github_events() {
-        let owned = config(&[("PROTECTED_BRANCHES", "main,release/*")]);
+        let owned = config(&[
+            ("PROTECTED_BRANCHES", "main,release/*"),
+            ("KEEP_TAGS", "cache-pr-*"),
+        ]);
         let c = owned.get();
         let cases = [
             delete("v1.0.0", "tag"),
             delete("main", "branch"),
             delete("release/1.2", "branch"),
             delete("release-1.2", "branch"), // collides with release/1.2's tag
+            delete("pr/42", "branch"),       // cache-pr-42 matches KEEP_TAGS
             github(
                 "push",
                 json!({"ref": "refs/heads/x", "deleted": false, "repository": {"full_name": "a/b"}}),

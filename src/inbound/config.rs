@@ -11,6 +11,7 @@ use crate::core::trigger::TriggerRules;
 pub const DEFAULT_CACHE_TAG_PREFIX: &str = "cache-";
 pub const DEFAULT_PROTECTED_BRANCHES: &str = "main,master";
 pub const DEFAULT_MAX_DELETIONS: usize = 1000;
+pub const DEFAULT_GONE_BRANCH_MIN_AGE_HOURS: u32 = 24;
 /// Far above any sane batch, low enough that a typo cannot turn into an unbounded run.
 const MAX_DELETIONS_LIMIT: usize = 100_000;
 
@@ -53,6 +54,11 @@ pub struct Config {
     pub sweep_repositories: Vec<Glob>,
     /// Remove cache tags of unprotected branches not pushed for this many days (`STALE_CACHE_DAYS`).
     pub stale_cache_days: Option<u32>,
+    /// Tags never removed by any path (`KEEP_TAGS`, comma list of globs): keep rules win.
+    pub keep_tags: Vec<Glob>,
+    /// The gone-branch sweep only judges tags whose image is at least this old
+    /// (`GONE_BRANCH_MIN_AGE_HOURS`, default 24).
+    pub gone_branch_min_age_hours: u32,
     /// CloudWatch namespace of the embedded metrics (`METRICS_NAMESPACE`).
     pub metrics_namespace: String,
     /// Also estimate bytes reclaimed on push events (`ESTIMATE_RECLAIMED_BYTES`; costs one
@@ -77,6 +83,7 @@ impl Config {
             cache_tag_prefix: &self.cache_tag_prefix,
             protected_branches: &self.protected_branches,
             repository_map: &self.repository_map,
+            keep_tags: &self.keep_tags,
             sweep_enabled: !self.sweep_repositories.is_empty(),
         }
     }
@@ -90,6 +97,8 @@ impl Config {
             dry_run: self.dry_run,
             max_deletions: self.max_deletions,
             stale_cache_days: self.stale_cache_days,
+            keep_tags: self.keep_tags.clone(),
+            gone_branch_min_age_hours: self.gone_branch_min_age_hours,
             repository_map: self.repository_map.clone(),
             github_owner: self.github_owner.clone(),
             // The sweep runs off the hot path: its reports always carry the estimate.
@@ -173,6 +182,22 @@ impl Config {
             },
         };
 
+        let keep_tags = get("KEEP_TAGS").map(|v| parse_list(&v)).unwrap_or_default();
+
+        let gone_branch_min_age_hours = match get("GONE_BRANCH_MIN_AGE_HOURS") {
+            None => DEFAULT_GONE_BRANCH_MIN_AGE_HOURS,
+            Some(v) => match v.trim().parse::<u32>() {
+                Ok(n) if n <= 8760 => n,
+                _ => {
+                    return Err(invalid(
+                        "GONE_BRANCH_MIN_AGE_HOURS",
+                        &v,
+                        "must be a whole number of hours from 0 to 8760",
+                    ))
+                }
+            },
+        };
+
         let metrics_namespace =
             get("METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());
         if metrics_namespace.len() > 255 || metrics_namespace.starts_with(':') {
@@ -216,6 +241,8 @@ impl Config {
             max_deletions,
             sweep_repositories,
             stale_cache_days,
+            keep_tags,
+            gone_branch_min_age_hours,
             metrics_namespace,
         })
     }
@@ -242,6 +269,8 @@ mod tests {
         assert!(c.protected_branches.is_protected("master"));
         assert!(!c.dry_run);
         assert_eq!(c.max_deletions, 1000);
+        assert!(c.keep_tags.is_empty());
+        assert_eq!(c.gone_branch_min_age_hours, 24);
         assert_eq!(
             c.repository_map.ecr_repositories("Org/My-App"),
             vec!["my-app"]
@@ -263,6 +292,8 @@ mod tests {
             ("MAX_DELETIONS_PER_INVOCATION", "lots"),
             ("STALE_CACHE_DAYS", "0"),
             ("STALE_CACHE_DAYS", "a week"),
+            ("GONE_BRANCH_MIN_AGE_HOURS", "-1"),
+            ("GONE_BRANCH_MIN_AGE_HOURS", "a day"),
             ("GITHUB_API_URL", "api.github.com"),
             ("GITHUB_OWNER", "a/b"),
         ] {
@@ -285,10 +316,15 @@ mod tests {
             ("MAX_DELETIONS_PER_INVOCATION", "50"),
             ("SWEEP_REPOSITORIES", "team-a/*,app"),
             ("STALE_CACHE_DAYS", "14"),
+            ("KEEP_TAGS", "cache-*-amd64, cache-pr-*"),
+            ("GONE_BRANCH_MIN_AGE_HOURS", "0"),
         ])
         .unwrap();
         assert_eq!(c.sweep_repositories.len(), 2);
         assert_eq!(c.stale_cache_days, Some(14));
+        assert_eq!(c.keep_tags.len(), 2);
+        assert!(c.keep_tags[0].matches("cache-main-amd64"));
+        assert_eq!(c.gone_branch_min_age_hours, 0);
         assert!(c.dry_run);
         assert_eq!(c.cache_tag_prefix, "buildcache-");
         assert!(c.protected_branches.is_protected("release/2"));

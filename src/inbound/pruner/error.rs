@@ -4,7 +4,7 @@ use thiserror::Error;
 
 use crate::adapters::github::GithubClientError;
 use crate::adapters::secrets::SecretError;
-use crate::app::ports::RegistryError;
+use crate::app::ports::{BranchListError, RegistryError};
 use crate::app::prune::PruneError;
 use crate::core::trigger::TriggerError;
 
@@ -28,6 +28,8 @@ pub enum HandlerError {
     Prune(#[from] PruneError),
     #[error("GitHub: {0}")]
     Github(#[from] GithubSetupError),
+    #[error(transparent)]
+    Branches(#[from] BranchListError),
     #[error("sweep: {count} repositor(y/ies) failed, first {repository}: {error}")]
     SweepFailures {
         count: usize,
@@ -57,7 +59,7 @@ impl HandlerError {
             HandlerError::Prune(_) => "PruneFailed",
             HandlerError::DeleteFailures { .. } => "DeleteFailures",
             HandlerError::SweepFailures { .. } => "SweepFailures",
-            HandlerError::Github(_) => "GitHub",
+            HandlerError::Github(_) | HandlerError::Branches(_) => "GitHub",
         }
     }
 }

@@ -16,10 +16,11 @@ use crate::adapters::ecr::EcrRegistry;
 use crate::adapters::github::GithubBranches;
 use crate::adapters::metrics::{self, RepositoryMetrics};
 use crate::adapters::secrets::CachedSecret;
-use crate::app::branch_cleanup::{remove_cache_tag, TagReport};
+use crate::app::branch_cleanup::{live_branch_with_tag, remove_cache_tag, TagReport};
 use crate::app::ports::Registry;
 use crate::app::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport};
 use crate::app::sweep::{sweep, SweepReport, Swept};
+use crate::core::plan::KeepReason;
 use crate::core::trigger::{decide, Decision, Trigger};
 use crate::inbound::config::Config;
 
@@ -234,14 +235,28 @@ impl<R: Registry> Pruner<R> {
     /// idempotent).
     async fn remove_branch_tags(&self, trigger: &Trigger) -> Result<Vec<TagReport>, HandlerError> {
         let Trigger::BranchDeleted {
+            github_repository,
             branch,
             tag,
             repositories,
-            ..
         } = trigger
         else {
             return Ok(vec![]);
         };
+        // With a GitHub token: a branch that still exists and maps to the same tag owns it.
+        if let Some(github) = self.github().await? {
+            let prefix = &self.config.cache_tag_prefix;
+            if let Some(owner) =
+                live_branch_with_tag(github, github_repository, branch, tag, prefix).await?
+            {
+                info!(%branch, %tag, live_branch = %owner, "cache tag kept: another branch owns it");
+                let reason = KeepReason::BranchExists { branch: owner };
+                return Ok(repositories
+                    .iter()
+                    .map(|repository| TagReport::kept(repository, tag, reason.clone()))
+                    .collect());
+            }
+        }
         let mut reports = Vec::new();
         let mut first_error = None;
         for repository in repositories {
