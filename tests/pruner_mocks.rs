@@ -696,3 +696,37 @@ async fn a_delete_that_keeps_failing_gives_up_after_the_attempts() {
         "one re-check before every attempt"
     );
 }
+
+#[tokio::test]
+async fn a_delete_failure_without_a_digest_is_never_counted_as_deleted() {
+    let images: Vec<Img> = (0..3).map(untagged_cache).collect();
+    // ECR confirms d(0) and reports a failure whose id carries no digest.
+    let delete = mock!(Client::batch_delete_image).then_output(|| {
+        BatchDeleteImageOutput::builder()
+            .image_ids(ImageIdentifier::builder().image_digest(d(0)).build())
+            .failures(
+                ImageFailure::builder()
+                    .image_id(ImageIdentifier::builder().build())
+                    .failure_code(ImageFailureCode::InvalidImageDigest)
+                    .failure_reason("from the mock")
+                    .build(),
+            )
+            .build()
+    });
+    let (list, check, get) = (listing(images.clone()), recheck(images), manifests(vec![]));
+    let ecr = client(&[&list, &check, &get, &delete]);
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap();
+    assert_eq!(
+        sorted_digests(report.deleted.iter().map(|p| &p.digest)),
+        vec![d(0)]
+    );
+    let failed: Vec<&str> = report.failures.iter().map(|f| f.image.as_str()).collect();
+    assert_eq!(failed, vec![d(1), d(2)]);
+    assert!(report
+        .failures
+        .iter()
+        .all(|f| f.code == "InvalidImageDigest"));
+    assert!(!report.is_complete());
+}

@@ -264,6 +264,21 @@ async fn sqs_batch_fails_only_the_bad_records() {
 }
 
 #[tokio::test]
+async fn a_failed_record_without_message_id_does_not_fail_the_whole_batch() {
+    let ecr = ecr_client();
+    let s = seed(&ecr).await;
+    let mut batch = event("sqs-batch-pushes.json");
+    let records = batch["Records"].as_array_mut().unwrap();
+    records[0]["body"] = json!(push_event(&s.repository, &s.current_cache.digest).to_string());
+    records[1]["body"] = json!("not json");
+    records[1].as_object_mut().unwrap().remove("messageId");
+    let response = pruner(&[]).handle(batch).await.unwrap();
+    // An empty itemIdentifier would make Lambda retry every record of the batch.
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    assert_eq!(contents(&ecr, &s.repository).await.len(), s.keep.len());
+}
+
+#[tokio::test]
 async fn ignored_events_delete_nothing() {
     let ecr = ecr_client();
     let s = seed(&ecr).await;

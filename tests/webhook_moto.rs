@@ -28,6 +28,8 @@ struct Bus {
     /// (say `default`) would never show up in `drain`, but it shows up here.
     events_calls: EventBridgeCalls,
     events: aws_sdk_eventbridge::Client,
+    config: WebhookConfig,
+    secret_arn: String,
 }
 
 /// Counts every EventBridge call a client makes.
@@ -131,11 +133,13 @@ async fn setup(secret: &str) -> Bus {
     // Setup made its own calls (bus, rule, targets): count the webhook's from zero.
     events_calls.0.store(0, Ordering::SeqCst);
     Bus {
-        webhook: Webhook::new(config, secrets, events.clone()),
+        webhook: Webhook::new(config.clone(), secrets, events.clone()),
         sqs,
         queue_url,
         events_calls,
         events,
+        config,
+        secret_arn,
     }
 }
 
@@ -243,6 +247,46 @@ async fn forgeries_get_401_and_nothing_reaches_the_bus() {
     }
     assert_eq!(bus.events_calls.count(), 0, "nothing may reach any bus");
     assert!(bus.drain().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_secret_stored_with_a_trailing_newline_still_verifies() {
+    let bus = setup(&format!("{SAMPLE_SECRET}\n")).await;
+    let (status, body) = bus.deliver(request("webhook-delete-branch.json")).await;
+    assert_eq!(status, 202, "{body}");
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_read_again_on_a_signature_mismatch() {
+    let bus = setup(SAMPLE_SECRET).await;
+    let sdk = sdk_config();
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let webhook = Webhook::new(bus.config.clone(), secrets.clone(), bus.events.clone())
+        .with_secret_recheck_age(std::time::Duration::ZERO);
+    let deliver = |req: Value| {
+        let req: LambdaFunctionUrlRequest = serde_json::from_value(req).unwrap();
+        let webhook = &webhook;
+        async move { webhook.handle(req).await.status_code }
+    };
+    let good = request("webhook-delete-branch.json");
+    let body = good["body"].as_str().unwrap().to_owned();
+    assert_eq!(
+        deliver(good.clone()).await,
+        202,
+        "the first secret is cached"
+    );
+
+    secrets
+        .put_secret_value()
+        .secret_id(&bus.secret_arn)
+        .secret_string("the-rotated-secret")
+        .send()
+        .await
+        .unwrap();
+    let rotated = with_body(good.clone(), &body, "the-rotated-secret");
+    assert_eq!(deliver(rotated).await, 202, "re-read after the mismatch");
+    let old = with_body(good, &body, SAMPLE_SECRET);
+    assert_eq!(deliver(old).await, 401, "the old secret no longer works");
 }
 
 #[tokio::test]

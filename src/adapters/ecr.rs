@@ -336,30 +336,51 @@ impl Registry for EcrRegistry {
             .map_err(|e| api_error("BatchDeleteImage", repository, e))?;
         let mut outcome = DeleteOutcome::default();
         let mut failed = HashSet::new();
+        // A failure that names no digest (ECR echoes the id it was given; a tag-only or empty id
+        // is possible) could be about any digest of the batch.
+        let mut anonymous = None;
         for failure in output.failures() {
-            let digest = failure
-                .image_id()
-                .and_then(|id| id.image_digest())
-                .unwrap_or_default();
+            let code = code_of(failure.failure_code());
+            let Some(digest) = failure.image_id().and_then(|id| id.image_digest()) else {
+                anonymous.get_or_insert(ImageFailure::new("", code, failure.failure_reason()));
+                continue;
+            };
             failed.insert(digest.to_owned());
             match failure.failure_code() {
                 Some(ImageFailureCode::ImageNotFound) => {
                     outcome.already_gone.push(digest.to_owned())
                 }
-                code => outcome.failures.push(ImageFailure::new(
-                    digest,
-                    code_of(code),
-                    failure.failure_reason(),
-                )),
+                _ => {
+                    outcome
+                        .failures
+                        .push(ImageFailure::new(digest, code, failure.failure_reason()))
+                }
             }
         }
-        // Success is "asked for and not reported as failed": ECR's imageIds list is not
-        // reliable for untagged digests in every implementation.
-        outcome.deleted = digests
+        let confirmed: HashSet<&str> = output
+            .image_ids()
             .iter()
-            .filter(|d| !failed.contains(*d))
-            .cloned()
+            .filter_map(|id| id.image_digest())
             .collect();
+        for digest in digests.iter().filter(|d| !failed.contains(*d)) {
+            match &anonymous {
+                // Success is "asked for and not reported as failed": ECR's imageIds list is not
+                // reliable for untagged digests in every implementation.
+                None => outcome.deleted.push(digest.clone()),
+                // With an unattributed failure, only what ECR confirmed counts as deleted.
+                Some(_) if confirmed.contains(digest.as_str()) => {
+                    outcome.deleted.push(digest.clone())
+                }
+                Some(failure) => outcome.failures.push(ImageFailure {
+                    image: digest.clone(),
+                    code: failure.code.clone(),
+                    message: format!(
+                        "a failure without a digest may be about this one: {}",
+                        failure.message
+                    ),
+                }),
+            }
+        }
         Ok(outcome)
     }
 

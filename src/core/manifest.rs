@@ -9,6 +9,8 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_MANIFEST_V2: &str = "application/vnd.docker.distribution.manifest.v2+json";
 pub const DOCKER_MANIFEST_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+/// Docker schema 1 (deprecated, still found in old repositories): always a single manifest.
+pub const DOCKER_MANIFEST_V1: &str = "application/vnd.docker.distribution.manifest.v1+json";
 pub const DOCKER_MANIFEST_V1_SIGNED: &str =
     "application/vnd.docker.distribution.manifest.v1+prettyjws";
 
@@ -26,7 +28,7 @@ pub const ACCEPTED_MEDIA_TYPES: [&str; 5] = [
 pub fn is_single_manifest_type(media_type: Option<&str>) -> bool {
     matches!(
         media_type,
-        Some(OCI_MANIFEST | DOCKER_MANIFEST_V2 | DOCKER_MANIFEST_V1_SIGNED)
+        Some(OCI_MANIFEST | DOCKER_MANIFEST_V2 | DOCKER_MANIFEST_V1 | DOCKER_MANIFEST_V1_SIGNED)
     )
 }
 
@@ -234,6 +236,12 @@ mod tests {
             classify_manifest(&index_without_digest.to_string(), None),
             ManifestKind::Unreadable { .. }
         ));
+    }
+
+    #[test]
+    fn schema1_manifests_are_single_manifests_never_possible_indexes() {
+        assert!(is_single_manifest_type(Some(DOCKER_MANIFEST_V1)));
+        assert!(is_single_manifest_type(Some(DOCKER_MANIFEST_V1_SIGNED)));
     }
 
     #[test]

@@ -142,11 +142,11 @@ pub fn manifests_to_read(images: &[ImageRecord]) -> Vec<String> {
     let mut digests: BTreeSet<&str> = BTreeSet::new();
     for image in images {
         let may_be_index = !is_single_manifest_type(image.manifest_media_type.as_deref());
+        // Only an OCI manifest can be a cache manifest: other single manifests need no read.
         let untyped_candidate = !image.is_tagged()
             && image.artifact_media_type.is_none()
-            && image.manifest_media_type.as_deref() != Some(super::manifest::DOCKER_MANIFEST_V2)
-            && image.manifest_media_type.as_deref()
-                != Some(super::manifest::DOCKER_MANIFEST_V1_SIGNED);
+            && !(is_single_manifest_type(image.manifest_media_type.as_deref())
+                && image.manifest_media_type.as_deref() != Some(OCI_MANIFEST));
         if may_be_index || untyped_candidate {
             digests.insert(&image.digest);
         }
@@ -520,6 +520,25 @@ mod tests {
             kept_reason(&plan, &d(13)),
             KeepReason::ReferencedByIndex { index: d(11) }
         );
+    }
+
+    #[test]
+    fn schema1_manifests_are_kept_without_being_read() {
+        use crate::core::manifest::{DOCKER_MANIFEST_V1, DOCKER_MANIFEST_V1_SIGNED};
+        let images = vec![
+            image(1, &[], DOCKER_MANIFEST_V1, None),
+            image(2, &[], DOCKER_MANIFEST_V1_SIGNED, None),
+        ];
+        assert!(
+            manifests_to_read(&images).is_empty(),
+            "neither read nor an index"
+        );
+        let plan = plan(&images, &HashMap::new(), &settings(10));
+        assert!(plan.delete.is_empty());
+        assert!(matches!(
+            kept_reason(&plan, &d(1)),
+            KeepReason::NotCacheManifest { .. }
+        ));
     }
 
     #[test]

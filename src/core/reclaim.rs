@@ -23,12 +23,24 @@ pub fn reclaimed_bytes(deleted: &[String], blobs: &HashMap<String, Vec<Blob>>) -
             }
         }
     }
-    freed.values().sum()
+    // Saturating: sizes come from manifests anyone could push.
+    freed
+        .values()
+        .fold(0u64, |sum, size| sum.saturating_add(*size))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_sizes_saturate_instead_of_overflowing() {
+        let blobs = HashMap::from([(
+            "m".to_string(),
+            vec![blob("a", u64::MAX / 2 + 1), blob("b", u64::MAX / 2 + 1)],
+        )]);
+        assert_eq!(reclaimed_bytes(&["m".to_string()], &blobs), u64::MAX);
+    }
 
     fn blob(d: &str, size: u64) -> Blob {
         Blob {

@@ -66,6 +66,7 @@ pub struct Webhook {
     config: WebhookConfig,
     secret: CachedSecret,
     events: aws_sdk_eventbridge::Client,
+    secret_recheck_age: std::time::Duration,
 }
 
 type Response = LambdaFunctionUrlResponse;
@@ -95,11 +96,18 @@ impl Webhook {
             config,
             secret,
             events,
+            secret_recheck_age: SECRET_RECHECK_AGE,
         }
     }
 
+    /// How old a cached secret must be to be re-read on a signature mismatch (tests use zero).
+    pub fn with_secret_recheck_age(mut self, age: std::time::Duration) -> Self {
+        self.secret_recheck_age = age;
+        self
+    }
+
     /// Checks the signature with the cached secret, and once more with a fresh read when the
-    /// cached one is older than [`SECRET_RECHECK_AGE`].
+    /// cached one is older than [`SECRET_RECHECK_AGE`] (the secret may have been rotated).
     async fn authenticate(&self, body: &[u8], signature: Option<&str>) -> Result<(), Response> {
         let secret = self.secret.get().await.map_err(|problem| {
             warn!(%problem, "webhook secret unavailable");
@@ -108,7 +116,11 @@ impl Webhook {
         let unauthorized = |err: SignatureError| respond(401, json!({"error": err.to_string()}));
         match verify_signature(secret.as_bytes(), body, signature) {
             Err(SignatureError::Mismatch) => {
-                match self.secret.refresh_if_older_than(SECRET_RECHECK_AGE).await {
+                match self
+                    .secret
+                    .refresh_if_older_than(self.secret_recheck_age)
+                    .await
+                {
                     Ok(Some(fresh)) => {
                         verify_signature(fresh.as_bytes(), body, signature).map_err(unauthorized)
                     }

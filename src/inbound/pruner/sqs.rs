@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use lambda_runtime::tracing::{info, warn};
+use lambda_runtime::tracing::{error, info, warn};
 use serde_json::Value;
 
 use crate::app::ports::Registry;
@@ -15,22 +15,25 @@ use super::error::HandlerError;
 use super::report::failures_to_error;
 use super::Pruner;
 
+/// A record's `messageId`; None when the record has none (a hand-made event: SQS always sets it).
+type MessageId = Option<String>;
+
 /// The work one batch asks for, grouped.
 #[derive(Default)]
 struct Batch {
     /// Records that could not be read or processed.
-    failed: Vec<String>,
-    sweep_requested: Vec<String>,
+    failed: Vec<MessageId>,
+    sweep_requested: Vec<MessageId>,
     /// repository → (message ids, digests pushed)
-    pushes: BTreeMap<String, (Vec<String>, HashSet<String>)>,
-    branch_deletions: Vec<(String, Trigger)>,
+    pushes: BTreeMap<String, (Vec<MessageId>, HashSet<String>)>,
+    branch_deletions: Vec<(MessageId, Trigger)>,
 }
 
 impl<R: Registry> Pruner<R> {
     fn group(&self, event: SqsEvent) -> Batch {
         let mut batch = Batch::default();
         for record in event.records {
-            let id = record.message_id.clone().unwrap_or_default();
+            let id = record.message_id.clone();
             let parsed = record
                 .body
                 .as_deref()
@@ -45,11 +48,11 @@ impl<R: Registry> Pruner<R> {
                 Err(err) => {
                     // Redelivery cannot fix a malformed record; failing it sends it to the DLQ
                     // for a human instead of silently dropping it.
-                    warn!(message_id = %id, error = %err, "bad record");
+                    warn!(message_id = ?id, error = %err, "bad record");
                     batch.failed.push(id);
                 }
                 Ok(Decision::Ignore { reason }) => {
-                    info!(message_id = %id, %reason, "record ignored")
+                    info!(message_id = ?id, %reason, "record ignored")
                 }
                 Ok(Decision::Act(Trigger::CachePush {
                     repository, digest, ..
@@ -110,6 +113,12 @@ impl<R: Registry> Pruner<R> {
 
         let mut response = SqsBatchResponse::default();
         for id in failed {
+            // An empty itemIdentifier would make Lambda retry the whole batch: a record without a
+            // messageId cannot be named, so it is reported here instead.
+            let Some(id) = id else {
+                error!("a record without messageId failed; it cannot be retried on its own");
+                continue;
+            };
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = id;
             response.batch_item_failures.push(failure);
