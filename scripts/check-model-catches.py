@@ -12,6 +12,9 @@ muts = {
  "rule4 tag of non-cache removed": ("src/app/branch_cleanup.rs", "    if let Err(reason) = classify(&image, manifest.as_ref()) {", "    if let Err(reason) = classify(&image, manifest.as_ref()).and(Err::<(), _>(KeepReason::TriggerDigest)).or(Ok::<(), KeepReason>(())) {"),
  "rule3 last tag of referenced image": ("src/app/branch_cleanup.rs", "        if let Some(index) = index {", "        if let Some(index) = index.filter(|_| false) {"),
  "rule8 tag of archived image": ("src/app/branch_cleanup.rs", "    if image.status != ImageStatus::Active {", "    if false {"),
+ "rule2 delete retried without re-check": ("src/app/prune.rs", "            Err(RegistryError::Transient { .. }) if attempt < retry::ATTEMPTS => {\n", "            Err(RegistryError::Transient { .. }) if attempt < retry::ATTEMPTS => {\n                let _ = registry.delete_digests(repository, &digests).await;\n"),
+ "rule9 KEEP_TAGS ignored by the sweep": ("src/app/sweep.rs", "    candidates.retain(|c| !any_matches(&settings.keep_tags, &c.tag));", "    candidates.retain(|_| true);"),
+ "rule9 KEEP_TAGS ignored on branch deletion": ("src/core/trigger.rs", "    if any_matches(config.keep_tags, &tag) {", "    if false {"),
  "rule9 protected branch": ("src/core/trigger.rs", "    if config.protected_branches.is_protected(&branch) {", "    if false {"),
  "rule9 protected branch and colliding tags": ("src/core/trigger.rs", "    if config.protected_branches.is_protected(&branch) {\n        return Ok(ignore(format!(\"branch {branch} is protected\")));\n    }\n    if config\n        .protected_branches\n        .protects_tag(config.cache_tag_prefix, &tag)\n    {", "    if false {\n        return Ok(ignore(String::new()));\n    }\n    if false\n    {"),
 }

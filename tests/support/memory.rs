@@ -141,6 +141,8 @@ pub struct State {
     pub injected: usize,
     counter: u64,
     last_recheck: HashMap<(String, String), u64>,
+    /// The last delete call that asked for a digest.
+    last_delete_attempt: HashMap<(String, String), u64>,
     /// Injected re-tags of a digest, by sequence number.
     retagged: HashMap<(String, String), Vec<u64>>,
     /// The digest a tag named when last looked up, and when.
@@ -630,6 +632,17 @@ impl Registry for MemoryRegistry {
     ) -> Result<DeleteOutcome, RegistryError> {
         let (mut state, fault) = self.begin(Op::DeleteDigests, repository, digests);
         batch_limit(Op::DeleteDigests, repository, digests)?;
+        // A delete call after an earlier one for the same digest, with no re-check between them,
+        // is a retry that skipped the re-check (even if the earlier call never took effect).
+        let seq = state.seq;
+        for digest in digests {
+            let key = (repository.to_owned(), digest.clone());
+            let checked = state.last_recheck.get(&key).copied().unwrap_or(0);
+            let previous = state.last_delete_attempt.insert(key, seq);
+            if previous.is_some_and(|attempt| attempt > checked) {
+                state.violation("rule 2: delete retried without a new re-check", repository, digest);
+            }
+        }
         refused(Op::DeleteDigests, repository, fault)?;
         if !state.repositories.contains_key(repository) {
             return Err(missing(repository));
