@@ -5,7 +5,7 @@ prints a table. Run from the repository root: python3 scripts/check-model-catche
 import os, re, shutil, subprocess
 muts = {
  "rule1 classify ignored": ("src/core/plan.rs", "            Err(reason) => result.kept.push(keep(reason)),\n            Ok(_) if settings", "            Err(_) => candidates.push(PlannedDeletion { digest: image.digest.clone(), size_bytes: image.size_bytes, pushed_at: image.pushed_at, reason: DeleteReason::UntaggedUnreferencedCache, classified_by: ClassifiedBy::Manifest }),\n            Ok(_) if settings"),
- "rule2 recheck skipped": ("src/app/prune.rs", "let checked = plan::recheck(batch.to_vec(), &current);", "let _ = &current; let checked = plan::Rechecked { delete: batch.to_vec(), ..Default::default() };"),
+ "rule2 recheck skipped": ("src/app/prune.rs", "let checked = plan::recheck(pending, &current);", "let _ = &current; let checked = plan::Rechecked { delete: pending, ..Default::default() };"),
  "rule3 references ignored": ("src/core/plan.rs", "        if let Some(index) = referenced.get(&image.digest) {", "        if let Some(index) = referenced.get(&image.digest).filter(|_| false) {"),
  "rule8 status ignored": ("src/core/plan.rs", "        if image.status != ImageStatus::Active {\n            result.kept", "        if false {\n            result.kept"),
  "rule5 unreadable index ignored": ("src/app/prune.rs", "        if let Some(ManifestKind::Unreadable { reason }) = manifests.get(&image.digest) {", "        if let Some(ManifestKind::Unreadable { reason }) = manifests.get(&image.digest).filter(|_| false) {"),

@@ -179,6 +179,46 @@ async fn repository_map_fans_out_to_several_repositories() {
 }
 
 #[tokio::test]
+async fn repositories_outside_the_deployment_scope_are_left_alone() {
+    // The template scopes IAM (and SWEEP_REPOSITORIES) to RepositoryNamePattern: a GitHub
+    // repository mapped to an ECR repository outside it is not in scope, not an AccessDenied.
+    let ecr = ecr_client();
+    let (inside, outside) = (seed(&ecr).await, seed(&ecr).await);
+    let map = format!(
+        "acme/monorepo={},acme/monorepo={}",
+        inside.name, outside.name
+    );
+    let report = pruner(&[
+        ("REPOSITORY_MAP", &map),
+        ("SWEEP_REPOSITORIES", &inside.name),
+    ])
+    .handle(branch_deleted("monorepo", "feature/login"))
+    .await
+    .unwrap();
+    let outcomes: Vec<(&str, &str)> = report["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["repository"].as_str().unwrap(),
+                t["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        outcomes,
+        vec![
+            (inside.name.as_str(), "removed"),
+            (outside.name.as_str(), "not_in_scope")
+        ]
+    );
+    assert!(contents(&ecr, &outside.name)
+        .await
+        .contains_key(&outside.feature.digest));
+}
+
+#[tokio::test]
 async fn last_tag_of_an_index_referenced_cache_is_kept() {
     // Removing an image's last tag deletes the image; an index still needs it (rule 3).
     let ecr = ecr_client();

@@ -26,6 +26,9 @@ pub enum TagOutcome {
     /// Nothing to do: the tag does not exist (already removed, or never pushed).
     TagNotFound,
     RepositoryNotFound,
+    /// The repository is outside the repositories this deployment may touch
+    /// (`SWEEP_REPOSITORIES`): nothing was asked of it.
+    NotInScope,
     /// The tag points at something that is not BuildKit cache: left alone.
     Kept(KeepReason),
 }

@@ -77,6 +77,13 @@ pub struct Config {
 pub const DEFAULT_METRICS_NAMESPACE: &str = "EcrCachePruner";
 
 impl Config {
+    /// Whether this deployment may act on `repository`: any, when `SWEEP_REPOSITORIES` is unset;
+    /// else only those it matches (the template sets it to the IAM-scoped pattern).
+    pub fn in_scope(&self, repository: &str) -> bool {
+        self.sweep_repositories.is_empty()
+            || crate::core::glob::any_matches(&self.sweep_repositories, repository)
+    }
+
     /// What decides the meaning of an event.
     pub fn trigger_rules(&self) -> TriggerRules<'_> {
         TriggerRules {

@@ -640,7 +640,11 @@ impl Registry for MemoryRegistry {
             let checked = state.last_recheck.get(&key).copied().unwrap_or(0);
             let previous = state.last_delete_attempt.insert(key, seq);
             if previous.is_some_and(|attempt| attempt > checked) {
-                state.violation("rule 2: delete retried without a new re-check", repository, digest);
+                state.violation(
+                    "rule 2: delete retried without a new re-check",
+                    repository,
+                    digest,
+                );
             }
         }
         refused(Op::DeleteDigests, repository, fault)?;

@@ -16,7 +16,7 @@ use crate::adapters::ecr::EcrRegistry;
 use crate::adapters::github::GithubBranches;
 use crate::adapters::metrics::{self, RepositoryMetrics};
 use crate::adapters::secrets::CachedSecret;
-use crate::app::branch_cleanup::{live_branch_with_tag, remove_cache_tag, TagReport};
+use crate::app::branch_cleanup::{live_branch_with_tag, remove_cache_tag, TagOutcome, TagReport};
 use crate::app::ports::Registry;
 use crate::app::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport};
 use crate::app::sweep::{sweep, SweepReport, Swept};
@@ -260,6 +260,18 @@ impl<R: Registry> Pruner<R> {
         let mut reports = Vec::new();
         let mut first_error = None;
         for repository in repositories {
+            // Its IAM policy would refuse it anyway (AccessDenied, then the dead-letter queue).
+            if !self.config.in_scope(repository) {
+                info!(%repository, %tag, "repository not in scope; branch cache tag left alone");
+                reports.push(TagReport {
+                    repository: repository.clone(),
+                    tag: tag.clone(),
+                    digest: None,
+                    other_tags: vec![],
+                    outcome: TagOutcome::NotInScope,
+                });
+                continue;
+            }
             let dry_run = self.config.dry_run;
             match remove_cache_tag(&self.registry, repository, tag, None, None, dry_run).await {
                 Ok(report) => {

@@ -1,0 +1,237 @@
+#!/usr/bin/env python3
+"""Checks over the SAM-transformed template for faults that linters pass and a real account (or a
+second stack) would reveal, and the EventBridge rule patterns against every sample event.
+
+Run by scripts/check-template.sh with the project's .venv (samtranslator comes with aws-sam-cli,
+the EventBridge matcher with moto). Offline; exits non-zero on the first failed check.
+"""
+
+import copy
+import glob
+import json
+import os
+import re
+import sys
+
+from moto.events.models import EventPattern
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+FAILED = []
+
+
+def check(name, ok, detail=""):
+    print(f"{'ok  ' if ok else 'FAIL'} {name}" + (f": {detail}" if detail and not ok else ""))
+    if not ok:
+        FAILED.append(name)
+
+
+class ManagedPolicies:
+    """What `sam` would look up in IAM: only the names SAM may attach here."""
+
+    def load(self):
+        return {
+            "AWSLambdaBasicExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",
+            "AWSLambdaSQSQueueExecutionRole": "arn:aws:iam::aws:policy/service-role/AWSLambdaSQSQueueExecutionRole",
+        }
+
+
+def transformed(template):
+    template = copy.deepcopy(template)
+    # `sam build` replaces the local CodeUri with the built artifact; the transform wants an S3 URI.
+    template["Globals"]["Function"]["CodeUri"] = "s3://bucket/code.zip"
+    os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+    return transform(template, {}, ManagedPolicies())
+
+
+def statements(role):
+    """Every policy statement of a role, with conditional policies taken as present."""
+    out = []
+    for policy in role["Properties"].get("Policies", []):
+        if "Fn::If" in policy:
+            policy = policy["Fn::If"][1]
+        out.extend(policy["PolicyDocument"]["Statement"])
+    return out
+
+
+def as_list(value):
+    return value if isinstance(value, list) else [value]
+
+
+def sub_text(value):
+    if isinstance(value, dict) and "Fn::Sub" in value:
+        return value["Fn::Sub"]
+    return json.dumps(value)
+
+
+def resolve(node, parameters):
+    """Replaces {"Ref": parameter} with the parameter's value."""
+    if isinstance(node, dict):
+        if set(node) == {"Ref"} and node["Ref"] in parameters:
+            return parameters[node["Ref"]]
+        return {k: resolve(v, parameters) for k, v in node.items()}
+    if isinstance(node, list):
+        return [resolve(v, parameters) for v in node]
+    return node
+
+
+def wildcard_values(pattern):
+    if isinstance(pattern, dict):
+        for k, v in pattern.items():
+            if k == "wildcard":
+                yield from as_list(v)
+            else:
+                yield from wildcard_values(v)
+    elif isinstance(pattern, list):
+        for v in pattern:
+            yield from wildcard_values(v)
+
+
+def eventbridge_accepts(pattern):
+    """AWS's rule-creation limits that emulators do not enforce."""
+    for value in wildcard_values(pattern):
+        if "**" in value:
+            return False, f"consecutive wildcards in {value!r}"
+        if value.count("*") > 5:
+            return False, f"more than five wildcards in {value!r}"
+    return True, ""
+
+
+def main():
+    template = yaml_parse(open(os.path.join(ROOT, "template.yaml")).read())
+    out = transformed(template)
+    resources = out["Resources"]
+    role = resources["PrunerFunctionRole"]
+    role_statements = statements(role)
+
+    # 1. DescribeRepositories (no names) is authorised against repository/*.
+    describe = [s for s in role_statements if "ecr:DescribeRepositories" in as_list(s["Action"])]
+    check("ecr:DescribeRepositories is granted on repository/*",
+          bool(describe) and all(sub_text(s["Resource"]).endswith(":repository/*") for s in describe),
+          json.dumps(describe))
+
+    # 2. A second stack must not collide on the schedule's name.
+    schedules = [r for r in resources.values() if r["Type"] == "AWS::Scheduler::Schedule"]
+    check("schedules carry no fixed Name (two stacks can coexist)",
+          bool(schedules) and all("Name" not in r["Properties"] for r in schedules))
+
+    # 3. RepositoryNamePattern refuses what EventBridge refuses.
+    parameter = template["Parameters"]["RepositoryNamePattern"]
+    regex = re.compile(parameter["AllowedPattern"])
+
+    class Allowed:
+        @staticmethod
+        def fullmatch(value):
+            return len(value) >= int(parameter.get("MinLength", 0)) and regex.fullmatch(value)
+
+    allowed = Allowed()
+    good = ["*", "team-a/*", "my-app", "team-*/app-*", "a*b*c*d*e*"]
+    bad = ["**", "team/**", "a**b", "*a*b*c*d*e*", "Team/*", ""]
+    check("RepositoryNamePattern accepts usual patterns",
+          all(allowed.fullmatch(v) for v in good), [v for v in good if not allowed.fullmatch(v)])
+    check("RepositoryNamePattern refuses consecutive or more than five wildcards",
+          not any(allowed.fullmatch(v) for v in bad), [v for v in bad if allowed.fullmatch(v)])
+
+    # 4. No reserved concurrency unless asked (accounts with a quota of 10 cannot reserve any).
+    reserved = resources["WebhookFunction"]["Properties"].get("ReservedConcurrentExecutions")
+    default_reserved = template["Parameters"]["WebhookReservedConcurrency"]["Default"]
+    check("webhook reserves no concurrency by default",
+          reserved is None or ("Fn::If" in reserved and default_reserved == 0), json.dumps(reserved))
+
+    # 5. A failed scheduled (asynchronous) invocation is kept, not dropped.
+    invoke_configs = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
+    check("asynchronous invocations have an on-failure destination",
+          any(r["Properties"].get("DestinationConfig", {}).get("OnFailure") for r in invoke_configs))
+
+    # 6. SQS permissions on the function's own queue only.
+    managed = role["Properties"].get("ManagedPolicyArns", [])
+    check("no AWSLambdaSQSQueueExecutionRole (SQS on every queue)",
+          not any("SQSQueueExecutionRole" in json.dumps(m) for m in managed), managed)
+    sqs = [s for s in role_statements if any(a.startswith("sqs:") for a in as_list(s["Action"]))]
+    check("SQS actions are scoped to the stack's queues",
+          bool(sqs) and all("*" not in json.dumps(s["Resource"]) for s in sqs), json.dumps(sqs))
+    mappings = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    check("the queue's event source mapping reports batch item failures",
+          any("ReportBatchItemFailures" in r["Properties"].get("FunctionResponseTypes", []) for r in mappings))
+
+    # 7. The GitHub token: partial or full ARN, customer-managed KMS keys.
+    token = [s for s in role_statements if "secretsmanager:GetSecretValue" in as_list(s["Action"])]
+    check("GitHub token readable by full or partial ARN",
+          any("-??????" in json.dumps(s["Resource"]) for s in token), json.dumps(token))
+    kms = [s for s in role_statements if "kms:Decrypt" in as_list(s["Action"])]
+    check("kms:Decrypt for the token, only via Secrets Manager",
+          bool(kms) and all("kms:ViaService" in json.dumps(s.get("Condition", {})) for s in kms))
+
+    # Function URL with AuthType NONE needs lambda:InvokeFunction too (since Oct 2025).
+    permissions = [r for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    check("function URL has both InvokeFunctionUrl and InvokeFunction permissions",
+          {p["Properties"]["Action"] for p in permissions} >= {"lambda:InvokeFunctionUrl", "lambda:InvokeFunction"})
+
+    # Dashboard: a body of valid widgets, and its URL as an output.
+    dashboards = [r for r in resources.values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    check("a CloudWatch dashboard exists", bool(dashboards))
+    for d in dashboards:
+        body = d["Properties"]["DashboardBody"]
+        text = body["Fn::Sub"] if isinstance(body, dict) else body
+        try:
+            parsed = json.loads(re.sub(r"\$\{[^}]+\}", "x", text))
+            widgets = parsed["widgets"]
+            ok = bool(widgets) and all(w["type"] in ("metric", "text", "log") and "properties" in w for w in widgets)
+        except (ValueError, KeyError) as err:
+            ok, widgets = False, str(err)
+        check("dashboard body is JSON with widgets", ok, str(widgets)[:200])
+    check("dashboard URL is an output", "DashboardUrl" in out.get("Outputs", {}))
+
+    # 8. Rule patterns, with AWS's matching semantics, against every sample event.
+    defaults = {k: v.get("Default") for k, v in template["Parameters"].items()}
+    rules = {name: r for name, r in resources.items() if r["Type"] == "AWS::Events::Rule"}
+    patterns = {name: resolve(r["Properties"]["EventPattern"], defaults) for name, r in rules.items()}
+    for name, pattern in patterns.items():
+        ok, why = eventbridge_accepts(pattern)
+        check(f"{name}: pattern within EventBridge's limits", ok, why)
+    samples = {}
+    for path in sorted(glob.glob(os.path.join(ROOT, "events", "*.json"))):
+        event = json.load(open(path))
+        name = os.path.basename(path)
+        if "Records" in event:  # SQS batches carry EventBridge events as bodies
+            for i, record in enumerate(event["Records"]):
+                samples[f"{name}#{i}"] = json.loads(record["body"])
+        elif "detail-type" in event:
+            samples[name] = event
+    # Shapes DESIGN.md §5 describes that have no sample file of their own.
+    push = json.load(open(os.path.join(ROOT, "events", "ecr-push-cache.json")))
+    by_digest = copy.deepcopy(push)
+    by_digest["detail"]["image-tag"] = ""
+    samples["(ecr push by digest, image-tag \"\")"] = by_digest
+    no_tag = copy.deepcopy(push)
+    del no_tag["detail"]["image-tag"]
+    samples["(ecr push without image-tag)"] = no_tag
+    github_push = json.load(open(os.path.join(ROOT, "events", "github-push-deleted.json")))
+    not_deleted = copy.deepcopy(github_push)
+    not_deleted["detail"]["deleted"] = False
+    samples["(github push, deleted false)"] = not_deleted
+    tag_deleted = copy.deepcopy(github_push)
+    tag_deleted["detail"]["ref"] = "refs/tags/v1.0.0"
+    samples["(github push deleting a tag)"] = tag_deleted
+
+    expected = {
+        "EcrCachePushRule": {"ecr-push-cache.json", "sqs-batch-pushes.json#0", "sqs-batch-pushes.json#1"},
+        "GitHubBranchDeleteRule": {"github-delete-branch.json", "github-push-deleted.json",
+                                   "sqs-batch-branch-delete.json#0"},
+    }
+    for rule, pattern in patterns.items():
+        matcher = EventPattern.load(json.dumps(pattern))
+        matched = {name for name, event in samples.items() if matcher.matches_event(event)}
+        want = expected.get(rule, set())
+        check(f"{rule} matches exactly the events it should", matched == want,
+              f"unexpected {sorted(matched - want)}, missed {sorted(want - matched)}")
+
+    if FAILED:
+        print(f"{len(FAILED)} template check(s) failed", file=sys.stderr)
+        sys.exit(1)
+    print("template rules: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
