@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ecr_cache_pruner::adapters::github::GithubBranches;
+use ecr_cache_pruner::adapters::sqs::SqsSweepQueue;
 use ecr_cache_pruner::app::sweep::{sweep, Swept};
 use ecr_cache_pruner::inbound::pruner::Pruner;
 use serde_json::json;
@@ -437,4 +438,145 @@ async fn branch_deletion_keeps_a_tag_that_a_live_branch_also_maps_to() {
     let report = pruner.handle(deleted("fix/y")).await.unwrap();
     assert_eq!(report["tags"][0]["outcome"], "removed", "{report}");
     assert!(!contents(&ecr, &repo).await.contains_key(&alone.digest));
+}
+
+/// Everything on the queue, as the SQS event Lambda would hand the pruner.
+async fn drain_as_sqs_event(
+    sqs: &aws_sdk_sqs::Client,
+    url: &str,
+    want: usize,
+) -> Vec<serde_json::Value> {
+    let mut records = Vec::new();
+    for _ in 0..20 {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            records.push(json!({
+                "messageId": m.message_id(), "receiptHandle": m.receipt_handle(),
+                "body": m.body(), "attributes": {}, "messageAttributes": {},
+                "eventSource": "aws:sqs", "awsRegion": "us-east-1",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:prune"}));
+        }
+        if records.len() >= want {
+            break;
+        }
+    }
+    records
+}
+
+#[tokio::test]
+async fn a_scheduled_sweep_fans_out_one_message_per_repository_each_sweeping_its_own() {
+    let ecr = ecr_client();
+    let team = unique_name("fan");
+    let mut seeded = Vec::new();
+    for name in ["a", "b", "c"] {
+        seeded.push(seed(&ecr, format!("{team}/{name}")).await);
+    }
+    let outside = seed(&ecr, unique_name("outside")).await;
+    let sqs = aws_sdk_sqs::Client::new(&support::moto::sdk_config());
+    let url = sqs
+        .create_queue()
+        .queue_name(unique_name("sweep"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let scope = format!("{team}/*");
+    let pruner = Pruner::new(
+        config(&[("SWEEP_REPOSITORIES", &scope), ("SWEEP_QUEUE_URL", &url)]),
+        registry(),
+    )
+    .with_sweep_queue(SqsSweepQueue::new(sqs.clone(), &url));
+
+    // The schedule only enqueues: one message per repository in scope, nothing deleted.
+    let report = pruner.handle(event("scheduled-event.json")).await.unwrap();
+    assert_eq!(report["outcome"], "sweep_enqueued", "{report}");
+    let mut enqueued: Vec<String> = serde_json::from_value(report["enqueued"].clone()).unwrap();
+    enqueued.sort();
+    let names: Vec<String> = seeded.iter().map(|s| s.name.clone()).collect();
+    assert_eq!(enqueued, names);
+    for s in &seeded {
+        assert!(contents(&ecr, &s.name).await.contains_key(&s.stale.digest));
+    }
+
+    // Delivered back (plus one record nothing can read): each message sweeps its repository, and
+    // only the unreadable record is reported failed.
+    let mut records = drain_as_sqs_event(&sqs, &url, 3).await;
+    assert_eq!(records.len(), 3);
+    for r in &records {
+        let body: serde_json::Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body["source"], "ecr-cache-pruner");
+        assert_eq!(body["detail-type"], "Repository Sweep");
+    }
+    records.push(json!({"messageId": "unreadable", "body": "{}", "eventSource": "aws:sqs"}));
+    let response = pruner.handle(json!({"Records": records})).await.unwrap();
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": "unreadable"}]})
+    );
+    for s in &seeded {
+        let after = contents(&ecr, &s.name).await;
+        assert!(!after.contains_key(&s.stale.digest), "{} not swept", s.name);
+        assert!(after.contains_key(&s.main.digest));
+    }
+    assert!(contents(&ecr, &outside.name)
+        .await
+        .contains_key(&outside.stale.digest));
+}
+
+#[tokio::test]
+async fn a_repository_that_hits_the_deletion_cap_continues_in_a_new_message() {
+    let ecr = ecr_client();
+    let team = unique_name("cont");
+    let name = format!("{team}/big");
+    create_repository(&ecr, &name).await;
+    for i in 0..3 {
+        push(
+            &ecr,
+            &name,
+            &cache_manifest(&format!("{name}-stale-{i}")),
+            None,
+        )
+        .await;
+    }
+    let sqs = aws_sdk_sqs::Client::new(&support::moto::sdk_config());
+    let url = sqs
+        .create_queue()
+        .queue_name(unique_name("cont"))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    let scope = format!("{team}/*");
+    let pruner = Pruner::new(
+        config(&[
+            ("SWEEP_REPOSITORIES", &scope),
+            ("SWEEP_QUEUE_URL", &url),
+            ("MAX_DELETIONS_PER_INVOCATION", "2"),
+        ]),
+        registry(),
+    )
+    .with_sweep_queue(SqsSweepQueue::new(sqs.clone(), &url));
+    let message = ecr_cache_pruner::core::trigger::repository_sweep_event(&name);
+    let report = pruner.handle(message).await.unwrap();
+    assert_eq!(report["repositories"][0]["remaining"], 1, "{report}");
+    assert_eq!(report["enqueued"], json!([name]));
+    let records = drain_as_sqs_event(&sqs, &url, 1).await;
+    assert_eq!(records.len(), 1, "one continuation message");
+    let response = pruner.handle(json!({"Records": records})).await.unwrap();
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    assert_eq!(
+        contents(&ecr, &name).await.len(),
+        0,
+        "the continuation finished it"
+    );
 }

@@ -7,3 +7,4 @@ pub mod ecr;
 pub mod github;
 pub mod metrics;
 pub mod secrets;
+pub mod sqs;

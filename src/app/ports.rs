@@ -173,3 +173,16 @@ pub trait BranchLister: Send + Sync {
         full_name: &str,
     ) -> impl Future<Output = Result<Vec<String>, BranchListError>> + Send;
 }
+
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
+#[error("sending to the sweep queue failed: {0}")]
+pub struct QueueError(pub String);
+
+/// Where a sweep fans out to: one message per repository (SQS in production).
+pub trait SweepQueue: Send + Sync {
+    /// Sends one repository-sweep message per repository; all of them, or an error.
+    fn enqueue(
+        &self,
+        repositories: &[String],
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+}

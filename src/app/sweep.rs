@@ -99,30 +99,15 @@ pub async fn sweep<R: Registry, B: BranchLister>(
     finished: &mut (dyn FnMut(Swept<'_>) + Send),
 ) -> Result<SweepReport, RegistryError> {
     let mut report = SweepReport::default();
-    if settings.repositories.is_empty() {
-        return Ok(report);
-    }
-    let mut in_scope: Vec<String> = reads::list_repositories(registry)
-        .await?
-        .into_iter()
-        .filter(|name| any_matches(&settings.repositories, name))
-        .collect();
+    let in_scope = repositories_in_scope(registry, settings, now_secs).await?;
     report.in_scope = in_scope.len();
-    // Start at a different repository each day, so a registry too large for one run is still
-    // covered over several runs.
-    if !in_scope.is_empty() {
-        let offset = (now_secs / 86_400) as usize % in_scope.len();
-        in_scope.rotate_left(offset);
-    }
-
     let mut repositories = in_scope.into_iter();
     for repository in repositories.by_ref() {
         if !time_left() {
             report.not_reached.push(repository);
             break;
         }
-        let swept =
-            sweep_repository(registry, settings, github, &repository, now_secs, time_left).await;
+        let swept = sweep_one(registry, settings, github, &repository, now_secs, time_left).await;
         match swept {
             Ok((pruned, tags)) => {
                 finished(Swept::Done {
@@ -154,7 +139,31 @@ pub async fn sweep<R: Registry, B: BranchLister>(
     Ok(report)
 }
 
-async fn sweep_repository<R: Registry, B: BranchLister>(
+/// The repositories the sweep covers, starting at a different one each day, so a registry too
+/// large for one run is still covered over several runs.
+pub async fn repositories_in_scope<R: Registry>(
+    registry: &R,
+    settings: &SweepSettings,
+    now_secs: i64,
+) -> Result<Vec<String>, RegistryError> {
+    if settings.repositories.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut in_scope: Vec<String> = reads::list_repositories(registry)
+        .await?
+        .into_iter()
+        .filter(|name| any_matches(&settings.repositories, name))
+        .collect();
+    if !in_scope.is_empty() {
+        let offset = (now_secs / 86_400) as usize % in_scope.len();
+        in_scope.rotate_left(offset);
+    }
+    Ok(in_scope)
+}
+
+/// Sweeps one repository: its stale cache manifests, then stale and gone branch tags when
+/// configured. Stops cleanly when `time_left` says no (the report says `out_of_time`).
+pub async fn sweep_one<R: Registry, B: BranchLister>(
     registry: &R,
     settings: &SweepSettings,
     github: Option<&B>,

@@ -20,6 +20,8 @@ pub struct TriggerRules<'a> {
     pub keep_tags: &'a [Glob],
     /// A scheduled event sweeps only when repositories to sweep are configured.
     pub sweep_enabled: bool,
+    /// Repositories the sweep covers (`SWEEP_REPOSITORIES`).
+    pub sweep_scope: &'a [Glob],
 }
 
 /// The EventBridge envelope fields the pruner reads; any other field is ignored.
@@ -48,8 +50,29 @@ pub enum Trigger {
         tag: String,
         repositories: Vec<String>,
     },
-    /// A scheduled run: sweep every repository in scope.
+    /// A scheduled run: sweep every repository in scope (inline, or one queue message each).
     Sweep,
+    /// Sweep exactly one repository: a fan-out message, or a continuation.
+    RepositorySweep { repository: String },
+}
+
+/// The source and detail-type of the pruner's own fan-out messages.
+pub const FAN_OUT_SOURCE: &str = "ecr-cache-pruner";
+pub const REPOSITORY_SWEEP: &str = "Repository Sweep";
+
+/// The EventBridge-shaped message that asks for one repository's sweep.
+pub fn repository_sweep_event(repository: &str) -> Value {
+    serde_json::json!({
+        "version": "0",
+        "id": "",
+        "detail-type": REPOSITORY_SWEEP,
+        "source": FAN_OUT_SOURCE,
+        "account": "",
+        "time": "",
+        "region": "",
+        "resources": [],
+        "detail": {"repository-name": repository},
+    })
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +134,7 @@ pub fn decide(event: &Value, config: &TriggerRules) -> Result<Decision, TriggerE
                 Ok(Decision::Act(Trigger::Sweep))
             }
         }
+        (FAN_OUT_SOURCE, REPOSITORY_SWEEP) => decide_repository_sweep(envelope.detail, config),
         (source, detail_type) => Ok(ignore(format!(
             "no handling for source {source:?} detail-type {detail_type:?}"
         ))),
@@ -159,6 +183,35 @@ fn decide_ecr(detail: Value, config: &TriggerRules) -> Result<Decision, TriggerE
         digest,
         tag,
     }))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct RepositorySweepDetail {
+    repository_name: String,
+}
+
+fn decide_repository_sweep(detail: Value, config: &TriggerRules) -> Result<Decision, TriggerError> {
+    let detail: RepositorySweepDetail = serde_path_to_error::deserialize(detail)
+        .map_err(|e| malformed(REPOSITORY_SWEEP, format!("detail.{e}")))?;
+    let repository = detail.repository_name;
+    if !is_valid_repository_name(&repository) {
+        return Err(malformed(
+            REPOSITORY_SWEEP,
+            format!("invalid repository-name {repository:?}"),
+        ));
+    }
+    if !config.sweep_enabled {
+        return Ok(ignore(
+            "repository sweep, but SWEEP_REPOSITORIES is not set",
+        ));
+    }
+    if !any_matches(config.sweep_scope, &repository) {
+        return Ok(ignore(format!(
+            "repository {repository} is not in SWEEP_REPOSITORIES"
+        )));
+    }
+    Ok(Decision::Act(Trigger::RepositorySweep { repository }))
 }
 
 /// The parts of a GitHub `delete` or `push` payload the pruner reads.
@@ -278,6 +331,7 @@ mod tests {
         protected: ProtectedBranches,
         map: RepositoryMap,
         keep: Vec<Glob>,
+        scope: Vec<Glob>,
     }
 
     impl Rules {
@@ -288,6 +342,7 @@ mod tests {
                 repository_map: &self.map,
                 keep_tags: &self.keep,
                 sweep_enabled: true,
+                sweep_scope: &self.scope,
             }
         }
     }
@@ -300,6 +355,7 @@ mod tests {
             )),
             map: RepositoryMap::parse(var("REPOSITORY_MAP").unwrap_or("")).unwrap(),
             keep: crate::core::glob::parse_list(var("KEEP_TAGS").unwrap_or("")),
+            scope: crate::core::glob::parse_list("team-a/*"),
         }
     }
 
@@ -383,6 +439,23 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn repository_sweep_messages() {
+        let owned = config(&[]);
+        let rules = owned.get();
+        assert_eq!(
+            decide(&repository_sweep_event("team-a/web"), &rules).unwrap(),
+            Decision::Act(Trigger::RepositorySweep {
+                repository: "team-a/web".into()
+            })
+        );
+        assert!(matches!(
+            decide(&repository_sweep_event("team-b/web"), &rules).unwrap(),
+            Decision::Ignore { .. }
+        ));
+        assert!(decide(&repository_sweep_event("Bad Name"), &rules).is_err());
     }
 
     #[test]

@@ -59,6 +59,9 @@ pub struct Config {
     /// The gone-branch sweep only judges tags whose image is at least this old
     /// (`GONE_BRANCH_MIN_AGE_HOURS`, default 24).
     pub gone_branch_min_age_hours: u32,
+    /// The queue a scheduled sweep fans out to, one message per repository (`SWEEP_QUEUE_URL`);
+    /// unset: the scheduled event sweeps inline.
+    pub sweep_queue_url: Option<String>,
     /// CloudWatch namespace of the embedded metrics (`METRICS_NAMESPACE`).
     pub metrics_namespace: String,
     /// Also estimate bytes reclaimed on push events (`ESTIMATE_RECLAIMED_BYTES`; costs one
@@ -92,6 +95,7 @@ impl Config {
             repository_map: &self.repository_map,
             keep_tags: &self.keep_tags,
             sweep_enabled: !self.sweep_repositories.is_empty(),
+            sweep_scope: &self.sweep_repositories,
         }
     }
 
@@ -108,8 +112,8 @@ impl Config {
             gone_branch_min_age_hours: self.gone_branch_min_age_hours,
             repository_map: self.repository_map.clone(),
             github_owner: self.github_owner.clone(),
-            // The sweep runs off the hot path: its reports always carry the estimate.
-            estimate_reclaimed: true,
+            // ESTIMATE_RECLAIMED_BYTES: one more BatchGetImage per 100 images of each repository.
+            estimate_reclaimed: self.estimate_reclaimed_on_push,
         }
     }
 
@@ -215,6 +219,13 @@ impl Config {
             ));
         }
 
+        let sweep_queue_url = get("SWEEP_QUEUE_URL");
+        if let Some(url) = &sweep_queue_url {
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(invalid("SWEEP_QUEUE_URL", url, "must be an SQS queue URL"));
+            }
+        }
+
         let github_token_secret_arn = get("GITHUB_TOKEN_SECRET_ARN");
         let github_api_url = get("GITHUB_API_URL")
             .unwrap_or_else(|| crate::adapters::github::DEFAULT_GITHUB_API_URL.to_owned());
@@ -250,6 +261,7 @@ impl Config {
             stale_cache_days,
             keep_tags,
             gone_branch_min_age_hours,
+            sweep_queue_url,
             metrics_namespace,
         })
     }
@@ -301,6 +313,7 @@ mod tests {
             ("STALE_CACHE_DAYS", "a week"),
             ("GONE_BRANCH_MIN_AGE_HOURS", "-1"),
             ("GONE_BRANCH_MIN_AGE_HOURS", "a day"),
+            ("SWEEP_QUEUE_URL", "prune-queue"),
             ("GITHUB_API_URL", "api.github.com"),
             ("GITHUB_OWNER", "a/b"),
         ] {

@@ -4,7 +4,7 @@ use thiserror::Error;
 
 use crate::adapters::github::GithubClientError;
 use crate::adapters::secrets::SecretError;
-use crate::app::ports::{BranchListError, RegistryError};
+use crate::app::ports::{BranchListError, QueueError, RegistryError};
 use crate::app::prune::PruneError;
 use crate::core::trigger::TriggerError;
 
@@ -30,6 +30,8 @@ pub enum HandlerError {
     Github(#[from] GithubSetupError),
     #[error(transparent)]
     Branches(#[from] BranchListError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
     #[error("sweep: {count} repositor(y/ies) failed, first {repository}: {error}")]
     SweepFailures {
         count: usize,
@@ -60,6 +62,7 @@ impl HandlerError {
             HandlerError::DeleteFailures { .. } => "DeleteFailures",
             HandlerError::SweepFailures { .. } => "SweepFailures",
             HandlerError::Github(_) | HandlerError::Branches(_) => "GitHub",
+            HandlerError::Queue(_) => "SweepQueue",
         }
     }
 }

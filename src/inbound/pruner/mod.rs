@@ -4,9 +4,10 @@
 pub mod error;
 pub mod report;
 mod sqs;
+mod sweeping;
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use lambda_runtime::tracing::{info, warn};
 use serde_json::Value;
@@ -16,10 +17,10 @@ use crate::adapters::ecr::EcrRegistry;
 use crate::adapters::github::GithubBranches;
 use crate::adapters::metrics::{self, RepositoryMetrics};
 use crate::adapters::secrets::CachedSecret;
+use crate::adapters::sqs::SqsSweepQueue;
 use crate::app::branch_cleanup::{live_branch_with_tag, remove_cache_tag, TagOutcome, TagReport};
 use crate::app::ports::Registry;
 use crate::app::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport};
-use crate::app::sweep::{sweep, SweepReport, Swept};
 use crate::core::plan::KeepReason;
 use crate::core::trigger::{decide, Decision, Trigger};
 use crate::inbound::config::Config;
@@ -39,6 +40,7 @@ pub struct Pruner<R: Registry = EcrRegistry> {
     secrets: Option<aws_sdk_secretsmanager::Client>,
     github_token: OnceCell<CachedSecret>,
     github: OnceCell<GithubBranches>,
+    sweep_queue: Option<SqsSweepQueue>,
 }
 
 impl<R: Registry> Pruner<R> {
@@ -49,7 +51,15 @@ impl<R: Registry> Pruner<R> {
             secrets: None,
             github_token: OnceCell::new(),
             github: OnceCell::new(),
+            sweep_queue: None,
         }
+    }
+
+    /// With the queue a scheduled sweep fans out to (`SWEEP_QUEUE_URL`), one message per
+    /// repository; repositories that do not finish in one invocation continue through it too.
+    pub fn with_sweep_queue(mut self, queue: SqsSweepQueue) -> Self {
+        self.sweep_queue = Some(queue);
+        self
     }
 
     /// With a Secrets Manager client, for `GITHUB_TOKEN_SECRET_ARN`.
@@ -103,7 +113,8 @@ impl<R: Registry> Pruner<R> {
         if payload.get("Records").is_some() {
             let event = serde_json::from_value(payload)
                 .map_err(|e| HandlerError::UnknownInput(format!("bad SQS event: {e}")))?;
-            let response = self.handle_sqs(event, deadline).await;
+            // Boxed: the handler's state machine is deep enough to overflow layout computation.
+            let response = Box::pin(self.handle_sqs(event, deadline)).await;
             return Ok(serde_json::to_value(response).expect("SQS response serializes"));
         }
         if payload.get("detail-type").is_none() {
@@ -111,7 +122,7 @@ impl<R: Registry> Pruner<R> {
                 "no `Records` and no `detail-type` field".into(),
             ));
         }
-        let report = self.handle_event(&payload, deadline).await?;
+        let report = Box::pin(self.handle_event(&payload, deadline)).await?;
         Ok(serde_json::to_value(report).expect("report serializes"))
     }
 
@@ -156,77 +167,12 @@ impl<R: Registry> Pruner<R> {
             }
             Trigger::Sweep => {
                 // Boxed: the sweep's state machine is large and would deepen every caller's.
-                let swept = Box::pin(self.sweep(deadline)).await?;
-                report.outcome = Outcome::Swept;
-                report.repositories = swept.repositories;
-                report.tags = swept.tags;
-                let summary = SweepSummary {
-                    in_scope: swept.in_scope,
-                    not_reached: swept.not_reached,
-                    failures: swept.failures,
-                };
-                if let Some(failure) = summary.failures.first() {
-                    let error = HandlerError::SweepFailures {
-                        count: summary.failures.len(),
-                        repository: failure.repository.clone(),
-                        error: failure.error.clone(),
-                    };
-                    report.sweep = Some(summary);
-                    warn!(report = %serde_json::to_string(&report).unwrap_or_default(), "sweep incomplete");
-                    return Err(error);
-                }
-                report.sweep = Some(summary);
+                Box::pin(self.scheduled_sweep(&mut report, deadline)).await?;
+            }
+            Trigger::RepositorySweep { repository } => {
+                Box::pin(self.sweep_repository(&mut report, repository, deadline)).await?;
             }
         }
-        Ok(report)
-    }
-
-    async fn sweep(&self, deadline: Option<SystemTime>) -> Result<SweepReport, HandlerError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        let time_left = move || match deadline {
-            None => true,
-            Some(deadline) => deadline
-                .duration_since(SystemTime::now())
-                .is_ok_and(|left| left > SWEEP_SAFETY_MARGIN),
-        };
-        let github = self.github().await?;
-        let settings = self.config.sweep_settings();
-        let namespace = &self.config.metrics_namespace;
-        // Each repository's summary and metrics go out when it is done: a sweep cut short by a
-        // timeout still leaves a record of what it did.
-        let mut finished = |swept: Swept<'_>| match swept {
-            Swept::Done { report, tags } => {
-                log_summary(report);
-                let mut metrics = RepositoryMetrics::from_prune(report);
-                for tag in tags {
-                    metrics.add_tag(tag);
-                }
-                metrics::emit(namespace, &[metrics]);
-            }
-            Swept::Failed(failure) => {
-                warn!(repository = %failure.repository, error = %failure.error, "repository not swept");
-                emit_failure(namespace, &failure.repository);
-            }
-        };
-        let report = sweep(
-            &self.registry,
-            &settings,
-            github,
-            now,
-            &time_left,
-            &mut finished,
-        )
-        .await?;
-        info!(
-            in_scope = report.in_scope,
-            swept = report.repositories.len(),
-            tags = report.tags.len(),
-            not_reached = report.not_reached.len(),
-            failures = report.failures.len(),
-            "sweep summary"
-        );
         Ok(report)
     }
 

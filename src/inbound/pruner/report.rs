@@ -20,6 +20,8 @@ pub enum Outcome {
     Swept,
     Ignored,
     RepositoryNotFound,
+    /// A scheduled sweep sent one message per repository to the queue.
+    SweepEnqueued,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -37,6 +39,10 @@ pub struct InvocationReport {
     /// Sweep only: repositories in scope, not reached before the deadline, and failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepSummary>,
+    /// Repositories sent to the sweep queue: every one in scope (`sweep_enqueued`), or the
+    /// repository itself when its sweep continues in a new message.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub enqueued: Vec<String>,
 }
 
 impl InvocationReport {
@@ -49,6 +55,7 @@ impl InvocationReport {
             repositories: vec![],
             tags: vec![],
             sweep: None,
+            enqueued: vec![],
         }
     }
 }

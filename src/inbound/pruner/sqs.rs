@@ -12,7 +12,7 @@ use crate::app::ports::Registry;
 use crate::core::trigger::{decide, Decision, Trigger};
 
 use super::error::HandlerError;
-use super::report::failures_to_error;
+use super::report::{failures_to_error, InvocationReport, Outcome};
 use super::Pruner;
 
 /// A record's `messageId`; None when the record has none (a hand-made event: SQS always sets it).
@@ -27,6 +27,8 @@ struct Batch {
     /// repository → (message ids, digests pushed)
     pushes: BTreeMap<String, (Vec<MessageId>, HashSet<String>)>,
     branch_deletions: Vec<(MessageId, Trigger)>,
+    /// repository → message ids (a repository asked for twice is swept once)
+    repository_sweeps: BTreeMap<String, Vec<MessageId>>,
 }
 
 impl<R: Registry> Pruner<R> {
@@ -65,6 +67,11 @@ impl<R: Registry> Pruner<R> {
                     batch.branch_deletions.push((id, trigger))
                 }
                 Ok(Decision::Act(Trigger::Sweep)) => batch.sweep_requested.push(id),
+                Ok(Decision::Act(Trigger::RepositorySweep { repository })) => batch
+                    .repository_sweeps
+                    .entry(repository)
+                    .or_default()
+                    .push(id),
             }
         }
         batch
@@ -80,13 +87,26 @@ impl<R: Registry> Pruner<R> {
             sweep_requested,
             pushes,
             branch_deletions,
+            repository_sweeps,
         } = self.group(event);
 
         if !sweep_requested.is_empty() {
-            let complete =
-                matches!(Box::pin(self.sweep(deadline)).await, Ok(r) if r.failures.is_empty());
-            if !complete {
+            let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
+            if Box::pin(self.scheduled_sweep(&mut report, deadline))
+                .await
+                .is_err()
+            {
                 failed.extend(sweep_requested);
+            }
+        }
+
+        // Only the records whose repository failed are retried.
+        for (repository, ids) in repository_sweeps {
+            let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
+            let swept = Box::pin(self.sweep_repository(&mut report, &repository, deadline)).await;
+            if let Err(err) = swept {
+                warn!(%repository, error = %err, "repository sweep failed; its records will be retried");
+                failed.extend(ids);
             }
         }
 

@@ -1,0 +1,188 @@
+//! Sweeps: inline over every repository in scope, fanned out over the queue (one message per
+//! repository), or one repository from such a message, continued through the queue when it does
+//! not finish in one invocation.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lambda_runtime::tracing::{info, warn};
+
+use crate::adapters::metrics::{self, RepositoryMetrics};
+use crate::app::ports::{Registry, SweepQueue};
+use crate::app::sweep::{repositories_in_scope, sweep, sweep_one, SweepError, SweepReport, Swept};
+
+use super::error::HandlerError;
+use super::report::{emit_failure, log_summary, InvocationReport, Outcome, SweepSummary};
+use super::{Pruner, SWEEP_SAFETY_MARGIN};
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Time is left while the deadline is more than [`SWEEP_SAFETY_MARGIN`] away.
+fn time_left(deadline: Option<SystemTime>) -> impl Fn() -> bool + Sync {
+    move || match deadline {
+        None => true,
+        Some(deadline) => deadline
+            .duration_since(SystemTime::now())
+            .is_ok_and(|left| left > SWEEP_SAFETY_MARGIN),
+    }
+}
+
+impl<R: Registry> Pruner<R> {
+    /// Each repository's summary and metrics go out when it is done: a sweep cut short by a
+    /// timeout still leaves a record of what it did.
+    fn report_swept(&self, swept: Swept<'_>) {
+        let namespace = &self.config.metrics_namespace;
+        match swept {
+            Swept::Done { report, tags } => {
+                log_summary(report);
+                let mut metrics = RepositoryMetrics::from_prune(report);
+                for tag in tags {
+                    metrics.add_tag(tag);
+                }
+                metrics::emit(namespace, &[metrics]);
+            }
+            Swept::Failed(failure) => {
+                warn!(repository = %failure.repository, error = %failure.error, "repository not swept");
+                emit_failure(namespace, &failure.repository);
+            }
+        }
+    }
+
+    /// A scheduled event: fan out over the queue when there is one, else sweep inline.
+    pub(super) async fn scheduled_sweep(
+        &self,
+        report: &mut InvocationReport,
+        deadline: Option<SystemTime>,
+    ) -> Result<(), HandlerError> {
+        if let Some(queue) = &self.sweep_queue {
+            let settings = self.config.sweep_settings();
+            let repositories = repositories_in_scope(&self.registry, &settings, now_secs()).await?;
+            queue.enqueue(&repositories).await?;
+            info!(repositories = repositories.len(), "sweep fanned out");
+            report.outcome = Outcome::SweepEnqueued;
+            report.enqueued = repositories;
+            return Ok(());
+        }
+        let swept = self.sweep_inline(deadline).await?;
+        report.outcome = Outcome::Swept;
+        report.repositories = swept.repositories;
+        report.tags = swept.tags;
+        let summary = SweepSummary {
+            in_scope: swept.in_scope,
+            not_reached: swept.not_reached,
+            failures: swept.failures,
+        };
+        if let Some(failure) = summary.failures.first() {
+            let error = HandlerError::SweepFailures {
+                count: summary.failures.len(),
+                repository: failure.repository.clone(),
+                error: failure.error.clone(),
+            };
+            report.sweep = Some(summary);
+            warn!(report = %serde_json::to_string(&report).unwrap_or_default(), "sweep incomplete");
+            return Err(error);
+        }
+        report.sweep = Some(summary);
+        Ok(())
+    }
+
+    pub(super) async fn sweep_inline(
+        &self,
+        deadline: Option<SystemTime>,
+    ) -> Result<SweepReport, HandlerError> {
+        let github = self.github().await?;
+        let settings = self.config.sweep_settings();
+        let report = sweep(
+            &self.registry,
+            &settings,
+            github,
+            now_secs(),
+            &time_left(deadline),
+            &mut |swept| self.report_swept(swept),
+        )
+        .await?;
+        info!(
+            in_scope = report.in_scope,
+            swept = report.repositories.len(),
+            tags = report.tags.len(),
+            not_reached = report.not_reached.len(),
+            failures = report.failures.len(),
+            "sweep summary"
+        );
+        Ok(report)
+    }
+
+    /// One repository's sweep (a fan-out message or a continuation). When it does not finish
+    /// (deadline near, or the deletion cap reached), a continuation message for it goes on the
+    /// queue instead of waiting for the next schedule.
+    pub(super) async fn sweep_repository(
+        &self,
+        report: &mut InvocationReport,
+        repository: &str,
+        deadline: Option<SystemTime>,
+    ) -> Result<(), HandlerError> {
+        report.outcome = Outcome::Swept;
+        let github = self.github().await?;
+        let settings = self.config.sweep_settings();
+        let swept = sweep_one(
+            &self.registry,
+            &settings,
+            github,
+            repository,
+            now_secs(),
+            &time_left(deadline),
+        )
+        .await;
+        let (pruned, tags) = match swept {
+            Ok(done) => done,
+            Err(SweepError::Prune(err)) if err.is_repository_gone() => {
+                report.outcome = Outcome::RepositoryNotFound;
+                report.reason = Some(format!("repository {repository} does not exist"));
+                return Ok(());
+            }
+            Err(SweepError::Prune(crate::app::prune::PruneError::OutOfTime { .. })) => {
+                self.continue_later(report, repository).await?;
+                return Ok(());
+            }
+            Err(error) => {
+                let failure = crate::app::sweep::RepositoryFailure {
+                    repository: repository.to_owned(),
+                    error: error.to_string(),
+                };
+                self.report_swept(Swept::Failed(&failure));
+                return Err(HandlerError::SweepFailures {
+                    count: 1,
+                    repository: failure.repository,
+                    error: failure.error,
+                });
+            }
+        };
+        self.report_swept(Swept::Done {
+            report: &pruned,
+            tags: &tags,
+        });
+        let unfinished = pruned.out_of_time || pruned.remaining > 0;
+        report.repositories.push(pruned);
+        report.tags = tags;
+        if unfinished {
+            self.continue_later(report, repository).await?;
+        }
+        Ok(())
+    }
+
+    async fn continue_later(
+        &self,
+        report: &mut InvocationReport,
+        repository: &str,
+    ) -> Result<(), HandlerError> {
+        if let Some(queue) = &self.sweep_queue {
+            queue.enqueue(&[repository.to_owned()]).await?;
+            info!(%repository, "sweep continues in a new message");
+            report.enqueued = vec![repository.to_owned()];
+        }
+        Ok(())
+    }
+}
