@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Side by side, in one run: this project's `pruner` and a straightforward boto3 pruner
+(scripts/peer/boto3_pruner.py), each a real process under a local Lambda Runtime API, pruning the
+same kind of repository on the same moto behind a counting proxy. Measures, per process: init
+(spawn to first `/next` poll), CPU time of the init and of the invocation (/proc), peak RSS
+(VmHWM), ECR calls by operation, and what was deleted. Prints a markdown table with ratios.
+
+    cargo build --release --bin pruner
+    .venv/bin/python scripts/bench-vs-boto3.py --binary target/release/pruner
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+
+import boto3
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_support import Proxy, RuntimeApi, app_manifest, cache_manifest, push_event, start_moto  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def peak_rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def run(label, command, moto_port, repository, args):
+    client = dict(endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",
+                  aws_access_key_id="test", aws_secret_access_key="test")
+    ecr = boto3.client("ecr", **client)
+    ecr.create_repository(repositoryName=repository)
+
+    def put(m, tag=None):
+        ecr.put_image(repositoryName=repository, imageManifest=m.body, imageManifestMediaType=m.media_type,
+                      imageDigest=m.digest, **({"imageTag": tag} if tag else {}))
+
+    for i in range(args.stale):
+        put(cache_manifest(f"{repository}-stale-{i}"))
+    for i in range(args.apps):
+        put(app_manifest(f"{repository}-app-{i}"), f"v{i}")
+    current = cache_manifest(f"{repository}-main")
+    put(current, "cache-main")
+
+    proxy = Proxy(moto_port, 0.0, 1)
+    api = RuntimeApi()
+    env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{api.port}",
+               AWS_ENDPOINT_URL=f"http://127.0.0.1:{proxy.port}", AWS_REGION="us-east-1",
+               AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
+               AWS_LAMBDA_FUNCTION_NAME="pruner", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
+               AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", AWS_LAMBDA_LOG_GROUP_NAME="/aws/lambda/pruner",
+               AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_LOG_FORMAT="JSON")
+    spawned = time.time()
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while api.first_poll is None:
+        time.sleep(0.001)
+    init = api.first_poll - spawned
+    init_cpu = cpu_seconds(process.pid)
+    api.put(push_event(repository, current.digest, "cache-main"))
+    while not api.idle():
+        time.sleep(0.005)
+    time.sleep(0.05)  # let the process settle back into its next poll
+    total_cpu = cpu_seconds(process.pid)
+    rss = peak_rss_mib(process.pid)
+    process.terminate()
+    process.wait()
+    left = sum(1 for page in ecr.get_paginator("describe_images").paginate(repositoryName=repository)
+               for i in page["imageDetails"] if not i.get("imageTags"))
+    calls = {k.split(".")[-1]: v for k, v in proxy.operations.items() if "ContainerRegistry" in k}
+    proxy.stop()
+    api.stop()
+    return {"label": label, "init_ms": init * 1000, "init_cpu_ms": init_cpu * 1000,
+            "invocation_cpu_ms": (total_cpu - init_cpu) * 1000, "rss_mib": rss,
+            "ecr_calls": sum(calls.values()), "calls": calls, "untagged_left": left}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--binary", required=True)
+    parser.add_argument("--stale", type=int, default=1500)
+    parser.add_argument("--apps", type=int, default=300)
+    args = parser.parse_args()
+    venv = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".venv")
+    moto, port = start_moto(venv)
+    peer = [os.path.join(venv, "bin", "python"),
+            os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer", "boto3_pruner.py")]
+    ours = run("ecr-cache-pruner", [args.binary], port, "bench-ours", args)
+    theirs = run("boto3 peer", peer, port, "bench-peer", args)
+    moto.terminate()
+    print(f"Repository: {args.stale} superseded cache manifests, {args.apps} tagged app images, cache-main.")
+    print("| | init (spawn → /next) | init CPU | CPU per push | peak RSS | ECR calls | untagged left |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in (ours, theirs):
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(r["calls"].items()))
+        print(f"| {r['label']} | {r['init_ms']:.0f} ms | {r['init_cpu_ms']:.0f} ms | {r['invocation_cpu_ms']:.0f} ms "
+              f"| {r['rss_mib']:.1f} MiB | {r['ecr_calls']} ({detail}) | {r['untagged_left']} |")
+    ratio = lambda a, b: f"{a / b:.2f}" if b else "n/a"  # noqa: E731
+    print(f"| ours / peer | {ratio(ours['init_ms'], theirs['init_ms'])} | {ratio(ours['init_cpu_ms'], theirs['init_cpu_ms'])} "
+          f"| {ratio(ours['invocation_cpu_ms'], theirs['invocation_cpu_ms'])} | {ratio(ours['rss_mib'], theirs['rss_mib'])} "
+          f"| {ratio(ours['ecr_calls'], theirs['ecr_calls'])} | |")
+
+
+if __name__ == "__main__":
+    main()
