@@ -59,7 +59,9 @@ def run(label, command, moto_port, repository, args):
                AWS_DEFAULT_REGION="us-east-1", AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test",
                AWS_LAMBDA_FUNCTION_NAME="pruner", AWS_LAMBDA_FUNCTION_VERSION="$LATEST",
                AWS_LAMBDA_FUNCTION_MEMORY_SIZE="256", AWS_LAMBDA_LOG_GROUP_NAME="/aws/lambda/pruner",
-               AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_LOG_FORMAT="JSON")
+               AWS_LAMBDA_LOG_STREAM_NAME="bench", AWS_LAMBDA_LOG_FORMAT="JSON",
+               # Like the peer, no cap on deletions for this comparison.
+               MAX_DELETIONS_PER_INVOCATION="100000")
     spawned = time.time()
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     while api.first_poll is None:

@@ -440,6 +440,21 @@ async fn branch_deletion_keeps_a_tag_that_a_live_branch_also_maps_to() {
     assert!(!contents(&ecr, &repo).await.contains_key(&alone.digest));
 }
 
+/// A fresh SQS queue on moto for the sweep's fan-out: the client and the queue URL.
+async fn sweep_queue(prefix: &str) -> (aws_sdk_sqs::Client, String) {
+    let sqs = aws_sdk_sqs::Client::new(&support::moto::sdk_config());
+    let url = sqs
+        .create_queue()
+        .queue_name(unique_name(prefix))
+        .send()
+        .await
+        .unwrap()
+        .queue_url()
+        .unwrap()
+        .to_owned();
+    (sqs, url)
+}
+
 /// Everything on the queue, as the SQS event Lambda would hand the pruner.
 async fn drain_as_sqs_event(
     sqs: &aws_sdk_sqs::Client,
@@ -478,16 +493,7 @@ async fn a_scheduled_sweep_fans_out_one_message_per_repository_each_sweeping_its
         seeded.push(seed(&ecr, format!("{team}/{name}")).await);
     }
     let outside = seed(&ecr, unique_name("outside")).await;
-    let sqs = aws_sdk_sqs::Client::new(&support::moto::sdk_config());
-    let url = sqs
-        .create_queue()
-        .queue_name(unique_name("sweep"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
+    let (sqs, url) = sweep_queue("sweep").await;
     let scope = format!("{team}/*");
     let pruner = Pruner::new(
         config(&[("SWEEP_REPOSITORIES", &scope), ("SWEEP_QUEUE_URL", &url)]),
@@ -546,16 +552,7 @@ async fn a_repository_that_hits_the_deletion_cap_continues_in_a_new_message() {
         )
         .await;
     }
-    let sqs = aws_sdk_sqs::Client::new(&support::moto::sdk_config());
-    let url = sqs
-        .create_queue()
-        .queue_name(unique_name("cont"))
-        .send()
-        .await
-        .unwrap()
-        .queue_url()
-        .unwrap()
-        .to_owned();
+    let (sqs, url) = sweep_queue("cont").await;
     let scope = format!("{team}/*");
     let pruner = Pruner::new(
         config(&[

@@ -502,21 +502,26 @@ fn missing(repository: &str) -> RegistryError {
     }
 }
 
-/// One page of `keys` (sorted) after the token's key. Tokens name the last key returned, so an
-/// item present for the whole listing is listed once even when others are pushed or deleted
-/// meanwhile (how a key-ordered store pages; ECR does not document its tokens).
-fn page_of<'a, T: 'a>(
-    items: impl Iterator<Item = (&'a String, T)>,
+/// One page of `items` after the token's key. Tokens name the last key returned, so an item present
+/// for the whole listing is listed once even when others are pushed or deleted meanwhile (how a
+/// key-ordered store pages; ECR does not document its tokens).
+fn page_of<V, T>(
+    items: &BTreeMap<String, V>,
     token: Option<&str>,
     page_size: usize,
+    item: impl Fn(&String, &V) -> T,
 ) -> (Vec<T>, Option<String>) {
+    use std::ops::Bound::{Excluded, Unbounded};
     let after = token.and_then(|t| t.strip_prefix("after:"));
-    let mut rest = items.filter(|(key, _)| after.is_none_or(|a| key.as_str() > a));
+    let mut rest = match after {
+        Some(key) => items.range::<str, _>((Excluded(key), Unbounded)),
+        None => items.range::<str, _>((Unbounded, Unbounded)),
+    };
     let mut page = Vec::new();
     let mut last = None;
-    for (key, item) in rest.by_ref().take(page_size) {
+    for (key, value) in rest.by_ref().take(page_size) {
         last = Some(key.clone());
-        page.push(item);
+        page.push(item(key, value));
     }
     let more = rest.next().is_some();
     (page, last.filter(|_| more).map(|k| format!("after:{k}")))
@@ -534,11 +539,9 @@ impl Registry for MemoryRegistry {
             .repositories
             .get(repository)
             .ok_or_else(|| missing(repository))?;
-        let (items, next_token) = page_of(
-            images.iter().map(|(k, i)| (k, i.record())),
-            next_token,
-            self.page_size,
-        );
+        let (items, next_token) = page_of(images, next_token, self.page_size, |_, image| {
+            image.record()
+        });
         answer(
             Op::ListImages,
             repository,
@@ -554,9 +557,10 @@ impl Registry for MemoryRegistry {
         let (state, fault) = self.begin(Op::ListRepositories, "*", &[]);
         refused(Op::ListRepositories, "*", fault)?;
         let (items, next_token) = page_of(
-            state.repositories.keys().map(|k| (k, k.clone())),
+            &state.repositories,
             next_token,
             self.page_size,
+            |name, _| name.clone(),
         );
         answer(Op::ListRepositories, "*", fault, Page { items, next_token })
     }
