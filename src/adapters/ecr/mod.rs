@@ -1,16 +1,9 @@
 //! The ECR adapter: the only code that talks to ECR. Each method is one ECR request (the SDK
-//! retries throttles and 5xx), turning SDK types into the core's plain data and ECR's error and
-//! failure codes into the port's.
+//! retries throttles and 5xx, except on deletes), turning SDK types into the core's plain data;
+//! [`errors`] turns ECR's errors and failure codes into the port's.
 
 use std::collections::{HashMap, HashSet};
 
-use aws_sdk_ecr::config::http::HttpResponse;
-use aws_sdk_ecr::config::retry::RetryConfig;
-use aws_sdk_ecr::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageError;
-use aws_sdk_ecr::operation::batch_get_image::BatchGetImageError;
-use aws_sdk_ecr::operation::describe_images::DescribeImagesError;
-use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError;
 use aws_sdk_ecr::types::{
     DescribeImagesFilter, ImageDetail, ImageFailureCode, ImageIdentifier, ImageStatusFilter,
     TagStatus,
@@ -23,114 +16,11 @@ use crate::app::ports::{
 use crate::core::manifest::ACCEPTED_MEDIA_TYPES;
 use crate::core::plan::{ImageRecord, ImageStatus};
 
+mod errors;
+use errors::{api_error, code_of, is_image_not_found, no_retries};
+
 /// DescribeImages / DescribeRepositories page size maximum.
 pub const DESCRIBE_PAGE_SIZE: i32 = 1000;
-
-/// Operation errors that can say "the repository does not exist".
-trait RepositoryMissing {
-    fn repository_missing(&self) -> bool;
-}
-
-macro_rules! repository_missing {
-    ($($error:ty),*) => {$(
-        impl RepositoryMissing for $error {
-            fn repository_missing(&self) -> bool {
-                self.is_repository_not_found_exception()
-            }
-        }
-    )*};
-}
-repository_missing!(
-    DescribeImagesError,
-    BatchGetImageError,
-    BatchDeleteImageError
-);
-
-impl RepositoryMissing for DescribeRepositoriesError {
-    fn repository_missing(&self) -> bool {
-        false
-    }
-}
-
-/// Error codes ECR (and the AWS front door) use for throttling and server-side trouble.
-const TRANSIENT_CODES: [&str; 6] = [
-    "ThrottlingException",
-    "ThrottledException",
-    "TooManyRequestsException",
-    "RequestLimitExceeded",
-    "ServiceUnavailableException",
-    "ServerException",
-];
-
-/// A failure a retry may fix: no answer (timeout, dropped connection, unreadable response), a
-/// throttle, or a 5xx.
-fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
-    match err {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(service) => {
-            let status = service.raw().status().as_u16();
-            status == 429
-                || status >= 500
-                || service
-                    .err()
-                    .code()
-                    .is_some_and(|code| TRANSIENT_CODES.contains(&code))
-        }
-        _ => false,
-    }
-}
-
-fn api_error<E>(
-    operation: &'static str,
-    repository: &str,
-    err: SdkError<E, HttpResponse>,
-) -> RegistryError
-where
-    E: RepositoryMissing + ProvideErrorMetadata + std::error::Error + 'static,
-{
-    if err
-        .as_service_error()
-        .is_some_and(|e| e.repository_missing())
-    {
-        return RegistryError::RepositoryNotFound {
-            repository: repository.to_owned(),
-        };
-    }
-    let message = DisplayErrorContext(&err).to_string();
-    let repository = repository.to_owned();
-    if is_transient(&err) {
-        RegistryError::Transient {
-            operation,
-            repository,
-            message,
-        }
-    } else {
-        RegistryError::Api {
-            operation,
-            repository,
-            message,
-        }
-    }
-}
-
-/// Per-call configuration for BatchDeleteImage: no SDK retries, because a retry must follow a
-/// fresh re-check of the batch (the use case does both).
-fn no_retries() -> aws_sdk_ecr::config::Builder {
-    aws_sdk_ecr::config::Builder::default().retry_config(RetryConfig::disabled())
-}
-
-fn is_image_not_found(err: &SdkError<DescribeImagesError, HttpResponse>) -> bool {
-    matches!(
-        err.as_service_error(),
-        Some(DescribeImagesError::ImageNotFoundException(_))
-    )
-}
-
-fn code_of(code: Option<&ImageFailureCode>) -> Option<&str> {
-    code.map(|c| c.as_str())
-}
 
 /// [`Registry`] on Amazon ECR.
 #[derive(Clone, Debug)]
