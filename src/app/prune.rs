@@ -18,7 +18,8 @@ pub struct PruneSettings {
     pub dry_run: bool,
     pub max_deletions: usize,
     /// Read every manifest of the repository to estimate the bytes freed. Costs one BatchGetImage
-    /// per 100 images, so the push path leaves it off; the sweep and the CLI turn it on.
+    /// per 100 images, so pushes and the sweep leave it off unless `ESTIMATE_RECLAIMED_BYTES`;
+    /// the CLI turns it on.
     pub estimate_reclaimed: bool,
 }
 
@@ -62,7 +63,7 @@ pub struct RepositoryReport {
     /// storage actually freed can be less: see `reclaimed_bytes_estimate`.
     pub deleted_bytes: i64,
     /// Estimate of the storage freed: blobs referenced by deleted manifests and by no remaining
-    /// one. Only computed when asked for (sweep, CLI).
+    /// one. Only computed when asked for (`ESTIMATE_RECLAIMED_BYTES`, the CLI).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reclaimed_bytes_estimate: Option<u64>,
 }
