@@ -86,6 +86,98 @@ async fn pruner_binary_serves_events_and_survives_bad_input() {
     );
 }
 
+/// Runs the pruner binary on one push event and returns its answer and its JSON log lines.
+async fn prune_once(repository: &str, digest: &str, dry_run: bool) -> (Answer, Vec<Value>) {
+    let mut push = event("ecr-push-cache.json");
+    push["detail"]["repository-name"] = json!(repository);
+    push["detail"]["image-digest"] = json!(digest);
+    let mut api = FakeRuntimeApi::start(vec![push]).await;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pruner"))
+        .env_clear()
+        .envs(lambda_env(&api.address, endpoint(), "pruner"))
+        .env("DRY_RUN", dry_run.to_string())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let answer = next_answer(&mut api).await;
+    child.kill().await.unwrap();
+    let mut logs = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
+    let lines = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    (answer, lines)
+}
+
+fn audit_digests(lines: &[Value], action: &str) -> Vec<String> {
+    let mut digests: Vec<String> = lines
+        .iter()
+        .filter(|l| l["fields"]["audit"] == action)
+        .map(|l| l["fields"]["digest"].as_str().unwrap().to_owned())
+        .collect();
+    digests.sort();
+    digests
+}
+
+#[tokio::test]
+async fn pruner_binary_writes_one_audit_line_per_digest() {
+    let ecr = ecr_client();
+    let (repository, first_stale, current) = repository_with_stale_cache(&ecr, "audit").await;
+    let mut stale = vec![first_stale.digest.clone()];
+    for i in 0..4 {
+        let m = cache_manifest(&format!("{repository}-more-{i}"));
+        push(&ecr, &repository, &m, None).await;
+        stale.push(m.digest);
+    }
+    stale.sort();
+
+    // Dry run: one would-delete line per digest, nothing deleted, the would-be metric published.
+    let (answer, lines) = prune_once(&repository, &current.digest, true).await;
+    assert_eq!(answer.body["outcome"], "pruned", "{:?}", answer.body);
+    assert_eq!(audit_digests(&lines, "manifest_would_delete"), stale);
+    assert!(audit_digests(&lines, "manifest_deleted").is_empty());
+    assert!(
+        lines.iter().any(|l| l["ManifestsWouldDelete"] == 5),
+        "EMF line with ManifestsWouldDelete"
+    );
+    assert_eq!(contents(&ecr, &repository).await.len(), 6);
+
+    // Live: one deleted line per digest actually deleted, with what caused it.
+    let (answer, lines) = prune_once(&repository, &current.digest, false).await;
+    let mut reported: Vec<String> = answer.body["repositories"][0]["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap().to_owned())
+        .collect();
+    reported.sort();
+    assert_eq!(reported, stale);
+    assert_eq!(audit_digests(&lines, "manifest_deleted"), stale);
+    let line = &lines
+        .iter()
+        .find(|l| l["fields"]["audit"] == "manifest_deleted")
+        .unwrap()["fields"];
+    assert_eq!(line["repository"], json!(repository));
+    assert_eq!(line["trigger"], "cache_push");
+    assert_eq!(line["trigger_id"], event("ecr-push-cache.json")["id"]);
+    assert_eq!(line["request_id"], answer.request_id.as_str());
+    assert_eq!(line["dry_run"], false);
+    assert!(line["reason"]
+        .as_str()
+        .unwrap()
+        .contains("untagged BuildKit cache"));
+    assert!(["manifest", "artifact_media_type"].contains(&line["classified_by"].as_str().unwrap()));
+    assert_eq!(contents(&ecr, &repository).await.len(), 1);
+}
+
 #[tokio::test]
 async fn pruner_binary_refuses_bad_configuration_at_init() {
     let api = FakeRuntimeApi::start(vec![]).await;

@@ -11,6 +11,11 @@ pub struct RepositoryMetrics {
     pub repository: String,
     pub manifests_deleted: usize,
     pub tags_removed: usize,
+    /// Dry run: what would have been deleted / removed (the rehearsal before switching on).
+    pub manifests_would_delete: usize,
+    pub tags_would_remove: usize,
+    /// A dry run publishes the would-be metrics (zeros included); a live run does not.
+    pub dry_run: bool,
     pub failures: usize,
     /// Bytes of blobs referenced only by deleted manifests: an estimate of storage freed (ECR
     /// stores each layer once per repository). Absent when not computed.
@@ -23,6 +28,9 @@ impl RepositoryMetrics {
             repository: report.repository.clone(),
             manifests_deleted: report.deleted.len(),
             tags_removed: 0,
+            manifests_would_delete: report.would_delete.len(),
+            tags_would_remove: 0,
+            dry_run: report.dry_run,
             failures: report.failures.len(),
             bytes_reclaimed_estimate: if report.dry_run {
                 None
@@ -33,8 +41,13 @@ impl RepositoryMetrics {
     }
 
     pub fn add_tag(&mut self, tag: &TagReport) {
-        if matches!(tag.outcome, TagOutcome::Removed { .. }) {
-            self.tags_removed += 1;
+        match tag.outcome {
+            TagOutcome::Removed { .. } => self.tags_removed += 1,
+            TagOutcome::WouldRemove { .. } => {
+                self.tags_would_remove += 1;
+                self.dry_run = true;
+            }
+            _ => {}
         }
     }
 }
@@ -60,6 +73,13 @@ pub fn emf(namespace: &str, metrics: &RepositoryMetrics, timestamp_ms: u64) -> V
         "TagsRemoved": metrics.tags_removed,
         "Failures": metrics.failures,
     });
+    // Only in a dry run: a live deployment publishes (and pays for) no would-be series.
+    if metrics.dry_run {
+        names.push(json!({"Name": "ManifestsWouldDelete", "Unit": "Count"}));
+        names.push(json!({"Name": "TagsWouldRemove", "Unit": "Count"}));
+        doc["ManifestsWouldDelete"] = json!(metrics.manifests_would_delete);
+        doc["TagsWouldRemove"] = json!(metrics.tags_would_remove);
+    }
     if let Some(bytes) = metrics.bytes_reclaimed_estimate {
         names.push(json!({"Name": "BytesReclaimedEstimate", "Unit": "Bytes"}));
         doc["BytesReclaimedEstimate"] = json!(bytes);
@@ -119,6 +139,7 @@ mod tests {
             tags_removed: 1,
             failures: 0,
             bytes_reclaimed_estimate: Some(157_286_400),
+            ..Default::default()
         };
         let doc = emf("EcrCachePruner", &m, 1_795_774_530_000);
         assert_valid_emf(&doc);
@@ -132,5 +153,38 @@ mod tests {
         let doc = emf("EcrCachePruner", &m, 1);
         assert_valid_emf(&doc);
         assert!(doc.get("BytesReclaimedEstimate").is_none());
+        assert!(doc.get("ManifestsWouldDelete").is_none());
+    }
+
+    #[test]
+    fn a_dry_run_publishes_what_it_would_delete() {
+        let report = RepositoryReport {
+            repository: "team/app".into(),
+            dry_run: true,
+            would_delete: vec![crate::core::plan::PlannedDeletion {
+                digest: "sha256:1".into(),
+                size_bytes: None,
+                pushed_at: None,
+                reason: crate::core::plan::DeleteReason::UntaggedUnreferencedCache,
+                classified_by: crate::core::plan::ClassifiedBy::Manifest,
+            }],
+            ..Default::default()
+        };
+        let mut m = RepositoryMetrics::from_prune(&report);
+        m.add_tag(&TagReport {
+            repository: "team/app".into(),
+            tag: "cache-x".into(),
+            digest: None,
+            other_tags: vec![],
+            outcome: TagOutcome::WouldRemove {
+                image_deleted: true,
+            },
+            removal: None,
+        });
+        let doc = emf("EcrCachePruner", &m, 1);
+        assert_valid_emf(&doc);
+        assert_eq!(doc["ManifestsWouldDelete"], 1);
+        assert_eq!(doc["TagsWouldRemove"], 1);
+        assert_eq!(doc["ManifestsDeleted"], 0);
     }
 }

@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::core::branch::{other_branch_with_tag, tag_may_be_shared};
 use crate::core::manifest::is_single_manifest_type;
 use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
+use crate::core::stale::TagExpiry;
 
 use super::ports::{BranchListError, BranchLister, Registry, RegistryError};
 use super::prune::{take_snapshot, PruneError};
@@ -44,6 +45,9 @@ pub struct TagReport {
     pub other_tags: Vec<String>,
     #[serde(flatten)]
     pub outcome: TagOutcome,
+    /// Why the tag was up for removal (the branch deleted or gone, or the cache unused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removal: Option<TagExpiry>,
 }
 
 /// Removes `tag` when it names a BuildKit cache manifest. With `expected_digest`, the tag is only
@@ -73,6 +77,7 @@ pub async fn remove_cache_tag<R: Registry>(
             .map(|i| i.tags.iter().filter(|t| *t != tag).cloned().collect())
             .unwrap_or_default(),
         outcome,
+        removal: None,
     };
     let image = match registry.describe_tag(repository, tag).await {
         Ok(Some(image)) => image,
@@ -221,6 +226,13 @@ impl TagReport {
             digest: None,
             other_tags: vec![],
             outcome: TagOutcome::Kept(reason),
+            removal: None,
         }
+    }
+
+    /// The same report, saying why the tag was up for removal.
+    pub fn because(mut self, removal: TagExpiry) -> Self {
+        self.removal = Some(removal);
+        self
     }
 }

@@ -2,6 +2,7 @@
 //! branch's cache tag ([`branch_cleanup`]), sweep the repositories in scope ([`sweep`]). They
 //! sequence reads, decisions (in [`crate::core`]) and deletions; they never name AWS or GitHub.
 
+pub mod audit;
 pub mod branch_cleanup;
 pub mod ports;
 pub mod prune;

@@ -248,7 +248,8 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
                 Some(&index_references),
                 settings.dry_run,
             )
-            .await?,
+            .await?
+            .because(tag.why),
         );
     }
     Ok((pruned, tags))

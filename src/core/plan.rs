@@ -42,6 +42,8 @@ pub struct ImageRecord {
     pub status: ImageStatus,
     /// Seconds since the Unix epoch.
     pub pushed_at: Option<i64>,
+    /// ECR's `lastRecordedPullTime` (seconds since the Unix epoch), when it has one.
+    pub last_pulled_at: Option<i64>,
     pub size_bytes: Option<i64>,
     pub manifest_media_type: Option<String>,
     pub artifact_media_type: Option<String>,
@@ -50,6 +52,15 @@ pub struct ImageRecord {
 impl ImageRecord {
     pub fn is_tagged(&self) -> bool {
         !self.tags.is_empty()
+    }
+
+    /// The later of the push and the last recorded pull: when a build last used this image.
+    /// Unknown when the push time is unknown (then nothing is judged by age).
+    pub fn last_used_at(&self) -> Option<i64> {
+        self.pushed_at.map(|pushed| {
+            self.last_pulled_at
+                .map_or(pushed, |pulled| pulled.max(pushed))
+        })
     }
 }
 
@@ -336,6 +347,7 @@ mod tests {
             tags: tags.iter().map(|t| t.to_string()).collect(),
             status: ImageStatus::Active,
             pushed_at: Some(1_700_000_000 + n as i64),
+            last_pulled_at: None,
             size_bytes: Some(100 * n as i64),
             manifest_media_type: Some(manifest.to_owned()),
             artifact_media_type: artifact.map(str::to_owned),

@@ -1,5 +1,5 @@
-//! Stale branch caches: cache tags whose image was last pushed long ago and that no protected
-//! branch can own. Pure: the caller removes them by tag after re-checking the digest.
+//! Stale branch caches: cache tags whose image no build has pushed or pulled for long, or whose
+//! branch is gone, and that no protected branch can own. Pure: the caller removes them by tag after re-checking the digest.
 
 use std::collections::HashMap;
 
@@ -9,19 +9,50 @@ use super::branch::ProtectedBranches;
 use super::manifest::ManifestKind;
 use super::plan::{classify, ImageRecord, ImageStatus};
 
+/// Why a cache tag is removed. Serialized into reports and audit lines as `reason`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum TagExpiry {
+    /// Neither pushed nor pulled for more than `days` days (`STALE_CACHE_DAYS`).
+    NotUsed { days: u32 },
+    /// No branch of the owning GitHub repositories maps to the tag any more.
+    BranchGone,
+    /// GitHub reported the branch deleted.
+    BranchDeleted,
+}
+
+impl std::fmt::Display for TagExpiry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TagExpiry::NotUsed { days } => {
+                write!(
+                    f,
+                    "cache neither pushed nor pulled for more than {days} days"
+                )
+            }
+            TagExpiry::BranchGone => f.write_str("branch no longer exists"),
+            TagExpiry::BranchDeleted => f.write_str("branch deleted"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StaleTag {
     pub tag: String,
     pub digest: String,
     pub pushed_at: i64,
+    /// Days since the image was last pushed or pulled.
     pub age_days: i64,
+    #[serde(flatten)]
+    pub why: TagExpiry,
 }
 
 fn old_enough(image: &ImageRecord, now_secs: i64, max_age_days: u32) -> bool {
-    match image.pushed_at {
+    // A pull counts as use: a cache every build imports is not stale however old its push.
+    match image.last_used_at() {
         // Unknown age is never stale.
         None => false,
-        Some(pushed) => now_secs - pushed > i64::from(max_age_days) * 86_400,
+        Some(used) => now_secs - used > i64::from(max_age_days) * 86_400,
     }
 }
 
@@ -54,6 +85,7 @@ pub fn gone_branch_tags(
         prefix,
         protected,
         now_secs,
+        TagExpiry::BranchGone,
         |image, tag| {
             !existing_tags.contains(tag)
                 && image
@@ -71,6 +103,7 @@ fn removable_cache_tags(
     prefix: &str,
     protected: &ProtectedBranches,
     now_secs: i64,
+    why: TagExpiry,
     select: impl Fn(&ImageRecord, &str) -> bool,
 ) -> Vec<StaleTag> {
     let mut found = Vec::new();
@@ -83,6 +116,7 @@ fn removable_cache_tags(
             continue;
         }
         let pushed_at = image.pushed_at.unwrap_or(now_secs);
+        let used_at = image.last_used_at().unwrap_or(now_secs);
         for tag in &image.tags {
             if tag.starts_with(prefix) && !protected.protects_tag(prefix, tag) && select(image, tag)
             {
@@ -90,7 +124,8 @@ fn removable_cache_tags(
                     tag: tag.clone(),
                     digest: image.digest.clone(),
                     pushed_at,
-                    age_days: (now_secs - pushed_at) / 86_400,
+                    age_days: (now_secs - used_at) / 86_400,
+                    why,
                 });
             }
         }
@@ -99,7 +134,8 @@ fn removable_cache_tags(
     found
 }
 
-/// Cache tags to remove: tag under `prefix`, image pushed more than `max_age_days` ago, image is a
+/// Cache tags to remove: tag under `prefix`, image neither pushed nor pulled for more than
+/// `max_age_days` (push time alone when ECR recorded no pull), image is a
 /// BuildKit cache manifest, and no protected branch pattern can produce the tag.
 pub fn stale_cache_tags(
     images: &[ImageRecord],
@@ -115,6 +151,7 @@ pub fn stale_cache_tags(
         prefix,
         protected,
         now_secs,
+        TagExpiry::NotUsed { days: max_age_days },
         |image, _| old_enough(image, now_secs, max_age_days),
     )
 }
@@ -221,5 +258,30 @@ mod tests {
         assert!(
             stale_cache_tags(&[exactly], &HashMap::new(), "cache-", &protected, NOW, 1).is_empty()
         );
+    }
+
+    #[test]
+    fn a_recent_pull_keeps_an_old_push_fresh() {
+        let protected = ProtectedBranches::new(parse_list("main"));
+        let cache = Some(BUILDKIT_CACHE_CONFIG);
+        let mut imported = image(1, &["cache-stable-branch"], 90, cache);
+        imported.last_pulled_at = Some(NOW - 2 * DAY);
+        let mut abandoned = image(2, &["cache-abandoned"], 90, cache);
+        abandoned.last_pulled_at = Some(NOW - 45 * DAY);
+        // ECR had no pull time: push time alone decides.
+        let never_pulled = image(3, &["cache-never-pulled"], 40, cache);
+        // A pull time older than the push (clock skew, re-push) does not make it older.
+        let mut repushed = image(4, &["cache-repushed"], 5, cache);
+        repushed.last_pulled_at = Some(NOW - 60 * DAY);
+        let images = [imported, abandoned, never_pulled, repushed];
+        let stale = stale_cache_tags(&images, &HashMap::new(), "cache-", &protected, NOW, 30);
+        let tags: Vec<(&str, i64)> = stale.iter().map(|s| (s.tag.as_str(), s.age_days)).collect();
+        assert_eq!(
+            tags,
+            vec![("cache-abandoned", 45), ("cache-never-pulled", 40)]
+        );
+        assert!(stale
+            .iter()
+            .all(|s| s.why == TagExpiry::NotUsed { days: 30 }));
     }
 }

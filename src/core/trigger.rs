@@ -56,6 +56,18 @@ pub enum Trigger {
     RepositorySweep { repository: String },
 }
 
+impl Trigger {
+    /// The `kind` the trigger serializes with (audit lines carry it).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::CachePush { .. } => "cache_push",
+            Trigger::BranchDeleted { .. } => "branch_deleted",
+            Trigger::Sweep => "sweep",
+            Trigger::RepositorySweep { .. } => "repository_sweep",
+        }
+    }
+}
+
 /// The source and detail-type of the pruner's own fan-out messages.
 pub const FAN_OUT_SOURCE: &str = "ecr-cache-pruner";
 pub const REPOSITORY_SWEEP: &str = "Repository Sweep";

@@ -43,6 +43,8 @@ pub struct StoredImage {
     pub kind: Kind,
     pub status: ImageStatus,
     pub pushed_at: i64,
+    /// `lastRecordedPullTime`: None until something pulls it.
+    pub last_pulled_at: Option<i64>,
     /// Whether DescribeImages reports `artifactMediaType` (real ECR may; moto never does).
     pub with_artifact_type: bool,
     body: String,
@@ -67,6 +69,7 @@ impl StoredImage {
             tags: self.tags.iter().cloned().collect(),
             status: self.status,
             pushed_at: Some(self.pushed_at),
+            last_pulled_at: self.last_pulled_at,
             size_bytes: Some(1000),
             manifest_media_type: Some(self.media_type().to_owned()),
             artifact_media_type: artifact
@@ -193,6 +196,7 @@ impl State {
             kind,
             status: ImageStatus::Active,
             pushed_at: self.now,
+            last_pulled_at: None,
             with_artifact_type: self.counter.is_multiple_of(2),
             body,
         };

@@ -34,6 +34,7 @@ fn record(digest: &str, detail: &ImageDetail) -> ImageRecord {
         tags: detail.image_tags().to_vec(),
         status: ImageStatus::from_ecr(detail.image_status().map(|s| s.as_str())),
         pushed_at: detail.image_pushed_at().map(|t| t.secs()),
+        last_pulled_at: detail.last_recorded_pull_time().map(|t| t.secs()),
         size_bytes: detail.image_size_in_bytes(),
         manifest_media_type: detail.image_manifest_media_type().map(str::to_owned),
         artifact_media_type: detail.artifact_media_type().map(str::to_owned),

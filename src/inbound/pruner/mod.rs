@@ -1,6 +1,7 @@
 //! The `pruner` function's handler: EventBridge events directly, or SQS batches of them.
 //! [`error`] says why an invocation failed, [`report`] what it did, [`sqs`] handles batches.
 
+pub mod audit;
 pub mod error;
 pub mod report;
 mod sqs;
@@ -18,10 +19,12 @@ use crate::adapters::github::GithubBranches;
 use crate::adapters::metrics::{self, RepositoryMetrics};
 use crate::adapters::secrets::CachedSecret;
 use crate::adapters::sqs::SqsSweepQueue;
+use crate::app::audit::Cause;
 use crate::app::branch_cleanup::{live_branch_with_tag, remove_cache_tag, TagOutcome, TagReport};
 use crate::app::ports::Registry;
 use crate::app::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport};
 use crate::core::plan::KeepReason;
+use crate::core::stale::TagExpiry;
 use crate::core::trigger::{decide, Decision, Trigger};
 use crate::inbound::config::Config;
 
@@ -143,12 +146,14 @@ impl<R: Registry> Pruner<R> {
             Decision::Act(trigger) => trigger,
         };
         let mut report = InvocationReport::new(Outcome::Pruned, Some(trigger.clone()), dry_run);
+        let event_id = event["id"].as_str().filter(|id| !id.is_empty());
+        let cause = Cause::new(trigger.kind(), event_id.map(str::to_owned));
         match &trigger {
             Trigger::CachePush {
                 repository, digest, ..
             } => {
                 let protect = HashSet::from([digest.clone()]);
-                match self.prune(repository, &protect).await {
+                match self.prune(repository, &protect, &cause).await {
                     Ok(pruned) => {
                         failures_to_error(&pruned)?;
                         report.repositories.push(pruned);
@@ -163,14 +168,14 @@ impl<R: Registry> Pruner<R> {
             }
             Trigger::BranchDeleted { .. } => {
                 report.outcome = Outcome::TagsProcessed;
-                report.tags = self.remove_branch_tags(&trigger).await?;
+                report.tags = self.remove_branch_tags(&trigger, &cause).await?;
             }
             Trigger::Sweep => {
                 // Boxed: the sweep's state machine is large and would deepen every caller's.
-                Box::pin(self.scheduled_sweep(&mut report, deadline)).await?;
+                Box::pin(self.scheduled_sweep(&mut report, deadline, &cause)).await?;
             }
             Trigger::RepositorySweep { repository } => {
-                Box::pin(self.sweep_repository(&mut report, repository, deadline)).await?;
+                Box::pin(self.sweep_repository(&mut report, repository, deadline, &cause)).await?;
             }
         }
         Ok(report)
@@ -179,7 +184,11 @@ impl<R: Registry> Pruner<R> {
     /// Removes a deleted branch's cache tag from every mapped repository. All repositories are
     /// attempted; any error fails the invocation afterwards so it is retried (removal is
     /// idempotent).
-    async fn remove_branch_tags(&self, trigger: &Trigger) -> Result<Vec<TagReport>, HandlerError> {
+    async fn remove_branch_tags(
+        &self,
+        trigger: &Trigger,
+        cause: &Cause,
+    ) -> Result<Vec<TagReport>, HandlerError> {
         let Trigger::BranchDeleted {
             github_repository,
             branch,
@@ -215,12 +224,15 @@ impl<R: Registry> Pruner<R> {
                     digest: None,
                     other_tags: vec![],
                     outcome: TagOutcome::NotInScope,
+                    removal: Some(TagExpiry::BranchDeleted),
                 });
                 continue;
             }
             let dry_run = self.config.dry_run;
             match remove_cache_tag(&self.registry, repository, tag, None, None, dry_run).await {
                 Ok(report) => {
+                    let report = report.because(TagExpiry::BranchDeleted);
+                    audit::tags(std::slice::from_ref(&report), cause);
                     let mut m = RepositoryMetrics {
                         repository: repository.clone(),
                         ..Default::default()
@@ -252,10 +264,12 @@ impl<R: Registry> Pruner<R> {
         &self,
         repository: &str,
         protect: &HashSet<String>,
+        cause: &Cause,
     ) -> Result<RepositoryReport, PruneError> {
         let result = prune_repository(&self.registry, repository, protect, self.settings()).await;
         match &result {
             Ok(report) => {
+                audit::manifests(report, cause);
                 log_summary(report);
                 metrics::emit(
                     &self.config.metrics_namespace,

@@ -8,6 +8,7 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::tracing::{error, info, warn};
 use serde_json::Value;
 
+use crate::app::audit::Cause;
 use crate::app::ports::Registry;
 use crate::core::trigger::{decide, Decision, Trigger};
 
@@ -29,6 +30,12 @@ struct Batch {
     branch_deletions: Vec<(MessageId, Trigger)>,
     /// repository → message ids (a repository asked for twice is swept once)
     repository_sweeps: BTreeMap<String, Vec<MessageId>>,
+}
+
+/// The SQS message ids of the records a batch grouped, comma-separated (an audit line's trigger id).
+fn message_ids(ids: &[MessageId]) -> Option<String> {
+    let known: Vec<&str> = ids.iter().flatten().map(String::as_str).collect();
+    (!known.is_empty()).then(|| known.join(","))
 }
 
 impl<R: Registry> Pruner<R> {
@@ -92,7 +99,8 @@ impl<R: Registry> Pruner<R> {
 
         if !sweep_requested.is_empty() {
             let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
-            if Box::pin(self.scheduled_sweep(&mut report, deadline))
+            let cause = Cause::new("sweep", message_ids(&sweep_requested));
+            if Box::pin(self.scheduled_sweep(&mut report, deadline, &cause))
                 .await
                 .is_err()
             {
@@ -103,7 +111,9 @@ impl<R: Registry> Pruner<R> {
         // Only the records whose repository failed are retried.
         for (repository, ids) in repository_sweeps {
             let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
-            let swept = Box::pin(self.sweep_repository(&mut report, &repository, deadline)).await;
+            let cause = Cause::new("repository_sweep", message_ids(&ids));
+            let swept =
+                Box::pin(self.sweep_repository(&mut report, &repository, deadline, &cause)).await;
             if let Err(err) = swept {
                 warn!(%repository, error = %err, "repository sweep failed; its records will be retried");
                 failed.extend(ids);
@@ -111,13 +121,15 @@ impl<R: Registry> Pruner<R> {
         }
 
         for (id, trigger) in branch_deletions {
-            if self.remove_branch_tags(&trigger).await.is_err() {
+            let cause = Cause::new(trigger.kind(), id.clone());
+            if self.remove_branch_tags(&trigger, &cause).await.is_err() {
                 failed.push(id);
             }
         }
 
         for (repository, (ids, digests)) in pushes {
-            let outcome = match self.prune(&repository, &digests).await {
+            let cause = Cause::new("cache_push", message_ids(&ids));
+            let outcome = match self.prune(&repository, &digests, &cause).await {
                 Ok(report) => failures_to_error(&report),
                 Err(err) if err.is_repository_gone() => {
                     warn!(%repository, "repository no longer exists; nothing to prune");

@@ -7,9 +7,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use lambda_runtime::tracing::{info, warn};
 
 use crate::adapters::metrics::{self, RepositoryMetrics};
+use crate::app::audit::Cause;
 use crate::app::ports::{Registry, SweepQueue};
 use crate::app::sweep::{repositories_in_scope, sweep, sweep_one, SweepError, SweepReport, Swept};
 
+use super::audit;
 use super::error::HandlerError;
 use super::report::{emit_failure, log_summary, InvocationReport, Outcome, SweepSummary};
 use super::{Pruner, SWEEP_SAFETY_MARGIN};
@@ -33,10 +35,12 @@ fn time_left(deadline: Option<SystemTime>) -> impl Fn() -> bool + Sync {
 impl<R: Registry> Pruner<R> {
     /// Each repository's summary and metrics go out when it is done: a sweep cut short by a
     /// timeout still leaves a record of what it did.
-    fn report_swept(&self, swept: Swept<'_>) {
+    fn report_swept(&self, swept: Swept<'_>, cause: &Cause) {
         let namespace = &self.config.metrics_namespace;
         match swept {
             Swept::Done { report, tags } => {
+                audit::manifests(report, cause);
+                audit::tags(tags, cause);
                 log_summary(report);
                 let mut metrics = RepositoryMetrics::from_prune(report);
                 for tag in tags {
@@ -56,6 +60,7 @@ impl<R: Registry> Pruner<R> {
         &self,
         report: &mut InvocationReport,
         deadline: Option<SystemTime>,
+        cause: &Cause,
     ) -> Result<(), HandlerError> {
         if let Some(queue) = &self.sweep_queue {
             let settings = self.config.sweep_settings();
@@ -66,7 +71,7 @@ impl<R: Registry> Pruner<R> {
             report.enqueued = repositories;
             return Ok(());
         }
-        let swept = self.sweep_inline(deadline).await?;
+        let swept = self.sweep_inline(deadline, cause).await?;
         report.outcome = Outcome::Swept;
         report.repositories = swept.repositories;
         report.tags = swept.tags;
@@ -92,6 +97,7 @@ impl<R: Registry> Pruner<R> {
     pub(super) async fn sweep_inline(
         &self,
         deadline: Option<SystemTime>,
+        cause: &Cause,
     ) -> Result<SweepReport, HandlerError> {
         let github = self.github().await?;
         let settings = self.config.sweep_settings();
@@ -101,7 +107,7 @@ impl<R: Registry> Pruner<R> {
             github,
             now_secs(),
             &time_left(deadline),
-            &mut |swept| self.report_swept(swept),
+            &mut |swept| self.report_swept(swept, cause),
         )
         .await?;
         info!(
@@ -123,6 +129,7 @@ impl<R: Registry> Pruner<R> {
         report: &mut InvocationReport,
         repository: &str,
         deadline: Option<SystemTime>,
+        cause: &Cause,
     ) -> Result<(), HandlerError> {
         report.outcome = Outcome::Swept;
         let github = self.github().await?;
@@ -152,7 +159,7 @@ impl<R: Registry> Pruner<R> {
                     repository: repository.to_owned(),
                     error: error.to_string(),
                 };
-                self.report_swept(Swept::Failed(&failure));
+                self.report_swept(Swept::Failed(&failure), cause);
                 return Err(HandlerError::SweepFailures {
                     count: 1,
                     repository: failure.repository,
@@ -160,10 +167,13 @@ impl<R: Registry> Pruner<R> {
                 });
             }
         };
-        self.report_swept(Swept::Done {
-            report: &pruned,
-            tags: &tags,
-        });
+        self.report_swept(
+            Swept::Done {
+                report: &pruned,
+                tags: &tags,
+            },
+            cause,
+        );
         let unfinished = pruned.out_of_time || pruned.remaining > 0;
         report.repositories.push(pruned);
         report.tags = tags;

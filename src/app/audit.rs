@@ -1,0 +1,217 @@
+//! The audit trail: one record per digest deleted (or, in a dry run, that would be) and per cache
+//! tag removed (or that would be), with the reason and what caused it. Pure: the Lambda logs these
+//! as JSON lines, the CLI prints them with `--json`.
+
+use serde::Serialize;
+
+use crate::core::plan::ClassifiedBy;
+
+use super::branch_cleanup::{TagOutcome, TagReport};
+use super::prune::RepositoryReport;
+
+/// What was done to one digest or tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditAction {
+    ManifestDeleted,
+    ManifestWouldDelete,
+    TagRemoved,
+    TagWouldRemove,
+}
+
+impl AuditAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditAction::ManifestDeleted => "manifest_deleted",
+            AuditAction::ManifestWouldDelete => "manifest_would_delete",
+            AuditAction::TagRemoved => "tag_removed",
+            AuditAction::TagWouldRemove => "tag_would_remove",
+        }
+    }
+}
+
+/// What asked for the work: the trigger's kind (`cache_push`, `branch_deleted`, `sweep`,
+/// `repository_sweep`, `cli`) and its id (the EventBridge event id, or the SQS message ids of the
+/// records a batch grouped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cause {
+    pub trigger: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger_id: Option<String>,
+}
+
+impl Cause {
+    pub fn new(trigger: &'static str, trigger_id: Option<String>) -> Self {
+        Cause {
+            trigger,
+            trigger_id,
+        }
+    }
+}
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditRecord {
+    pub action: AuditAction,
+    pub repository: String,
+    pub digest: Option<String>,
+    /// The tag removed (tag records only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+    /// Tags the digest keeps (tag records; a deleted manifest had none).
+    pub tags: Vec<String>,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classified_by: Option<ClassifiedBy>,
+    /// Removing the tag deleted the image too (it was its last tag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_deleted: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<i64>,
+    pub dry_run: bool,
+    #[serde(flatten)]
+    pub cause: Cause,
+}
+
+/// The records of a repository's manifests: deleted ones, or in a dry run the would-be ones.
+pub fn manifest_records(report: &RepositoryReport, cause: &Cause) -> Vec<AuditRecord> {
+    let (action, rows) = if report.dry_run {
+        (AuditAction::ManifestWouldDelete, &report.would_delete)
+    } else {
+        (AuditAction::ManifestDeleted, &report.deleted)
+    };
+    rows.iter()
+        .map(|d| AuditRecord {
+            action,
+            repository: report.repository.clone(),
+            digest: Some(d.digest.clone()),
+            tag: None,
+            tags: vec![],
+            reason: d.reason.to_string(),
+            classified_by: Some(d.classified_by),
+            image_deleted: None,
+            size_bytes: d.size_bytes,
+            dry_run: report.dry_run,
+            cause: cause.clone(),
+        })
+        .collect()
+}
+
+/// The records of tags removed (or that a dry run would remove); kept and absent tags have none.
+pub fn tag_records(tags: &[TagReport], cause: &Cause) -> Vec<AuditRecord> {
+    tags.iter()
+        .filter_map(|t| {
+            let (action, image_deleted, dry_run) = match t.outcome {
+                TagOutcome::Removed { image_deleted } => {
+                    (AuditAction::TagRemoved, image_deleted, false)
+                }
+                TagOutcome::WouldRemove { image_deleted } => {
+                    (AuditAction::TagWouldRemove, image_deleted, true)
+                }
+                _ => return None,
+            };
+            Some(AuditRecord {
+                action,
+                repository: t.repository.clone(),
+                digest: t.digest.clone(),
+                tag: Some(t.tag.clone()),
+                tags: t.other_tags.clone(),
+                reason: t
+                    .removal
+                    .map_or_else(|| "cache tag".to_owned(), |r| r.to_string()),
+                classified_by: None,
+                image_deleted: Some(image_deleted),
+                size_bytes: None,
+                dry_run,
+                cause: cause.clone(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::plan::{DeleteReason, PlannedDeletion};
+    use crate::core::stale::TagExpiry;
+
+    fn deletion(n: u8) -> PlannedDeletion {
+        PlannedDeletion {
+            digest: format!("sha256:{n:064x}"),
+            size_bytes: Some(10),
+            pushed_at: None,
+            reason: DeleteReason::UntaggedUnreferencedCache,
+            classified_by: ClassifiedBy::Manifest,
+        }
+    }
+
+    #[test]
+    fn one_record_per_deleted_or_would_be_deleted_digest() {
+        let cause = Cause::new("cache_push", Some("event-1".into()));
+        let mut report = RepositoryReport {
+            repository: "app".into(),
+            deleted: vec![deletion(1), deletion(2)],
+            ..Default::default()
+        };
+        let records = manifest_records(&report, &cause);
+        assert_eq!(records.len(), 2);
+        assert_eq!(
+            records[1].digest.as_deref(),
+            Some(deletion(2).digest.as_str())
+        );
+        assert_eq!(records[0].action, AuditAction::ManifestDeleted);
+        let line = serde_json::to_value(&records[0]).unwrap();
+        assert_eq!(line["trigger"], "cache_push");
+        assert_eq!(line["trigger_id"], "event-1");
+        assert_eq!(line["classified_by"], "manifest");
+        assert_eq!(
+            line["reason"],
+            "untagged BuildKit cache manifest, not referenced by any index"
+        );
+
+        report.dry_run = true;
+        report.would_delete = std::mem::take(&mut report.deleted);
+        let records = manifest_records(&report, &cause);
+        assert_eq!(records.len(), 2);
+        assert!(records
+            .iter()
+            .all(|r| r.dry_run && r.action == AuditAction::ManifestWouldDelete));
+    }
+
+    #[test]
+    fn only_removed_tags_are_recorded() {
+        let cause = Cause::new("sweep", None);
+        let tag = |name: &str, outcome| TagReport {
+            repository: "app".into(),
+            tag: name.into(),
+            digest: Some("sha256:1".into()),
+            other_tags: vec!["v1".into()],
+            outcome,
+            removal: Some(TagExpiry::NotUsed { days: 30 }),
+        };
+        let tags = [
+            tag(
+                "cache-a",
+                TagOutcome::Removed {
+                    image_deleted: false,
+                },
+            ),
+            tag(
+                "cache-b",
+                TagOutcome::WouldRemove {
+                    image_deleted: true,
+                },
+            ),
+            tag("cache-c", TagOutcome::TagNotFound),
+        ];
+        let records = tag_records(&tags, &cause);
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[0].action, AuditAction::TagRemoved);
+        assert_eq!(records[0].tags, vec!["v1".to_string()]);
+        assert_eq!(
+            records[0].reason,
+            "cache neither pushed nor pulled for more than 30 days"
+        );
+        assert!(records[1].dry_run && records[1].image_deleted == Some(true));
+    }
+}
