@@ -203,6 +203,7 @@ fn main() {
         let settings = PlanSettings {
             protect_digests: HashSet::new(),
             max_deletions: 1000,
+            only_digests: None,
         };
         let runs = if n >= 100_000 { 5 } else { 30 };
         let samples: Vec<Duration> = (0..runs)

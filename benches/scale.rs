@@ -141,6 +141,7 @@ fn main() {
         repository_map: Default::default(),
         github_owner: None,
         estimate_reclaimed: true,
+        confirmed: None,
     };
     let (cpu, start) = (cpu_seconds(), Instant::now());
     let report = runtime

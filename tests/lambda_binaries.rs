@@ -120,8 +120,8 @@ async fn prune_once(repository: &str, digest: &str, dry_run: bool) -> (Answer, V
 fn audit_digests(lines: &[Value], action: &str) -> Vec<String> {
     let mut digests: Vec<String> = lines
         .iter()
-        .filter(|l| l["fields"]["audit"] == action)
-        .map(|l| l["fields"]["digest"].as_str().unwrap().to_owned())
+        .filter(|l| l["audit"] == action)
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
         .collect();
     digests.sort();
     digests
@@ -163,8 +163,8 @@ async fn pruner_binary_writes_one_audit_line_per_digest() {
     assert_eq!(audit_digests(&lines, "manifest_deleted"), stale);
     let line = &lines
         .iter()
-        .find(|l| l["fields"]["audit"] == "manifest_deleted")
-        .unwrap()["fields"];
+        .find(|l| l["audit"] == "manifest_deleted")
+        .unwrap();
     assert_eq!(line["repository"], json!(repository));
     assert_eq!(line["trigger"], "cache_push");
     assert_eq!(line["trigger_id"], event("ecr-push-cache.json")["id"]);

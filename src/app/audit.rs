@@ -52,6 +52,7 @@ impl Cause {
 /// One line of the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditRecord {
+    #[serde(rename = "audit")]
     pub action: AuditAction,
     pub repository: String,
     pub digest: Option<String>,

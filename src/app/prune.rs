@@ -169,6 +169,7 @@ pub async fn prune_snapshot<R: Registry>(
         repository,
         snapshot,
         protect_digests,
+        None,
         settings,
         &|| true,
     )
@@ -176,12 +177,14 @@ pub async fn prune_snapshot<R: Registry>(
 }
 
 /// Like [`prune_snapshot`], asking `time_left` before each batch: when time runs out, the batches
-/// not started are counted in `remaining` and the report says `out_of_time`.
+/// not started are counted in `remaining` and the report says `out_of_time`. With
+/// `only_digests`, nothing outside that set is deleted (an operator's confirmed plan).
 pub async fn prune_snapshot_within<R: Registry>(
     registry: &R,
     repository: &str,
     snapshot: &Snapshot,
     protect_digests: &HashSet<String>,
+    only_digests: Option<&HashSet<String>>,
     settings: PruneSettings,
     time_left: &(dyn Fn() -> bool + Sync),
 ) -> Result<RepositoryReport, PruneError> {
@@ -192,6 +195,7 @@ pub async fn prune_snapshot_within<R: Registry>(
         &PlanSettings {
             protect_digests: protect_digests.clone(),
             max_deletions: settings.max_deletions,
+            only_digests: only_digests.cloned(),
         },
     );
 

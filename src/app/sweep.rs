@@ -13,7 +13,7 @@ use crate::core::plan::referenced_digests;
 use crate::core::repository_map::RepositoryMap;
 use crate::core::stale::{gone_branch_tags, prefixed_to_read, stale_cache_tags, StaleTag};
 
-use super::branch_cleanup::{remove_cache_tag, TagReport};
+use super::branch_cleanup::{remove_cache_tag, TagOutcome, TagReport};
 use super::ports::{BranchListError, BranchLister, Registry, RegistryError};
 use super::prune::{
     prune_snapshot_within, take_snapshot_within, PruneError, PruneSettings, RepositoryReport,
@@ -39,6 +39,39 @@ pub struct SweepSettings {
     pub repository_map: RepositoryMap,
     pub github_owner: Option<String>,
     pub estimate_reclaimed: bool,
+    /// Set by the CLI's `sweep`: delete and remove only what the operator was shown.
+    pub confirmed: Option<ConfirmedPlan>,
+}
+
+/// What an operator was shown and confirmed. A sweep run with it deletes the intersection of
+/// this plan and the one it makes again (which re-checks everything), never more.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfirmedPlan {
+    pub digests: HashSet<String>,
+    /// (tag, digest it named when shown): a tag pushed again since is fresh, and stays.
+    pub tags: HashSet<(String, String)>,
+}
+
+impl ConfirmedPlan {
+    /// The plan of a dry-run sweep of one repository.
+    pub fn from_dry_run(report: &RepositoryReport, tags: &[TagReport]) -> Self {
+        ConfirmedPlan {
+            digests: report
+                .would_delete
+                .iter()
+                .map(|d| d.digest.clone())
+                .collect(),
+            tags: tags
+                .iter()
+                .filter(|t| matches!(t.outcome, TagOutcome::WouldRemove { .. }))
+                .filter_map(|t| Some((t.tag.clone(), t.digest.clone()?)))
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.digests.is_empty() && self.tags.is_empty()
+    }
 }
 
 /// Why one repository of the sweep was left alone.
@@ -185,8 +218,15 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
     };
     let mut snapshot = take_snapshot_within(registry, repository, time_left).await?;
     let no_digest = HashSet::new();
+    let confirmed = settings.confirmed.as_ref();
     let pruned = prune_snapshot_within(
-        registry, repository, &snapshot, &no_digest, prune, time_left,
+        registry,
+        repository,
+        &snapshot,
+        &no_digest,
+        confirmed.map(|c| &c.digests),
+        prune,
+        time_left,
     )
     .await?;
     let expire_tags = settings.stale_cache_days.is_some() || existing_tags.is_some();
@@ -229,6 +269,9 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
     }
     // Keep rules win over every expiry.
     candidates.retain(|c| !any_matches(&settings.keep_tags, &c.tag));
+    if let Some(confirmed) = confirmed {
+        candidates.retain(|c| confirmed.tags.contains(&(c.tag.clone(), c.digest.clone())));
+    }
 
     // The snapshot read every index, so its references are complete (rule 3).
     let index_references = referenced_digests(&snapshot.manifests);

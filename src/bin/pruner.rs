@@ -9,7 +9,7 @@ use ecr_cache_pruner::inbound::pruner::{audit, Pruner};
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use serde_json::Value;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     // Bad configuration fails the init, with the variable named, before any event is taken.

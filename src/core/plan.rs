@@ -119,6 +119,8 @@ pub enum KeepReason {
     NotActive { status: ImageStatus },
     /// Another branch that still exists maps to the same cache tag: it owns the cache.
     BranchExists { branch: String },
+    /// Deletable now, but not in the plan the operator confirmed (`ecr-cache-pruner sweep`).
+    NotConfirmed,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -145,6 +147,9 @@ pub struct PlanSettings {
     /// Digests never to delete in this run (the triggering event's own digests).
     pub protect_digests: HashSet<String>,
     pub max_deletions: usize,
+    /// When set, only these digests may be deleted: the plan an operator was shown and
+    /// confirmed. The run deletes the intersection of that plan and its own, never more.
+    pub only_digests: Option<HashSet<String>>,
 }
 
 /// Digests whose manifest must be read before planning: every possible index (to learn what it
@@ -279,6 +284,14 @@ pub fn plan(
             Ok(_) if settings.protect_digests.contains(&image.digest) => {
                 result.kept.push(keep(KeepReason::TriggerDigest))
             }
+            Ok(_)
+                if settings
+                    .only_digests
+                    .as_ref()
+                    .is_some_and(|only| !only.contains(&image.digest)) =>
+            {
+                result.kept.push(keep(KeepReason::NotConfirmed))
+            }
             Ok(classified_by) => candidates.push(PlannedDeletion {
                 digest: image.digest.clone(),
                 size_bytes: image.size_bytes,
@@ -358,6 +371,7 @@ mod tests {
         PlanSettings {
             protect_digests: HashSet::new(),
             max_deletions: max,
+            only_digests: None,
         }
     }
 
@@ -488,6 +502,28 @@ mod tests {
             Some(BUILDKIT_CACHE_CONFIG),
         )];
         assert!(plan_is_empty(&images, &HashMap::new()));
+    }
+
+    #[test]
+    fn a_confirmed_plan_bounds_what_is_deleted() {
+        let cache = Some(BUILDKIT_CACHE_CONFIG);
+        let images = vec![
+            image(1, &[], OCI_MANIFEST, cache),
+            image(2, &[], OCI_MANIFEST, cache),
+            image(3, &[], OCI_MANIFEST, cache),
+        ];
+        let mut settings = settings(100);
+        // Shown: 1 and 2 (and 9, since deleted by someone else). 3 appeared after the preview.
+        settings.only_digests = Some([d(1), d(2), d(9)].into_iter().collect());
+        let plan = plan(&images, &HashMap::new(), &settings);
+        assert_eq!(planned(&plan), vec![d(1), d(2)]);
+        assert_eq!(
+            plan.kept,
+            vec![KeptImage {
+                digest: d(3),
+                reason: KeepReason::NotConfirmed
+            }]
+        );
     }
 
     #[test]

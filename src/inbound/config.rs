@@ -102,6 +102,7 @@ impl Config {
     /// What the sweep needs.
     pub fn sweep_settings(&self) -> SweepSettings {
         SweepSettings {
+            confirmed: None,
             repositories: self.sweep_repositories.clone(),
             cache_tag_prefix: self.cache_tag_prefix.clone(),
             protected_branches: self.protected_branches.clone(),

@@ -1,9 +1,12 @@
-//! Writes the audit trail ([`crate::app::audit`]) as log lines, one per digest or tag, with the
-//! Lambda request id. Logs Insights finds them by `fields.audit` (the template's saved queries).
+//! Writes the audit trail ([`crate::app::audit`]) as JSON log lines, one per digest or tag, with the
+//! Lambda request id. Logs Insights finds them by their `audit` field (the template's saved
+//! queries).
 
 use std::future::Future;
 
-use lambda_runtime::tracing::info;
+use std::io::Write;
+
+use serde::Serialize;
 
 use crate::app::audit::{manifest_records, tag_records, AuditRecord, Cause};
 use crate::app::branch_cleanup::TagReport;
@@ -22,32 +25,35 @@ fn request_id() -> String {
     REQUEST_ID.try_with(String::clone).unwrap_or_default()
 }
 
+/// The lines go straight to stdout as JSON, one object each with the record's fields at the top
+/// level (`audit`, `repository`, `digest`, ...), in one write: a sweep can delete thousands of
+/// digests, and the tracing formatter costs several times more per line.
 fn write(records: Vec<AuditRecord>) {
     if records.is_empty() {
         return;
     }
     let request_id = request_id();
-    for r in records {
-        info!(
-            audit = r.action.as_str(),
-            repository = %r.repository,
-            digest = r.digest.as_deref().unwrap_or_default(),
-            tag = r.tag.as_deref().unwrap_or_default(),
-            tags = %r.tags.join(","),
-            reason = %r.reason,
-            classified_by = r.classified_by.map(|c| match c {
-                crate::core::plan::ClassifiedBy::ArtifactMediaType => "artifact_media_type",
-                crate::core::plan::ClassifiedBy::Manifest => "manifest",
-            }).unwrap_or_default(),
-            image_deleted = r.image_deleted,
-            size_bytes = r.size_bytes,
-            dry_run = r.dry_run,
-            trigger = r.cause.trigger,
-            trigger_id = r.cause.trigger_id.as_deref().unwrap_or_default(),
-            request_id = %request_id,
-            "audit"
-        );
+    let mut out = String::with_capacity(records.len() * 512);
+    for record in &records {
+        let line = AuditLine {
+            level: "INFO",
+            message: "audit",
+            record,
+            request_id: &request_id,
+        };
+        out.push_str(&serde_json::to_string(&line).expect("audit line serializes"));
+        out.push('\n');
     }
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+}
+
+#[derive(Serialize)]
+struct AuditLine<'a> {
+    level: &'static str,
+    message: &'static str,
+    #[serde(flatten)]
+    record: &'a AuditRecord,
+    request_id: &'a str,
 }
 
 /// One line per deleted (or would-be-deleted) digest of `report`.
