@@ -154,3 +154,238 @@ async fn reclaimed_bytes_count_only_layers_no_kept_manifest_uses() {
     // Only the old source layer and the old config are freed.
     assert_eq!(report["reclaimed_bytes_estimate"], 3_000_000 + 1000);
 }
+
+/// The CLI as a child process of this (multi-threaded) test runtime, so a fake GitHub served
+/// by the runtime keeps answering meanwhile.
+fn cli_command(args: &[&str], vars: &[(&str, &str)]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_ecr-cache-pruner"));
+    command
+        .args(args)
+        .env_clear()
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .envs(vars.iter().copied())
+        .kill_on_drop(true);
+    command
+}
+
+/// A repository `<team>/web` with one superseded cache manifest, `cache-main`, the cache of an
+/// existing branch and the cache of a deleted one; GitHub knows `acme/web` with main and
+/// feature-a.
+struct GoneBranchSetup {
+    name: String,
+    stale: Manifest,
+    live: Manifest,
+    github: support::fake_github::FakeGithub,
+}
+
+impl GoneBranchSetup {
+    async fn new(team: &str) -> Self {
+        let ecr = ecr_client();
+        let name = format!("{}/web", unique_name(team));
+        create_repository(&ecr, &name).await;
+        let stale = cache_manifest(&format!("{name}-stale"));
+        push(&ecr, &name, &stale, None).await;
+        let main = cache_manifest(&format!("{name}-main"));
+        push(&ecr, &name, &main, Some("cache-main")).await;
+        let live = cache_manifest(&format!("{name}-feature-a"));
+        push(&ecr, &name, &live, Some("cache-feature-a")).await;
+        let gone = cache_manifest(&format!("{name}-gone"));
+        push(&ecr, &name, &gone, Some("cache-gone")).await;
+        let branches = vec!["main".to_string(), "feature-a".to_string()];
+        let github = support::fake_github::FakeGithub::start(
+            [("acme/web".to_string(), branches)].into_iter().collect(),
+        )
+        .await;
+        GoneBranchSetup {
+            name,
+            stale,
+            live,
+            github,
+        }
+    }
+
+    fn vars(&self) -> Vec<(&str, &str)> {
+        vec![
+            ("GITHUB_TOKEN", support::fake_github::TOKEN),
+            ("GITHUB_API_URL", self.github.url.as_str()),
+            ("GITHUB_OWNER", "acme"),
+            ("GONE_BRANCH_MIN_AGE_HOURS", "0"),
+        ]
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_previews_the_whole_sweep_including_tag_removals() {
+    let setup = GoneBranchSetup::new("preview").await;
+    let before = contents(&ecr_client(), &setup.name).await;
+    let vars = setup.vars();
+
+    let out = cli_command(&["plan", "--repository", &setup.name, "--exit-code"], &vars)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "changes pending: {}",
+        text(&out.stderr)
+    );
+    let table = text(&out.stdout);
+    assert!(table.contains(&setup.stale.digest[..19]), "{table}");
+    assert!(table.contains("cache tags to remove"), "{table}");
+    assert!(table.contains("cache-gone"), "{table}");
+    assert!(table.contains("branch no longer exists"), "{table}");
+    assert!(!table.contains("cache-feature-a"), "{table}");
+
+    let out = cli_command(&["plan", "--repository", &setup.name, "--json"], &vars)
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["changes_pending"], true);
+    assert_eq!(report["tags"][0]["tag"], "cache-gone", "{report}");
+    assert_eq!(report["tags"][0]["outcome"], "would_remove");
+    assert_eq!(report["tags"][0]["removal"]["reason"], "branch_gone");
+    // The audit lines of a dry run, on stderr.
+    let audit: Vec<serde_json::Value> = text(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let actions: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|a| {
+            let what = a["tag"].as_str().or(a["digest"].as_str()).unwrap();
+            (a["audit"].as_str().unwrap(), what)
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        vec![
+            ("manifest_would_delete", setup.stale.digest.as_str()),
+            ("tag_would_remove", "cache-gone"),
+        ]
+    );
+    assert!(audit
+        .iter()
+        .all(|a| a["trigger"] == "cli" && a["dry_run"] == true));
+
+    // Nothing pending: exit 0 with --exit-code.
+    let clean = unique_name("clean");
+    create_repository(&ecr_client(), &clean).await;
+    let out = cli_command(&["plan", "--repository", &clean, "--exit-code"], &[])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(contents(&ecr_client(), &setup.name).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_deletes_only_what_it_showed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let setup = GoneBranchSetup::new("confirm").await;
+    let ecr = ecr_client();
+    let vars = setup.vars();
+    let mut child = cli_command(&["sweep", "--repository", &setup.name], &vars)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for the question: the plan has been shown.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut shown = Vec::new();
+    while !String::from_utf8_lossy(&shown).contains("[y/N]") {
+        let mut chunk = [0u8; 4096];
+        let n = stderr.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "CLI ended before asking: {}", text(&shown));
+        shown.extend_from_slice(&chunk[..n]);
+    }
+    let shown = text(&shown);
+    assert!(
+        shown.contains(&setup.stale.digest[..19]) && shown.contains("cache-gone"),
+        "{shown}"
+    );
+
+    // While the operator reads: another cache push leaves a new stale manifest, a branch is
+    // deleted on GitHub's side (a second gone tag appears), and cache-gone is pushed again.
+    let newly_stale = cache_manifest(&format!("{}-newly-stale", setup.name));
+    push(&ecr, &setup.name, &newly_stale, None).await;
+    let also_gone = cache_manifest(&format!("{}-also-gone", setup.name));
+    push(&ecr, &setup.name, &also_gone, Some("cache-also-gone")).await;
+    let repushed = cache_manifest(&format!("{}-gone-again", setup.name));
+    push(&ecr, &setup.name, &repushed, Some("cache-gone")).await;
+
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"y\n").await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+
+    let after = contents(&ecr, &setup.name).await;
+    assert!(
+        !after.contains_key(&setup.stale.digest),
+        "shown and still stale: deleted"
+    );
+    assert!(after.contains_key(&newly_stale.digest), "not shown: kept");
+    assert_eq!(
+        after[&also_gone.digest],
+        vec!["cache-also-gone"],
+        "not shown: kept"
+    );
+    assert_eq!(
+        after[&repushed.digest],
+        vec!["cache-gone"],
+        "pushed again: fresh"
+    );
+    // (cache-gone's old digest is not checked: moto drops an image whose only tag moves, where
+    // ECR keeps it untagged; the plan core's test covers a digest that was never shown.)
+    assert_eq!(after[&setup.live.digest], vec!["cache-feature-a"]);
+}
+
+#[tokio::test]
+async fn json_errors_and_global_region_and_profile() {
+    let absent = unique_name("absent");
+    let out = cli_command(&["--json", "plan", "--repository", &absent], &[])
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let error: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    assert_eq!(error["error"]["kind"], "repository_not_found");
+    assert_eq!(error["error"]["exit_code"], 3);
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains(&absent));
+
+    // --region wins over the environment; a named profile that does not exist is an error.
+    let out = cli_command(
+        &["plan", "--repository", &absent, "--region", "eu-west-1"],
+        &[],
+    )
+    .env_remove("AWS_REGION")
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let out = cli_command(
+        &["plan", "--repository", &absent, "--profile", "nobody"],
+        &[
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+        ],
+    )
+    .env_remove("AWS_ACCESS_KEY_ID")
+    .env_remove("AWS_SECRET_ACCESS_KEY")
+    .env("AWS_EC2_METADATA_DISABLED", "true")
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+}

@@ -14,8 +14,21 @@ pub fn retry_config() -> RetryConfig {
 }
 
 pub async fn load_config() -> aws_config::SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(retry_config())
-        .load()
-        .await
+    load_config_for(None, None).await
+}
+
+/// The standard chain, with a region and a named profile when given (the CLI's `--region`,
+/// `--profile`); unset, the environment and the shared config files decide.
+pub async fn load_config_for(
+    region: Option<String>,
+    profile: Option<String>,
+) -> aws_config::SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config());
+    if let Some(profile) = profile {
+        loader = loader.profile_name(profile);
+    }
+    if let Some(region) = region {
+        loader = loader.region(aws_config::Region::new(region));
+    }
+    loader.load().await
 }

@@ -3,7 +3,92 @@
 
 use std::fmt::Write;
 
+use serde::Serialize;
+
+use crate::app::branch_cleanup::{TagOutcome, TagReport};
 use crate::app::prune::RepositoryReport;
+
+/// What the CLI prints for one repository: the manifests part (the fields of the Lambda's
+/// repository report, unchanged) and the cache tags the sweep removes.
+#[derive(Debug, Clone, Serialize)]
+pub struct CliReport {
+    #[serde(flatten)]
+    pub report: RepositoryReport,
+    pub tags: Vec<TagReport>,
+    /// Something would be (or was) deleted or removed.
+    pub changes_pending: bool,
+}
+
+impl CliReport {
+    pub fn new(report: RepositoryReport, tags: Vec<TagReport>) -> Self {
+        let mut out = CliReport {
+            report,
+            tags,
+            changes_pending: false,
+        };
+        out.changes_pending = !out.report.would_delete.is_empty()
+            || !out.report.deleted.is_empty()
+            || out.tags_to_remove() > 0;
+        out
+    }
+
+    /// Tags removed, or in a dry run to remove.
+    pub fn tags_to_remove(&self) -> usize {
+        self.tags
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.outcome,
+                    TagOutcome::Removed { .. } | TagOutcome::WouldRemove { .. }
+                )
+            })
+            .count()
+    }
+}
+
+/// The manifests table, then the cache tags.
+pub fn render_plan(plan: &CliReport) -> String {
+    let mut out = render_report(&plan.report);
+    let title = if plan.report.dry_run {
+        "cache tags to remove"
+    } else {
+        "cache tags removed"
+    };
+    let rows: Vec<&TagReport> = plan
+        .tags
+        .iter()
+        .filter(|t| {
+            matches!(
+                t.outcome,
+                TagOutcome::Removed { .. } | TagOutcome::WouldRemove { .. }
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return out;
+    }
+    let _ = writeln!(out, "{title}:");
+    let _ = writeln!(out, "  {:<32} {:<22} REASON", "TAG", "DIGEST");
+    for t in rows {
+        let digest = t
+            .digest
+            .as_deref()
+            .map(|d| format!("{}...", short(d)))
+            .unwrap_or_default();
+        let reason = t.removal.map(|r| r.to_string()).unwrap_or_default();
+        let also = match t.outcome {
+            TagOutcome::Removed {
+                image_deleted: true,
+            }
+            | TagOutcome::WouldRemove {
+                image_deleted: true,
+            } => " (last tag: the image goes too)",
+            _ => "",
+        };
+        let _ = writeln!(out, "  {:<32} {digest:<22} {reason}{also}", t.tag);
+    }
+    out
+}
 
 /// Human-readable size (binary units).
 pub fn human_bytes(bytes: i64) -> String {
