@@ -183,6 +183,44 @@ def main():
         check("dashboard body is JSON with widgets", ok, str(widgets)[:200])
     check("dashboard URL is an output", "DashboardUrl" in out.get("Outputs", {}))
 
+    # Kill switch: Enabled=false stops every way in (both rules, the schedule, the queue mapping).
+    def follows_switch(value, on, off):
+        return value == {"Fn::If": ["IsEnabled", on, off]} or (
+            isinstance(value, dict) and "Fn::If" in value and value["Fn::If"][0] == "SweepScheduled")
+    switched = {name: r for name, r in resources.items()
+                if r["Type"] in ("AWS::Events::Rule", "AWS::Scheduler::Schedule", "AWS::Lambda::EventSourceMapping")}
+    unswitched = [name for name, r in switched.items()
+                  if not (follows_switch(r["Properties"].get("State"), "ENABLED", "DISABLED")
+                          or follows_switch(r["Properties"].get("Enabled"), True, False))]
+    check("the Enabled kill switch stops both rules, the schedule and the queue mapping",
+          len(switched) >= 4 and not unswitched, f"not switched: {unswitched}")
+    check("the sweep schedule needs both Enabled and SweepEnabled",
+          template["Conditions"]["SweepScheduled"] == {"Fn::And": [{"Condition": "IsEnabled"}, {"Condition": "SweepOn"}]})
+
+    # Tags for cost allocation on every taggable resource the stack creates.
+    taggable = ("AWS::Lambda::Function", "AWS::SQS::Queue", "AWS::Logs::LogGroup", "AWS::Events::EventBus",
+                "AWS::SecretsManager::Secret", "AWS::CloudWatch::Alarm", "AWS::IAM::Role")
+    untagged = [name for name, r in resources.items() if r["Type"] in taggable
+                and "project" not in json.dumps(r["Properties"].get("Tags", []))]
+    check("every taggable resource carries the project tag", not untagged, f"untagged: {untagged}")
+
+    # Organisations that require a permissions boundary: every role takes it.
+    roles = {name: r for name, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
+    unbounded = [name for name, r in roles.items()
+                 if "PermissionsBoundary" not in json.dumps(r["Properties"].get("PermissionsBoundary", ""))]
+    check("every IAM role takes the PermissionsBoundary parameter", roles and not unbounded, f"{unbounded}")
+
+    # Outputs other stacks and runbooks need, exported.
+    outputs = out.get("Outputs", {})
+    wanted = ["PruneQueueUrl", "DeadLetterQueueUrl", "PrunerLogGroupName", "WebhookSecretArn"]
+    check("queue, dead-letter queue, log group and secret outputs are exported",
+          all("Export" in outputs.get(k, {}) for k in wanted), str([k for k in wanted if "Export" not in outputs.get(k, {})]))
+
+    # The webhook secret can be an existing secret, by ARN, instead of a plaintext parameter.
+    webhook_env = resources["WebhookFunction"]["Properties"]["Environment"]["Variables"]
+    check("the webhook can use an existing secret by ARN",
+          "GitHubWebhookSecretArn" in json.dumps(webhook_env["GITHUB_WEBHOOK_SECRET_ARN"]))
+
     # 8. Rule patterns, with AWS's matching semantics, against every sample event.
     defaults = {k: v.get("Default") for k, v in template["Parameters"].items()}
     rules = {name: r for name, r in resources.items() if r["Type"] == "AWS::Events::Rule"}
