@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the project's local tooling into ./.venv, idempotently:
-#   moto (the local AWS emulator) always; cargo-lambda with --lambda; SAM/cfn-lint with --sam.
+#   moto (the local AWS emulator) always; cargo-lambda with --lambda; SAM/cfn-lint with --sam;
+#   the GitHub workflow linters (check-jsonschema, zizmor) with --workflows.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,14 +11,18 @@ MOTO="moto[server]==5.2.1"
 CARGO_LAMBDA="cargo-lambda==1.9.2"
 SAM="aws-sam-cli==1.170.0"
 CFN_LINT="cfn-lint==1.58.0"
+CHECK_JSONSCHEMA="check-jsonschema==0.39.0"
+ZIZMOR="zizmor==1.32.0"
 
 want_lambda=false
 want_sam=false
+want_workflows=false
 for arg in "$@"; do
   case "$arg" in
     --lambda) want_lambda=true ;;
     --sam) want_sam=true; want_lambda=true ;;
-    *) echo "usage: $0 [--lambda] [--sam]" >&2; exit 2 ;;
+    --workflows) want_workflows=true ;;
+    *) echo "usage: $0 [--lambda] [--sam] [--workflows]" >&2; exit 2 ;;
   esac
 done
 
@@ -39,6 +44,10 @@ fi
 if $want_sam; then
   [ -x "$VENV/bin/sam" ] || missing+=("$SAM")
   [ -x "$VENV/bin/cfn-lint" ] || missing+=("$CFN_LINT")
+fi
+if $want_workflows; then
+  [ -x "$VENV/bin/check-jsonschema" ] || missing+=("$CHECK_JSONSCHEMA")
+  [ -x "$VENV/bin/zizmor" ] || missing+=("$ZIZMOR")
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then
