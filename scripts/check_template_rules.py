@@ -181,7 +181,13 @@ def main():
         except (ValueError, KeyError) as err:
             ok, widgets = False, str(err)
         check("dashboard body is JSON with widgets", ok, str(widgets)[:200])
+        check("dashboard graphs what a dry run would delete",
+              "ManifestsWouldDelete" in text and "TagsWouldRemove" in text)
     check("dashboard URL is an output", "DashboardUrl" in out.get("Outputs", {}))
+    queries = [r for r in resources.values() if r["Type"] == "AWS::Logs::QueryDefinition"]
+    check("Logs Insights queries over the audit trail: deleted, would delete, failures, by repository",
+          len(queries) == 4 and all("PrunerLogGroup" in json.dumps(q["Properties"]["LogGroupNames"]) for q in queries)
+          and sum("audit" in q["Properties"]["QueryString"] for q in queries) == 3)
 
     # Kill switch: Enabled=false stops every way in (both rules, the schedule, the queue mapping).
     def follows_switch(value, on, off):
