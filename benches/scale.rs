@@ -62,8 +62,8 @@ fn registry() -> MemoryRegistry {
     let mut state = registry.state();
     for i in 0..IMAGES - STALE {
         match i % 20 {
-            0 => state.push(REPO, Kind::App, Some(&format!("v{i}"))),
-            _ => state.push(REPO, Kind::Cache, Some(&format!("cache-branch-{i}"))),
+            0 => state.push_with_new_tag(REPO, Kind::App, &format!("v{i}")),
+            _ => state.push_with_new_tag(REPO, Kind::Cache, &format!("cache-branch-{i}")),
         };
     }
     for _ in 0..STALE {

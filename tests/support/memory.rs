@@ -185,6 +185,19 @@ impl State {
         value.to_string()
     }
 
+    /// Bulk setup: pushes a manifest under a tag that names no image yet, without looking for
+    /// the tag elsewhere (that scan makes building a 100,000-image repository quadratic).
+    pub fn push_with_new_tag(&mut self, repository: &str, kind: Kind, tag: &str) -> String {
+        let digest = self.push(repository, kind, None);
+        let images = self.repositories.get_mut(repository).expect("repository");
+        images
+            .get_mut(&digest)
+            .expect("just pushed")
+            .tags
+            .insert(tag.to_owned());
+        digest
+    }
+
     /// Pushes a new manifest (tagged or not); a tag that named another image moves here.
     pub fn push(&mut self, repository: &str, kind: Kind, tag: Option<&str>) -> String {
         let body = self.body(&kind);
