@@ -730,3 +730,31 @@ async fn a_delete_failure_without_a_digest_is_never_counted_as_deleted() {
         .all(|f| f.code == "InvalidImageDigest"));
     assert!(!report.is_complete());
 }
+
+/// `STALE_CACHE_DAYS` counts pulls as use: the adapter must carry ECR's `lastRecordedPullTime`
+/// (moto never reports one).
+#[tokio::test]
+async fn the_listing_carries_the_last_recorded_pull_time() {
+    use ecr_cache_pruner::app::ports::Registry;
+    let pulled = DateTime::from_secs(1_795_000_000);
+    let rule = mock!(Client::describe_images).then_output(move || {
+        let base = detail(&tagged_cache(1));
+        let never_pulled = detail(&tagged_cache(2));
+        let pulled_detail = ImageDetail::builder()
+            .set_image_digest(base.image_digest().map(str::to_owned))
+            .set_image_tags(Some(base.image_tags().to_vec()))
+            .set_image_pushed_at(base.image_pushed_at().cloned())
+            .last_recorded_pull_time(pulled)
+            .build();
+        DescribeImagesOutput::builder()
+            .image_details(pulled_detail)
+            .image_details(never_pulled)
+            .build()
+    });
+    let ecr = client(&[&rule]);
+    let page = ecr.list_images_page("app", None).await.unwrap();
+    assert_eq!(page.items[0].last_pulled_at, Some(1_795_000_000));
+    assert_eq!(page.items[0].last_used_at(), Some(1_795_000_000));
+    assert_eq!(page.items[1].last_pulled_at, None);
+    assert_eq!(page.items[1].last_used_at(), page.items[1].pushed_at);
+}
