@@ -127,44 +127,51 @@ fn main() {
     );
     drop(push_registry);
 
-    let sweep_registry = registry();
-    let rss = status_kib("VmHWM:");
-    let settings = SweepSettings {
-        repositories: parse_list("*"),
-        cache_tag_prefix: "cache-".into(),
-        protected_branches: ProtectedBranches::new(parse_list("main,master")),
-        dry_run: false,
-        max_deletions: 100_000,
-        stale_cache_days: None,
-        keep_tags: vec![],
-        gone_branch_min_age_hours: 24,
-        repository_map: Default::default(),
-        github_owner: None,
-        estimate_reclaimed: true,
-        confirmed: None,
-    };
-    let (cpu, start) = (cpu_seconds(), Instant::now());
-    let report = runtime
-        .block_on(sweep(
+    for estimate in [false, true] {
+        let sweep_registry = registry();
+        let rss = status_kib("VmHWM:");
+        let settings = SweepSettings {
+            repositories: parse_list("*"),
+            cache_tag_prefix: "cache-".into(),
+            protected_branches: ProtectedBranches::new(parse_list("main,master")),
+            dry_run: false,
+            max_deletions: 100_000,
+            stale_cache_days: None,
+            keep_tags: vec![],
+            gone_branch_min_age_hours: 24,
+            repository_map: Default::default(),
+            github_owner: None,
+            estimate_reclaimed: estimate,
+            confirmed: None,
+        };
+        let (cpu, start) = (cpu_seconds(), Instant::now());
+        let report = runtime
+            .block_on(sweep(
+                &sweep_registry,
+                &settings,
+                None::<&GithubBranches>,
+                1_800_000_000,
+                &|| true,
+                &mut |_| {},
+            ))
+            .unwrap();
+        let what = if estimate {
+            "sweep (no cap, ESTIMATE_RECLAIMED_BYTES=true)"
+        } else {
+            "sweep (no cap, default settings)"
+        };
+        row(
+            what,
             &sweep_registry,
-            &settings,
-            None::<&GithubBranches>,
-            1_800_000_000,
-            &|| true,
-            &mut |_| {},
-        ))
-        .unwrap();
-    row(
-        "sweep (no cap, bytes estimate)",
-        &sweep_registry,
-        cpu_seconds() - cpu,
-        start.elapsed().as_secs_f64(),
-        rss,
-        report
-            .repositories
-            .iter()
-            .map(|r| r.deleted.len())
-            .sum::<usize>()
-            + report.tags.len(),
-    );
+            cpu_seconds() - cpu,
+            start.elapsed().as_secs_f64(),
+            rss,
+            report
+                .repositories
+                .iter()
+                .map(|r| r.deleted.len())
+                .sum::<usize>()
+                + report.tags.len(),
+        );
+    }
 }
