@@ -114,6 +114,7 @@ def main():
     parser.add_argument("--binary", required=True)
     parser.add_argument("--stale", type=int, default=1500)
     parser.add_argument("--apps", type=int, default=300)
+    parser.add_argument("--baseline", help="another build of the pruner to measure in the same rounds (before/after)")
     parser.add_argument("--rounds", type=int, default=5,
                         help="alternate the two this many times and report medians (the machine is noisy)")
     args = parser.parse_args()
@@ -121,17 +122,22 @@ def main():
     moto, port = start_moto(venv)
     peer = [os.path.join(venv, "bin", "python"),
             os.path.join(os.path.dirname(os.path.abspath(__file__)), "peer", "boto3_pruner.py")]
-    rounds = {"ours": [], "theirs": []}
+    rounds = {"ours": [], "theirs": [], "baseline": []}
     for i in range(args.rounds):
         rounds["ours"].append(run("ecr-cache-pruner", [args.binary], port, f"bench-ours-{i}", args))
+        if args.baseline:
+            rounds["baseline"].append(run("baseline build", [args.baseline], port, f"bench-base-{i}", args))
         rounds["theirs"].append(run("boto3 peer", peer, port, f"bench-peer-{i}", args))
     moto.terminate()
     ours, theirs = median_run(rounds["ours"]), median_run(rounds["theirs"])
+    baseline = median_run(rounds["baseline"]) if args.baseline else None
     print(f"Medians of {args.rounds} alternating rounds.")
     print(f"Repository: {args.stale} superseded cache manifests, {args.apps} tagged app images, cache-main.")
     print("| | init (spawn → /next) | init CPU | CPU per push | peak RSS | ECR calls | untagged left |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for r in (ours, theirs):
+    for r in (ours, baseline, theirs):
+        if r is None:
+            continue
         detail = ", ".join(f"{k} {v}" for k, v in sorted(r["calls"].items()))
         print(f"| {r['label']} | {r['init_ms']:.0f} ms | {r['init_cpu_ms']:.0f} ms | {r['invocation_cpu_ms']:.0f} ms "
               f"| {r['rss_mib']:.1f} MiB | {r['ecr_calls']} ({detail}) | {r['untagged_left']} |")
@@ -139,6 +145,10 @@ def main():
     print(f"| ours / peer | {ratio(ours['init_ms'], theirs['init_ms'])} | {ratio(ours['init_cpu_ms'], theirs['init_cpu_ms'])} "
           f"| {ratio(ours['invocation_cpu_ms'], theirs['invocation_cpu_ms'])} | {ratio(ours['rss_mib'], theirs['rss_mib'])} "
           f"| {ratio(ours['ecr_calls'], theirs['ecr_calls'])} | |")
+    if baseline:
+        print(f"| baseline / peer | {ratio(baseline['init_ms'], theirs['init_ms'])} | {ratio(baseline['init_cpu_ms'], theirs['init_cpu_ms'])} "
+              f"| {ratio(baseline['invocation_cpu_ms'], theirs['invocation_cpu_ms'])} | {ratio(baseline['rss_mib'], theirs['rss_mib'])} "
+              f"| {ratio(baseline['ecr_calls'], theirs['ecr_calls'])} | |")
 
 
 if __name__ == "__main__":
