@@ -13,6 +13,12 @@ use support::runtime_api::{lambda_env, Answer, FakeRuntimeApi};
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
+/// The pruner binary under test: the one cargo built for the tests, or `PRUNER_BINARY` (the
+/// release build, as `scripts/release-binary-test.sh` runs it).
+fn pruner_binary() -> String {
+    std::env::var("PRUNER_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pruner").to_owned())
+}
+
 async fn next_answer(api: &mut FakeRuntimeApi) -> Answer {
     tokio::time::timeout(Duration::from_secs(60), api.answers.recv())
         .await
@@ -32,7 +38,7 @@ async fn pruner_binary_serves_events_and_survives_bad_input() {
     bad["detail"]["image-digest"] = json!("sha256:nope");
 
     let mut api = FakeRuntimeApi::start(vec![bad, good]).await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pruner"))
+    let mut child = Command::new(pruner_binary())
         .env_clear()
         .envs(lambda_env(&api.address, endpoint(), "pruner"))
         .stdout(Stdio::piped())
@@ -92,7 +98,7 @@ async fn prune_once(repository: &str, digest: &str, dry_run: bool) -> (Answer, V
     push["detail"]["repository-name"] = json!(repository);
     push["detail"]["image-digest"] = json!(digest);
     let mut api = FakeRuntimeApi::start(vec![push]).await;
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pruner"))
+    let mut child = Command::new(pruner_binary())
         .env_clear()
         .envs(lambda_env(&api.address, endpoint(), "pruner"))
         .env("DRY_RUN", dry_run.to_string())
@@ -181,7 +187,7 @@ async fn pruner_binary_writes_one_audit_line_per_digest() {
 #[tokio::test]
 async fn pruner_binary_refuses_bad_configuration_at_init() {
     let api = FakeRuntimeApi::start(vec![]).await;
-    let output = Command::new(env!("CARGO_BIN_EXE_pruner"))
+    let output = Command::new(pruner_binary())
         .env_clear()
         .envs(lambda_env(&api.address, endpoint(), "pruner"))
         .env("DRY_RUN", "maybe")
