@@ -93,7 +93,12 @@ async fn pruner_binary_serves_events_and_survives_bad_input() {
 }
 
 /// Runs the pruner binary on one push event and returns its answer and its JSON log lines.
-async fn prune_once(repository: &str, digest: &str, dry_run: bool) -> (Answer, Vec<Value>) {
+async fn prune_once(
+    repository: &str,
+    digest: &str,
+    dry_run: bool,
+    vars: &[(&str, &str)],
+) -> (Answer, Vec<Value>) {
     let mut push = event("ecr-push-cache.json");
     push["detail"]["repository-name"] = json!(repository);
     push["detail"]["image-digest"] = json!(digest);
@@ -102,6 +107,7 @@ async fn prune_once(repository: &str, digest: &str, dry_run: bool) -> (Answer, V
         .env_clear()
         .envs(lambda_env(&api.address, endpoint(), "pruner"))
         .env("DRY_RUN", dry_run.to_string())
+        .envs(vars.iter().copied())
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
@@ -146,7 +152,7 @@ async fn pruner_binary_writes_one_audit_line_per_digest() {
     stale.sort();
 
     // Dry run: one would-delete line per digest, nothing deleted, the would-be metric published.
-    let (answer, lines) = prune_once(&repository, &current.digest, true).await;
+    let (answer, lines) = prune_once(&repository, &current.digest, true, &[]).await;
     assert_eq!(answer.body["outcome"], "pruned", "{:?}", answer.body);
     assert_eq!(audit_digests(&lines, "manifest_would_delete"), stale);
     assert!(audit_digests(&lines, "manifest_deleted").is_empty());
@@ -157,7 +163,15 @@ async fn pruner_binary_writes_one_audit_line_per_digest() {
     assert_eq!(contents(&ecr, &repository).await.len(), 6);
 
     // Live: one deleted line per digest actually deleted, with what caused it.
-    let (answer, lines) = prune_once(&repository, &current.digest, false).await;
+    // (With the metrics pooled over repositories, to check that setting on the way.)
+    let pooled = [("METRICS_PER_REPOSITORY", "false")];
+    let (answer, lines) = prune_once(&repository, &current.digest, false, &pooled).await;
+    let emf = lines
+        .iter()
+        .find(|l| l.get("_aws").is_some())
+        .expect("an EMF line");
+    assert_eq!(emf["Repository"], "(all)");
+    assert_eq!(emf["ManifestsDeleted"], 5);
     let mut reported: Vec<String> = answer.body["repositories"][0]["deleted"]
         .as_array()
         .unwrap()

@@ -88,13 +88,40 @@ pub fn emf(namespace: &str, metrics: &RepositoryMetrics, timestamp_ms: u64) -> V
     doc
 }
 
-/// Writes the EMF lines to stdout, where the Lambda log agent picks them up.
-pub fn emit(namespace: &str, metrics: &[RepositoryMetrics]) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    for m in metrics {
-        println!("{}", emf(namespace, m, now));
+/// The `Repository` dimension value when metrics are not published per repository: every
+/// repository's numbers add up in one series (3 custom metrics in all instead of 3 per repository;
+/// the audit trail keeps the per-repository detail).
+pub const ALL_REPOSITORIES: &str = "(all)";
+
+/// Where and how the EMF lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emf {
+    pub namespace: String,
+    /// One series per repository (`Repository` = its name), or one for all ([`ALL_REPOSITORIES`]).
+    pub per_repository: bool,
+}
+
+impl Emf {
+    /// Writes the EMF lines to stdout, where the Lambda log agent picks them up.
+    pub fn emit(&self, metrics: &[RepositoryMetrics]) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        for m in metrics {
+            println!("{}", self.document(m, now));
+        }
+    }
+
+    /// The EMF document of one repository's metrics, under this configuration.
+    pub fn document(&self, metrics: &RepositoryMetrics, timestamp_ms: u64) -> Value {
+        if self.per_repository {
+            return emf(&self.namespace, metrics, timestamp_ms);
+        }
+        let pooled = RepositoryMetrics {
+            repository: ALL_REPOSITORIES.to_owned(),
+            ..metrics.clone()
+        };
+        emf(&self.namespace, &pooled, timestamp_ms)
     }
 }
 
@@ -154,6 +181,28 @@ mod tests {
         assert_valid_emf(&doc);
         assert!(doc.get("BytesReclaimedEstimate").is_none());
         assert!(doc.get("ManifestsWouldDelete").is_none());
+    }
+
+    #[test]
+    fn pooled_metrics_name_no_repository() {
+        let m = RepositoryMetrics {
+            repository: "team/app".into(),
+            manifests_deleted: 2,
+            ..Default::default()
+        };
+        let pooled = Emf {
+            namespace: "EcrCachePruner".into(),
+            per_repository: false,
+        };
+        let doc = pooled.document(&m, 1);
+        assert_valid_emf(&doc);
+        assert_eq!(doc["Repository"], ALL_REPOSITORIES);
+        assert_eq!(doc["ManifestsDeleted"], 2);
+        let per_repository = Emf {
+            per_repository: true,
+            ..pooled
+        };
+        assert_eq!(per_repository.document(&m, 1)["Repository"], "team/app");
     }
 
     #[test]

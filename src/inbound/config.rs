@@ -64,6 +64,8 @@ pub struct Config {
     pub sweep_queue_url: Option<String>,
     /// CloudWatch namespace of the embedded metrics (`METRICS_NAMESPACE`).
     pub metrics_namespace: String,
+    /// `METRICS_PER_REPOSITORY` (default true): one metric series per repository, or one for all.
+    pub metrics_per_repository: bool,
     /// Also estimate bytes reclaimed on push events (`ESTIMATE_RECLAIMED_BYTES`; costs one
     /// BatchGetImage per 100 images of the repository). The sweep always estimates.
     pub estimate_reclaimed_on_push: bool,
@@ -100,6 +102,14 @@ impl Config {
     }
 
     /// What the sweep needs.
+    /// Where the embedded metrics go, and whether per repository.
+    pub fn emf(&self) -> crate::adapters::metrics::Emf {
+        crate::adapters::metrics::Emf {
+            namespace: self.metrics_namespace.clone(),
+            per_repository: self.metrics_per_repository,
+        }
+    }
+
     pub fn sweep_settings(&self) -> SweepSettings {
         SweepSettings {
             confirmed: None,
@@ -220,6 +230,11 @@ impl Config {
             ));
         }
 
+        let metrics_per_repository = match get("METRICS_PER_REPOSITORY") {
+            None => true,
+            value => boolean(value, "METRICS_PER_REPOSITORY")?,
+        };
+
         let sweep_queue_url = get("SWEEP_QUEUE_URL");
         if let Some(url) = &sweep_queue_url {
             if !(url.starts_with("https://") || url.starts_with("http://")) {
@@ -264,6 +279,7 @@ impl Config {
             gone_branch_min_age_hours,
             sweep_queue_url,
             metrics_namespace,
+            metrics_per_repository,
         })
     }
 }
@@ -291,6 +307,7 @@ mod tests {
         assert_eq!(c.max_deletions, 1000);
         assert!(c.keep_tags.is_empty());
         assert_eq!(c.gone_branch_min_age_hours, 24);
+        assert!(c.emf().per_repository);
         assert_eq!(
             c.repository_map.ecr_repositories("Org/My-App"),
             vec!["my-app"]
@@ -302,6 +319,7 @@ mod tests {
         for (var, value) in [
             ("DRY_RUN", "maybe"),
             ("ESTIMATE_RECLAIMED_BYTES", "yes"),
+            ("METRICS_PER_REPOSITORY", "no"),
             ("CACHE_TAG_PREFIX", "cache/"),
             ("CACHE_TAG_PREFIX", "-x"),
             ("PROTECTED_BRANCHES", " , "),
@@ -339,8 +357,10 @@ mod tests {
             ("STALE_CACHE_DAYS", "14"),
             ("KEEP_TAGS", "cache-*-amd64, cache-pr-*"),
             ("GONE_BRANCH_MIN_AGE_HOURS", "0"),
+            ("METRICS_PER_REPOSITORY", "false"),
         ])
         .unwrap();
+        assert!(!c.emf().per_repository);
         assert_eq!(c.sweep_repositories.len(), 2);
         assert_eq!(c.stale_cache_days, Some(14));
         assert_eq!(c.keep_tags.len(), 2);

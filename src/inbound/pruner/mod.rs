@@ -16,7 +16,7 @@ use tokio::sync::OnceCell;
 
 use crate::adapters::ecr::EcrRegistry;
 use crate::adapters::github::GithubBranches;
-use crate::adapters::metrics::{self, RepositoryMetrics};
+use crate::adapters::metrics::RepositoryMetrics;
 use crate::adapters::secrets::CachedSecret;
 use crate::adapters::sqs::SqsSweepQueue;
 use crate::app::audit::Cause;
@@ -238,7 +238,7 @@ impl<R: Registry> Pruner<R> {
                         ..Default::default()
                     };
                     m.add_tag(&report);
-                    metrics::emit(&self.config.metrics_namespace, &[m]);
+                    self.config.emf().emit(&[m]);
                     info!(
                         %repository, %branch, %tag,
                         result = %serde_json::to_string(&report.outcome).unwrap_or_default(),
@@ -248,7 +248,7 @@ impl<R: Registry> Pruner<R> {
                     reports.push(report);
                 }
                 Err(err) => {
-                    emit_failure(&self.config.metrics_namespace, repository);
+                    emit_failure(&self.config.emf(), repository);
                     warn!(%repository, %tag, error = %err, "branch cache tag not removed");
                     first_error.get_or_insert(err);
                 }
@@ -271,13 +271,12 @@ impl<R: Registry> Pruner<R> {
             Ok(report) => {
                 audit::manifests(report, cause);
                 log_summary(report);
-                metrics::emit(
-                    &self.config.metrics_namespace,
-                    &[RepositoryMetrics::from_prune(report)],
-                );
+                self.config
+                    .emf()
+                    .emit(&[RepositoryMetrics::from_prune(report)]);
             }
             Err(err) if err.is_repository_gone() => {}
-            Err(_) => emit_failure(&self.config.metrics_namespace, repository),
+            Err(_) => emit_failure(&self.config.emf(), repository),
         }
         result
     }

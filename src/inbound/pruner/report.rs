@@ -3,7 +3,7 @@
 use lambda_runtime::tracing::{info, warn};
 use serde::Serialize;
 
-use crate::adapters::metrics::{self, RepositoryMetrics};
+use crate::adapters::metrics::{Emf, RepositoryMetrics};
 use crate::app::branch_cleanup::TagReport;
 use crate::app::prune::RepositoryReport;
 use crate::app::sweep::RepositoryFailure;
@@ -84,13 +84,13 @@ pub fn log_summary(report: &RepositoryReport) {
 }
 
 /// The EMF line of a repository that could not be processed.
-pub fn emit_failure(namespace: &str, repository: &str) {
+pub fn emit_failure(emf: &Emf, repository: &str) {
     let failed = RepositoryMetrics {
         repository: repository.to_owned(),
         failures: 1,
         ..Default::default()
     };
-    metrics::emit(namespace, &[failed]);
+    emf.emit(&[failed]);
 }
 
 /// ECR reported per-image failures: the invocation must fail so the event is retried.

@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::tracing::{info, warn};
 
-use crate::adapters::metrics::{self, RepositoryMetrics};
+use crate::adapters::metrics::RepositoryMetrics;
 use crate::app::audit::Cause;
 use crate::app::ports::{Registry, SweepQueue};
 use crate::app::sweep::{repositories_in_scope, sweep, sweep_one, SweepError, SweepReport, Swept};
@@ -36,7 +36,7 @@ impl<R: Registry> Pruner<R> {
     /// Each repository's summary and metrics go out when it is done: a sweep cut short by a
     /// timeout still leaves a record of what it did.
     fn report_swept(&self, swept: Swept<'_>, cause: &Cause) {
-        let namespace = &self.config.metrics_namespace;
+        let emf = self.config.emf();
         match swept {
             Swept::Done { report, tags } => {
                 audit::manifests(report, cause);
@@ -46,11 +46,11 @@ impl<R: Registry> Pruner<R> {
                 for tag in tags {
                     metrics.add_tag(tag);
                 }
-                metrics::emit(namespace, &[metrics]);
+                emf.emit(&[metrics]);
             }
             Swept::Failed(failure) => {
                 warn!(repository = %failure.repository, error = %failure.error, "repository not swept");
-                emit_failure(namespace, &failure.repository);
+                emit_failure(&emf, &failure.repository);
             }
         }
     }
