@@ -7,14 +7,21 @@ use std::process::{Command, Output, Stdio};
 use support::moto::{ecr_client, endpoint, unique_name};
 use support::registry::*;
 
+/// The standard AWS environment pointed at moto: all the CLI gets.
+fn aws_env() -> [(&'static str, &'static str); 4] {
+    [
+        ("AWS_ENDPOINT_URL", endpoint()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ]
+}
+
 fn cli(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_ecr-cache-pruner"))
         .args(args)
         .env_clear()
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .envs(aws_env())
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -162,10 +169,7 @@ fn cli_command(args: &[&str], vars: &[(&str, &str)]) -> tokio::process::Command 
     command
         .args(args)
         .env_clear()
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .envs(aws_env())
         .envs(vars.iter().copied())
         .kill_on_drop(true);
     command

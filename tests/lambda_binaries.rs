@@ -19,6 +19,34 @@ fn pruner_binary() -> String {
     std::env::var("PRUNER_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pruner").to_owned())
 }
 
+/// The pruner binary under the fake runtime `api`, with the contract's environment and `vars`.
+fn spawn_pruner(api: &FakeRuntimeApi, vars: &[(&str, &str)]) -> tokio::process::Child {
+    Command::new(pruner_binary())
+        .env_clear()
+        .envs(lambda_env(&api.address, endpoint(), "pruner"))
+        .envs(vars.iter().copied())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap()
+}
+
+/// Stops the child and returns the JSON lines it wrote to stdout.
+async fn json_lines(mut child: tokio::process::Child) -> Vec<Value> {
+    child.kill().await.unwrap();
+    let mut logs = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
+    logs.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
+}
+
 async fn next_answer(api: &mut FakeRuntimeApi) -> Answer {
     tokio::time::timeout(Duration::from_secs(60), api.answers.recv())
         .await
@@ -38,13 +66,7 @@ async fn pruner_binary_serves_events_and_survives_bad_input() {
     bad["detail"]["image-digest"] = json!("sha256:nope");
 
     let mut api = FakeRuntimeApi::start(vec![bad, good]).await;
-    let mut child = Command::new(pruner_binary())
-        .env_clear()
-        .envs(lambda_env(&api.address, endpoint(), "pruner"))
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let child = spawn_pruner(&api, &[]);
 
     let first = next_answer(&mut api).await;
     assert_eq!(
@@ -71,20 +93,11 @@ async fn pruner_binary_serves_events_and_survives_bad_input() {
     assert!(!after.contains_key(&stale.digest));
     assert!(after.contains_key(&current.digest));
 
-    child.kill().await.unwrap();
-    let mut logs = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
-    let summary: Value = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    let lines = json_lines(child).await;
+    let summary = lines
+        .iter()
         .find(|l| l["fields"]["message"] == "prune summary")
-        .unwrap_or_else(|| panic!("no JSON summary line in logs:\n{logs}"));
+        .unwrap_or_else(|| panic!("no JSON summary line in logs: {lines:?}"));
     assert_eq!(summary["fields"]["deleted"], 1);
     assert_eq!(
         summary["span"]["requestId"], "req-1",
@@ -103,29 +116,12 @@ async fn prune_once(
     push["detail"]["repository-name"] = json!(repository);
     push["detail"]["image-digest"] = json!(digest);
     let mut api = FakeRuntimeApi::start(vec![push]).await;
-    let mut child = Command::new(pruner_binary())
-        .env_clear()
-        .envs(lambda_env(&api.address, endpoint(), "pruner"))
-        .env("DRY_RUN", dry_run.to_string())
-        .envs(vars.iter().copied())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let dry_run = dry_run.to_string();
+    let mut all = vec![("DRY_RUN", dry_run.as_str())];
+    all.extend_from_slice(vars);
+    let child = spawn_pruner(&api, &all);
     let answer = next_answer(&mut api).await;
-    child.kill().await.unwrap();
-    let mut logs = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut logs)
-        .await
-        .unwrap();
-    let lines = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .collect();
+    let lines = json_lines(child).await;
     (answer, lines)
 }
 

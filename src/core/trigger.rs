@@ -57,13 +57,18 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    pub const CACHE_PUSH: &'static str = "cache_push";
+    pub const BRANCH_DELETED: &'static str = "branch_deleted";
+    pub const SWEEP: &'static str = "sweep";
+    pub const REPOSITORY_SWEEP: &'static str = "repository_sweep";
+
     /// The `kind` the trigger serializes with (audit lines carry it).
     pub fn kind(&self) -> &'static str {
         match self {
-            Trigger::CachePush { .. } => "cache_push",
-            Trigger::BranchDeleted { .. } => "branch_deleted",
-            Trigger::Sweep => "sweep",
-            Trigger::RepositorySweep { .. } => "repository_sweep",
+            Trigger::CachePush { .. } => Self::CACHE_PUSH,
+            Trigger::BranchDeleted { .. } => Self::BRANCH_DELETED,
+            Trigger::Sweep => Self::SWEEP,
+            Trigger::RepositorySweep { .. } => Self::REPOSITORY_SWEEP,
         }
     }
 }
@@ -490,5 +495,29 @@ mod tests {
             json!({"ref": "x", "ref_type": "branch", "repository": {"full_name": "nope"}}),
         );
         assert!(decide(&bad_name, &c).is_err());
+    }
+
+    #[test]
+    fn kind_is_the_serialized_kind() {
+        let triggers = [
+            Trigger::CachePush {
+                repository: "app".into(),
+                digest: "sha256:1".into(),
+                tag: "cache-main".into(),
+            },
+            Trigger::BranchDeleted {
+                github_repository: "org/app".into(),
+                branch: "x".into(),
+                tag: "cache-x".into(),
+                repositories: vec![],
+            },
+            Trigger::Sweep,
+            Trigger::RepositorySweep {
+                repository: "app".into(),
+            },
+        ];
+        for t in triggers {
+            assert_eq!(serde_json::to_value(&t).unwrap()["kind"], t.kind());
+        }
     }
 }

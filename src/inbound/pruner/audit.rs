@@ -33,7 +33,7 @@ fn write(records: Vec<AuditRecord>) {
         return;
     }
     let request_id = request_id();
-    let mut out = String::with_capacity(records.len() * 512);
+    let mut out = Vec::with_capacity(records.len() * 512);
     for record in &records {
         let line = AuditLine {
             level: "INFO",
@@ -41,10 +41,10 @@ fn write(records: Vec<AuditRecord>) {
             record,
             request_id: &request_id,
         };
-        out.push_str(&serde_json::to_string(&line).expect("audit line serializes"));
-        out.push('\n');
+        serde_json::to_writer(&mut out, &line).expect("audit line serializes");
+        out.push(b'\n');
     }
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    let _ = std::io::stdout().lock().write_all(&out);
 }
 
 #[derive(Serialize)]

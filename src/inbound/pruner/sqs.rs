@@ -99,7 +99,7 @@ impl<R: Registry> Pruner<R> {
 
         if !sweep_requested.is_empty() {
             let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
-            let cause = Cause::new("sweep", message_ids(&sweep_requested));
+            let cause = Cause::new(Trigger::SWEEP, message_ids(&sweep_requested));
             if Box::pin(self.scheduled_sweep(&mut report, deadline, &cause))
                 .await
                 .is_err()
@@ -111,7 +111,7 @@ impl<R: Registry> Pruner<R> {
         // Only the records whose repository failed are retried.
         for (repository, ids) in repository_sweeps {
             let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
-            let cause = Cause::new("repository_sweep", message_ids(&ids));
+            let cause = Cause::new(Trigger::REPOSITORY_SWEEP, message_ids(&ids));
             let swept =
                 Box::pin(self.sweep_repository(&mut report, &repository, deadline, &cause)).await;
             if let Err(err) = swept {
@@ -128,7 +128,7 @@ impl<R: Registry> Pruner<R> {
         }
 
         for (repository, (ids, digests)) in pushes {
-            let cause = Cause::new("cache_push", message_ids(&ids));
+            let cause = Cause::new(Trigger::CACHE_PUSH, message_ids(&ids));
             let outcome = match self.prune(&repository, &digests, &cause).await {
                 Ok(report) => failures_to_error(&report),
                 Err(err) if err.is_repository_gone() => {
