@@ -151,7 +151,7 @@ fn main() {
                 &settings,
                 None::<&GithubBranches>,
                 1_800_000_000,
-                &|| true,
+                ecr_cache_pruner::app::prune::Run::UNBOUNDED,
                 &mut |_| {},
             ))
             .unwrap();

@@ -248,6 +248,7 @@ async fn branch_deletion_arrives_through_the_queue() {
     let mut body: Value =
         serde_json::from_str(batch["Records"][0]["body"].as_str().unwrap()).unwrap();
     body["detail"]["repository"]["full_name"] = json!(format!("acme/{}", r.name));
+    body["time"] = json!(support::moto::rfc3339(support::moto::now_secs()));
     batch["Records"][0]["body"] = json!(body.to_string());
     let response = pruner(&[]).handle(batch).await.unwrap();
     assert_eq!(response, json!({"batchItemFailures": []}));

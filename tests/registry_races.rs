@@ -43,7 +43,7 @@ async fn a_tag_pushed_again_before_the_last_look_up_is_kept_as_tag_moved() {
             *pushed = Some(state.inject_push(REPO, Kind::Cache, Some("cache-feature-x")));
         }
     });
-    let report = remove_cache_tag(&registry, REPO, "cache-feature-x", None, None, false)
+    let report = remove_cache_tag(&registry, REPO, "cache-feature-x", None, None, None, false)
         .await
         .unwrap();
     let fresh = fresh.lock().unwrap().clone().expect("the hook pushed");
@@ -66,7 +66,7 @@ async fn a_tag_removal_whose_answer_was_lost_is_reported_as_removed() {
     let registry = MemoryRegistry::default();
     registry.state().push(REPO, Kind::Cache, Some("cache-gone"));
     registry.set_faults(once(Op::RemoveTag, Fault::LostAnswer));
-    let report = remove_cache_tag(&registry, REPO, "cache-gone", None, None, false)
+    let report = remove_cache_tag(&registry, REPO, "cache-gone", None, None, None, false)
         .await
         .unwrap();
     assert_eq!(
@@ -177,7 +177,10 @@ async fn the_sweep_stops_inside_a_repository_when_time_runs_out() {
         &sweep_settings(),
         NO_GITHUB,
         0,
-        &time_left,
+        ecr_cache_pruner::app::prune::Run {
+            time_left: &time_left,
+            audit: &ecr_cache_pruner::app::audit::NoAudit,
+        },
         &mut |_| finished += 1,
     )
     .await
@@ -203,7 +206,10 @@ async fn time_running_out_while_listing_deletes_nothing() {
         &sweep_settings(),
         NO_GITHUB,
         0,
-        &time_left,
+        ecr_cache_pruner::app::prune::Run {
+            time_left: &time_left,
+            audit: &ecr_cache_pruner::app::audit::NoAudit,
+        },
         &mut |_| {},
     )
     .await
@@ -229,7 +235,7 @@ async fn a_repository_deleted_during_the_sweep_is_skipped_not_failed() {
         &sweep_settings(),
         NO_GITHUB,
         0,
-        &|| true,
+        ecr_cache_pruner::app::prune::Run::UNBOUNDED,
         &mut |_| {},
     )
     .await

@@ -27,7 +27,7 @@ async fn sweep_at(
         &config.sweep_settings(),
         NO_GITHUB,
         now_secs,
-        &|| true,
+        ecr_cache_pruner::app::prune::Run::UNBOUNDED,
         &mut |_| {},
     )
     .await
@@ -139,7 +139,10 @@ async fn tiny_time_budget_stops_cleanly_and_reports_the_rest() {
         &cfg.sweep_settings(),
         NO_GITHUB,
         now(),
-        &time_left,
+        ecr_cache_pruner::app::prune::Run {
+            time_left: &time_left,
+            audit: &ecr_cache_pruner::app::audit::NoAudit,
+        },
         &mut |swept| {
             if let Swept::Done { report, .. } = swept {
                 finished.push(report.repository.clone());
@@ -234,6 +237,7 @@ async fn a_stale_tag_pushed_again_is_not_removed() {
         &name,
         "cache-feature-y",
         Some("sha256:0000000000000000000000000000000000000000000000000000000000000000"),
+        None,
         None,
         false,
     )
@@ -341,7 +345,10 @@ async fn github_check_removes_gone_branches_and_never_existing_ones() {
         &pruner.config.sweep_settings(),
         Some(&github_client),
         now() + 400 * 86_400,
-        &always,
+        ecr_cache_pruner::app::prune::Run {
+            time_left: &always,
+            audit: &ecr_cache_pruner::app::audit::NoAudit,
+        },
         &mut |_| {},
     )
     .await
@@ -349,8 +356,11 @@ async fn github_check_removes_gone_branches_and_never_existing_ones() {
     assert!(report.tags.is_empty(), "{:?}", report.tags);
 }
 
+/// GitHub failing (here: the GitHub repository does not exist, a lasting 404) skips only the
+/// tag expiry: no tag is judged, the untagged cache manifest (which needs no GitHub) is still
+/// pruned, and the invocation succeeds with the reason in the report.
 #[tokio::test]
-async fn github_failure_leaves_the_repository_alone() {
+async fn github_failure_skips_only_the_tag_expiry() {
     let ecr = ecr_client();
     let team = unique_name("ghfail");
     let s = seed(&ecr, format!("{team}/web")).await;
@@ -361,19 +371,24 @@ async fn github_failure_leaves_the_repository_alone() {
         &[
             ("SWEEP_REPOSITORIES", &format!("{team}/*")),
             ("GITHUB_OWNER", "acme"),
+            ("STALE_CACHE_DAYS", "1"),
+            ("GONE_BRANCH_MIN_AGE_HOURS", "0"),
         ],
         &github.url,
     )
     .await;
-    let err = pruner
-        .handle(event("scheduled-event.json"))
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("404"), "{err}");
+    let report = pruner.handle(event("scheduled-event.json")).await.unwrap();
+    let skipped = report["repositories"][0]["tag_expiry_skipped"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(skipped.contains("404"), "{report}");
+    assert!(report["tags"].as_array().unwrap().is_empty(), "{report}");
+    let mut expected = before.clone();
+    expected.remove(&s.stale.digest);
     assert_eq!(
         contents(&ecr, &s.name).await,
-        before,
-        "nothing deleted when GitHub cannot answer"
+        expected,
+        "the stale manifest went, every tag stayed"
     );
 }
 

@@ -116,3 +116,93 @@ impl BranchLister for GithubBranches {
         })
     }
 }
+
+/// Reads a token, on first use and again when GitHub refuses the one in use (a rotation).
+pub trait TokenSource: Send + Sync {
+    fn token(&self) -> impl std::future::Future<Output = Result<String, String>> + Send;
+    /// Reads the token again, bypassing any cache.
+    fn reread(&self) -> impl std::future::Future<Output = Result<String, String>> + Send;
+}
+
+impl TokenSource for crate::adapters::secrets::CachedSecret {
+    async fn token(&self) -> Result<String, String> {
+        self.get()
+            .await
+            .map(|t| t.to_string())
+            .map_err(|e| e.to_string())
+    }
+    async fn reread(&self) -> Result<String, String> {
+        crate::adapters::secrets::CachedSecret::reread(self)
+            .await
+            .map(|t| t.to_string())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// [`BranchLister`] whose token comes from a [`TokenSource`] (Secrets Manager in production):
+/// built on first use, and rebuilt with a freshly read token when GitHub answers 401 or 403, so
+/// a rotated token is picked up at once instead of failing every sweep until a cold start.
+pub struct GithubWithToken<T: TokenSource> {
+    api_url: String,
+    source: T,
+    /// The token in use and its client.
+    client: tokio::sync::Mutex<Option<(String, std::sync::Arc<GithubBranches>)>>,
+}
+
+impl<T: TokenSource> GithubWithToken<T> {
+    pub fn new(api_url: impl Into<String>, source: T) -> Self {
+        GithubWithToken {
+            api_url: api_url.into(),
+            source,
+            client: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    async fn client(
+        &self,
+        repository: &str,
+        fresh: bool,
+    ) -> Result<(String, std::sync::Arc<GithubBranches>), BranchListError> {
+        let unavailable = |message: String| BranchListError::Unavailable {
+            repository: repository.to_owned(),
+            message,
+        };
+        let mut slot = self.client.lock().await;
+        if let (false, Some(current)) = (fresh, slot.as_ref()) {
+            return Ok(current.clone());
+        }
+        let token = if fresh {
+            self.source.reread().await
+        } else {
+            self.source.token().await
+        }
+        .map_err(|e| unavailable(format!("the GitHub token: {e}")))?;
+        if let Some(current) = slot.as_ref().filter(|(t, _)| *t == token) {
+            return Ok(current.clone());
+        }
+        let client =
+            GithubBranches::new(&self.api_url, &token).map_err(|e| unavailable(e.to_string()))?;
+        let made = (token, std::sync::Arc::new(client));
+        *slot = Some(made.clone());
+        Ok(made)
+    }
+}
+
+impl<T: TokenSource> BranchLister for GithubWithToken<T> {
+    async fn branches(&self, full_name: &str) -> Result<Vec<String>, BranchListError> {
+        let (token, client) = self.client(full_name, false).await?;
+        match client.branches(full_name).await {
+            Err(refused @ BranchListError::Refused { status, .. })
+                if status == 401 || status == 403 =>
+            {
+                // The token may have been rotated: read it again; retry only with a new one.
+                let (fresh, client) = self.client(full_name, true).await?;
+                if fresh == token {
+                    return Err(refused);
+                }
+                client.branches(full_name).await
+            }
+            other => other,
+        }
+    }
+}

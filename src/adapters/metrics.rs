@@ -17,6 +17,11 @@ pub struct RepositoryMetrics {
     /// A dry run publishes the would-be metrics (zeros included); a live run does not.
     pub dry_run: bool,
     pub failures: usize,
+    /// Left alone for a lasting reason (archived index, AccessDenied, GitHub repository not
+    /// found): reported, not retried. Published only when non-zero.
+    pub skipped: usize,
+    /// A sweep continuation that gave up (no progress, or too many attempts). Only when non-zero.
+    pub sweeps_given_up: usize,
     /// Bytes of blobs referenced only by deleted manifests: an estimate of storage freed (ECR
     /// stores each layer once per repository). Absent when not computed.
     pub bytes_reclaimed_estimate: Option<u64>,
@@ -32,6 +37,8 @@ impl RepositoryMetrics {
             tags_would_remove: 0,
             dry_run: report.dry_run,
             failures: report.failures.len(),
+            skipped: 0,
+            sweeps_given_up: 0,
             bytes_reclaimed_estimate: if report.dry_run {
                 None
             } else {
@@ -79,6 +86,16 @@ pub fn emf(namespace: &str, metrics: &RepositoryMetrics, timestamp_ms: u64) -> V
         names.push(json!({"Name": "TagsWouldRemove", "Unit": "Count"}));
         doc["ManifestsWouldDelete"] = json!(metrics.manifests_would_delete);
         doc["TagsWouldRemove"] = json!(metrics.tags_would_remove);
+    }
+    // Rare events: published only when they happen, so they cost nothing otherwise.
+    for (name, value) in [
+        ("RepositoriesSkipped", metrics.skipped),
+        ("SweepsGivenUp", metrics.sweeps_given_up),
+    ] {
+        if value > 0 {
+            names.push(json!({"Name": name, "Unit": "Count"}));
+            doc[name] = json!(value);
+        }
     }
     if let Some(bytes) = metrics.bytes_reclaimed_estimate {
         names.push(json!({"Name": "BytesReclaimedEstimate", "Unit": "Bytes"}));
@@ -181,6 +198,14 @@ mod tests {
         assert_valid_emf(&doc);
         assert!(doc.get("BytesReclaimedEstimate").is_none());
         assert!(doc.get("ManifestsWouldDelete").is_none());
+        assert!(doc.get("RepositoriesSkipped").is_none());
+
+        m.skipped = 1;
+        m.sweeps_given_up = 1;
+        let doc = emf("EcrCachePruner", &m, 1);
+        assert_valid_emf(&doc);
+        assert_eq!(doc["RepositoriesSkipped"], 1);
+        assert_eq!(doc["SweepsGivenUp"], 1);
     }
 
     #[test]

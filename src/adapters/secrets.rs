@@ -57,6 +57,14 @@ impl CachedSecret {
         Ok(Some(value))
     }
 
+    /// Reads the secret again now, whatever the cache holds (the value in use was refused).
+    pub async fn reread(&self) -> Result<Arc<str>, SecretError> {
+        let mut cached = self.cached.lock().await;
+        let value = self.read().await?;
+        *cached = Some((value.clone(), Instant::now()));
+        Ok(value)
+    }
+
     async fn read(&self) -> Result<Arc<str>, SecretError> {
         let output = self
             .client

@@ -9,6 +9,24 @@ use crate::core::plan::ClassifiedBy;
 use super::branch_cleanup::{TagOutcome, TagReport};
 use super::prune::RepositoryReport;
 
+/// Where audit records go as each call that deleted something returns (not when the whole run
+/// is done: ECR has no undelete, and a run that fails half-way must leave a line for what it did).
+pub trait AuditTrail: Sync {
+    /// The deletions (or, in a dry run, would-be deletions) of one batch just done: `batch` holds
+    /// only them.
+    fn manifests(&self, batch: &RepositoryReport);
+    /// Tags just removed (or that would be).
+    fn tags(&self, tags: &[TagReport]);
+}
+
+/// An audit trail that keeps nothing (library callers and tests that read the report instead).
+pub struct NoAudit;
+
+impl AuditTrail for NoAudit {
+    fn manifests(&self, _: &RepositoryReport) {}
+    fn tags(&self, _: &[TagReport]) {}
+}
+
 /// What was done to one digest or tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

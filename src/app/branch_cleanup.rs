@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::core::branch::{other_branch_with_tag, tag_may_be_shared};
+use crate::core::branch::branch_with_tag;
 use crate::core::manifest::is_single_manifest_type;
 use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
 use crate::core::stale::TagExpiry;
@@ -52,6 +52,11 @@ pub struct TagReport {
 
 /// Removes `tag` when it names a BuildKit cache manifest. With `expected_digest`, the tag is only
 /// removed while it still names that digest (a stale tag that was just pushed again is fresh).
+/// With `pushed_before` (seconds since the epoch: the branch deletion's time, or when a sweep
+/// listed the branches), only while its image was pushed no later than that second: a later push
+/// came from a branch of that name created again (event time wins). Both times are whole seconds;
+/// a push in the deletion's own second is the deleted branch's (a new branch cannot build a cache
+/// that fast), and an image without a push time is kept.
 ///
 /// Removing an image's last tag deletes the image, so then rule 3 applies too: the tag stays when
 /// an index references the digest. `index_references` (digest → an index referencing it) comes
@@ -66,6 +71,7 @@ pub async fn remove_cache_tag<R: Registry>(
     repository: &str,
     tag: &str,
     expected_digest: Option<&str>,
+    pushed_before: Option<i64>,
     index_references: Option<&BTreeMap<String, String>>,
     dry_run: bool,
 ) -> Result<TagReport, PruneError> {
@@ -107,11 +113,8 @@ pub async fn remove_cache_tag<R: Registry>(
             ));
         }
     }
-    // Removing an archived image's last tag would delete it (rule 8); any other tag of it could
-    // be removed, but an archived cache is not worth the exception.
-    if image.status != ImageStatus::Active {
-        let status = image.status;
-        return keep(&image, KeepReason::NotActive { status });
+    if let Some(reason) = refusal(&image, pushed_before) {
+        return keep(&image, reason);
     }
     let settled_by_metadata = image.artifact_media_type.is_some()
         && is_single_manifest_type(image.manifest_media_type.as_deref());
@@ -155,6 +158,10 @@ pub async fn remove_cache_tag<R: Registry>(
                     now: current.digest.clone(),
                 };
                 return keep(&current, moved);
+            }
+            // The last look-up decides (rule 8): archived since the first look-up, it stays.
+            if let Some(reason) = refusal(&current, pushed_before) {
+                return keep(&current, reason);
             }
         }
         let image_deleted = current.tags.iter().all(|t| t == tag);
@@ -200,21 +207,38 @@ pub async fn remove_cache_tag<R: Registry>(
     }
 }
 
-/// The branch that still exists and maps to `tag` too, if any: branch names map to tags
-/// many-to-one (`feature/x` and `feature-x`), and deleting one must not take the other's cache.
-/// Asks GitHub only when the tag can be shared at all.
+/// Why the image a tag names may not lose that tag now, if it may not: only ACTIVE images
+/// (removing an archived image's last tag would delete it, rule 8; any other tag of it could be
+/// removed, but an archived cache is not worth the exception), and only one pushed before
+/// `pushed_before`.
+fn refusal(image: &ImageRecord, pushed_before: Option<i64>) -> Option<KeepReason> {
+    if image.status != ImageStatus::Active {
+        return Some(KeepReason::NotActive {
+            status: image.status,
+        });
+    }
+    match (pushed_before, image.pushed_at) {
+        (Some(event_at), pushed_at) if pushed_at.is_none_or(|p| p > event_at) => {
+            Some(KeepReason::PushedAfterEvent {
+                pushed_at,
+                event_at,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A branch that exists now and maps to `tag`, if any: the deleted branch itself when it was
+/// created again, or another one (branch names map to tags many-to-one: `feature/x` and
+/// `feature-x`), whose cache must not go with the deleted one's.
 pub async fn live_branch_with_tag<B: BranchLister>(
     github: &B,
     github_repository: &str,
-    deleted_branch: &str,
     tag: &str,
     prefix: &str,
 ) -> Result<Option<String>, BranchListError> {
-    if !tag_may_be_shared(prefix, deleted_branch) {
-        return Ok(None);
-    }
     let branches = github.branches(github_repository).await?;
-    Ok(other_branch_with_tag(prefix, tag, deleted_branch, &branches).map(str::to_owned))
+    Ok(branch_with_tag(prefix, tag, &branches).map(str::to_owned))
 }
 
 impl TagReport {

@@ -11,7 +11,7 @@ use std::future::Future;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::core::plan::ImageRecord;
+use crate::core::plan::{ImageRecord, ImageStatus};
 
 /// Maximum ids per BatchGetImage / BatchDeleteImage / DescribeImages-by-id call.
 pub const BATCH_SIZE: usize = 100;
@@ -95,6 +95,13 @@ pub struct DeleteOutcome {
     pub failures: Vec<ImageFailure>,
 }
 
+/// An image as the re-check just before a delete sees it: its tags and its status now.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageNow {
+    pub tags: Vec<String>,
+    pub status: ImageStatus,
+}
+
 /// A container registry (Amazon ECR in production).
 pub trait Registry: Send + Sync {
     /// One DescribeImages page of every image of every status (ACTIVE, ARCHIVED, ACTIVATING).
@@ -117,13 +124,14 @@ pub trait Registry: Send + Sync {
         digests: &[String],
     ) -> impl Future<Output = Result<HashMap<String, ManifestRead>, RegistryError>> + Send;
 
-    /// Current tags of up to [`BATCH_SIZE`] digests. When one of them no longer exists the whole
-    /// call fails with [`RegistryError::ImageNotFound`], as ECR's DescribeImages does.
+    /// Current tags and status of up to [`BATCH_SIZE`] digests. When one of them no longer exists
+    /// the whole call fails with [`RegistryError::ImageNotFound`], as ECR's DescribeImages does.
+    /// A digest missing from the answer is treated as gone (never deleted).
     fn current_tags(
         &self,
         repository: &str,
         digests: &[String],
-    ) -> impl Future<Output = Result<HashMap<String, Vec<String>>, RegistryError>> + Send;
+    ) -> impl Future<Output = Result<HashMap<String, ImageNow>, RegistryError>> + Send;
 
     /// Deletes up to [`BATCH_SIZE`] images by digest, removing every tag they have: callers
     /// re-check tags first. Never retried inside the adapter: a retry must follow a new re-check,
@@ -163,6 +171,17 @@ pub enum BranchListError {
     },
     #[error("listing branches of {repository}: {message}")]
     Unavailable { repository: String, message: String },
+}
+
+impl BranchListError {
+    /// A condition a retry cannot fix: the GitHub repository does not exist (or the token may
+    /// not see it), or the name is not one. The repository's tag expiry is skipped and reported.
+    pub fn is_lasting(&self) -> bool {
+        matches!(
+            self,
+            BranchListError::BadRepositoryName(_) | BranchListError::Refused { status: 404, .. }
+        )
+    }
 }
 
 /// Which branches exist in a source repository (GitHub in production).

@@ -10,8 +10,29 @@ use thiserror::Error;
 use crate::core::manifest::{is_single_manifest_type, Blob, ManifestKind};
 use crate::core::plan::{self, ImageRecord, ImageStatus, KeptImage, PlanSettings, PlannedDeletion};
 
+use super::audit::{AuditTrail, NoAudit};
 use super::ports::{ImageFailure, Registry, RegistryError, BATCH_SIZE};
 use super::{reads, retry};
+
+fn always() -> bool {
+    true
+}
+
+/// How a use case runs: the time it has (asked before every read and every delete batch) and
+/// where its audit records go as each deleting call returns.
+#[derive(Clone, Copy)]
+pub struct Run<'a> {
+    pub time_left: &'a (dyn Fn() -> bool + Sync),
+    pub audit: &'a dyn AuditTrail,
+}
+
+impl Run<'static> {
+    /// No deadline, no audit trail.
+    pub const UNBOUNDED: Run<'static> = Run {
+        time_left: &always,
+        audit: &NoAudit,
+    };
+}
 
 #[derive(Debug, Clone, Copy)]
 pub struct PruneSettings {
@@ -66,6 +87,10 @@ pub struct RepositoryReport {
     /// one. Only computed when asked for (`ESTIMATE_RECLAIMED_BYTES`, the CLI).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reclaimed_bytes_estimate: Option<u64>,
+    /// Sweep only: why stale and gone branch tags were not judged this time (GitHub could not
+    /// say which branches exist). The manifests were still pruned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag_expiry_skipped: Option<String>,
 }
 
 impl PruneError {
@@ -113,13 +138,12 @@ pub async fn take_snapshot_within<R: Registry>(
         .await?
         .ok_or_else(out_of_time)?;
     let to_read = plan::manifests_to_read(&images);
-    if !to_read.is_empty() && !time_left() {
-        return Err(out_of_time());
-    }
     let reads::ManifestsRead {
         kinds: manifests,
         blobs,
-    } = reads::read_manifests(registry, repository, &to_read).await?;
+    } = reads::read_manifests_within(registry, repository, &to_read, time_left)
+        .await?
+        .ok_or_else(out_of_time)?;
 
     // Rule 3 depends on knowing every index, of every status: an index we could not read (an
     // archived one may not be readable) may reference a candidate, so the whole repository is
@@ -150,8 +174,35 @@ pub async fn prune_repository<R: Registry>(
     protect_digests: &HashSet<String>,
     settings: PruneSettings,
 ) -> Result<RepositoryReport, PruneError> {
-    let snapshot = take_snapshot(registry, repository).await?;
-    prune_snapshot(registry, repository, &snapshot, protect_digests, settings).await
+    prune_repository_within(
+        registry,
+        repository,
+        protect_digests,
+        settings,
+        Run::UNBOUNDED,
+    )
+    .await
+}
+
+/// Like [`prune_repository`], within `run`'s time and writing its audit trail as it goes.
+pub async fn prune_repository_within<R: Registry>(
+    registry: &R,
+    repository: &str,
+    protect_digests: &HashSet<String>,
+    settings: PruneSettings,
+    run: Run<'_>,
+) -> Result<RepositoryReport, PruneError> {
+    let snapshot = take_snapshot_within(registry, repository, run.time_left).await?;
+    prune_snapshot_within(
+        registry,
+        repository,
+        &snapshot,
+        protect_digests,
+        None,
+        settings,
+        run,
+    )
+    .await
 }
 
 /// Plans from an existing snapshot, then re-checks and deletes batch by batch: each batch's
@@ -171,14 +222,16 @@ pub async fn prune_snapshot<R: Registry>(
         protect_digests,
         None,
         settings,
-        &|| true,
+        Run::UNBOUNDED,
     )
     .await
 }
 
-/// Like [`prune_snapshot`], asking `time_left` before each batch: when time runs out, the batches
-/// not started are counted in `remaining` and the report says `out_of_time`. With
-/// `only_digests`, nothing outside that set is deleted (an operator's confirmed plan).
+/// Like [`prune_snapshot`], asking `run.time_left` before each batch: when time runs out, the
+/// batches not started are counted in `remaining` and the report says `out_of_time`. With
+/// `only_digests`, nothing outside that set is deleted (an operator's confirmed plan). Each
+/// batch's deletions go to `run.audit` as soon as its delete call returns, so a later failure
+/// still leaves a record of what was deleted.
 pub async fn prune_snapshot_within<R: Registry>(
     registry: &R,
     repository: &str,
@@ -186,7 +239,7 @@ pub async fn prune_snapshot_within<R: Registry>(
     protect_digests: &HashSet<String>,
     only_digests: Option<&HashSet<String>>,
     settings: PruneSettings,
-    time_left: &(dyn Fn() -> bool + Sync),
+    run: Run<'_>,
 ) -> Result<RepositoryReport, PruneError> {
     let (images, manifests) = (&snapshot.images, &snapshot.manifests);
     let mut plan = plan::plan(
@@ -214,23 +267,23 @@ pub async fn prune_snapshot_within<R: Registry>(
 
     let planned = std::mem::take(&mut plan.delete);
     for (n, batch) in planned.chunks(BATCH_SIZE).enumerate() {
-        if !time_left() {
+        if !(run.time_left)() {
             report.out_of_time = true;
             report.remaining += planned.len() - n * BATCH_SIZE;
             break;
         }
         let done =
-            recheck_and_delete(registry, repository, batch.to_vec(), settings.dry_run).await?;
+            recheck_and_delete(registry, repository, batch.to_vec(), settings.dry_run, run).await?;
         plan.kept.extend(done.kept);
         report.deleted.extend(done.deleted);
         report.would_delete.extend(done.would_delete);
         report.already_deleted.extend(done.already_deleted);
         report.failures.extend(done.failures);
     }
+    // What was deleted: a dry run deleted nothing (its would-be bytes are in the audit trail).
     report.deleted_bytes = report
         .deleted
         .iter()
-        .chain(&report.would_delete)
         .filter_map(|d| d.size_bytes)
         .fold(0i64, |sum, size| sum.saturating_add(size));
     plan.kept.sort_by(|a, b| a.digest.cmp(&b.digest));
@@ -270,22 +323,44 @@ async fn recheck_and_delete<R: Registry>(
     repository: &str,
     mut pending: Vec<PlannedDeletion>,
     dry_run: bool,
+    run: Run<'_>,
 ) -> Result<BatchOutcome, PruneError> {
+    let record = |deleted: &[PlannedDeletion], would_delete: &[PlannedDeletion]| {
+        if deleted.is_empty() && would_delete.is_empty() {
+            return;
+        }
+        run.audit.manifests(&RepositoryReport {
+            repository: repository.to_owned(),
+            dry_run,
+            deleted: deleted.to_vec(),
+            would_delete: would_delete.to_vec(),
+            ..Default::default()
+        });
+    };
     let mut outcome = BatchOutcome::default();
     // Sent in an attempt that failed: if they are gone now, that attempt most likely did it.
     let mut in_flight: HashMap<String, PlannedDeletion> = HashMap::new();
     for attempt in 1..=retry::ATTEMPTS {
         let digests: Vec<String> = pending.iter().map(|d| d.digest.clone()).collect();
-        let current = reads::current_tags(registry, repository, &digests).await?;
+        let current = reads::current_tags(registry, repository, &digests)
+            .await?
+            .into_iter()
+            .map(|(digest, now)| (digest, (now.tags, now.status)))
+            .collect();
         let checked = plan::recheck(pending, &current);
+        let mut deleted_before = Vec::new();
         for digest in checked.gone {
             match in_flight.remove(&digest) {
-                Some(deletion) => outcome.deleted.push(deletion),
+                Some(deletion) => deleted_before.push(deletion),
                 None => outcome.already_deleted.push(digest),
             }
         }
+        // Gone after an attempt whose answer was lost: that attempt most likely deleted them.
+        record(&deleted_before, &[]);
+        outcome.deleted.extend(deleted_before);
         outcome.kept.extend(checked.kept);
         if dry_run {
+            record(&[], &checked.delete);
             outcome.would_delete = checked.delete;
             return Ok(outcome);
         }
@@ -296,17 +371,19 @@ async fn recheck_and_delete<R: Registry>(
         match registry.delete_digests(repository, &digests).await {
             Ok(result) => {
                 let deleted: HashSet<&String> = result.deleted.iter().collect();
-                outcome.deleted.extend(
-                    checked
-                        .delete
-                        .into_iter()
-                        .filter(|d| deleted.contains(&d.digest)),
-                );
+                let (done, _): (Vec<_>, Vec<_>) = checked
+                    .delete
+                    .into_iter()
+                    .partition(|d| deleted.contains(&d.digest));
+                record(&done, &[]);
+                outcome.deleted.extend(done);
                 outcome.already_deleted.extend(result.already_gone);
                 outcome.failures.extend(result.failures);
                 return Ok(outcome);
             }
-            Err(RegistryError::Transient { .. }) if attempt < retry::ATTEMPTS => {
+            Err(RegistryError::Transient { .. })
+                if attempt < retry::ATTEMPTS && (run.time_left)() =>
+            {
                 in_flight.extend(checked.delete.iter().map(|d| (d.digest.clone(), d.clone())));
                 pending = checked.delete;
                 retry::pause(attempt).await;

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::core::manifest::{blobs, classify_manifest, Blob, ManifestKind};
 use crate::core::plan::ImageRecord;
 
-use super::ports::{ManifestRead, Page, Registry, RegistryError, BATCH_SIZE};
+use super::ports::{ImageNow, ManifestRead, Page, Registry, RegistryError, BATCH_SIZE};
 
 /// Follows `fetch` from the first page to the last. A token seen before means the listing would
 /// loop (or, with the SDK paginator, stop early): that is an error, never a complete listing.
@@ -97,8 +97,25 @@ pub async fn read_manifests<R: Registry>(
     repository: &str,
     digests: &[String],
 ) -> Result<ManifestsRead, RegistryError> {
+    Ok(
+        read_manifests_within(registry, repository, digests, &|| true)
+            .await?
+            .unwrap_or_default(),
+    )
+}
+
+/// Like [`read_manifests`], asking `time_left` before each batch; None when time ran out.
+pub async fn read_manifests_within<R: Registry>(
+    registry: &R,
+    repository: &str,
+    digests: &[String],
+    time_left: &(dyn Fn() -> bool + Sync),
+) -> Result<Option<ManifestsRead>, RegistryError> {
     let mut read = ManifestsRead::default();
     for chunk in digests.chunks(BATCH_SIZE) {
+        if !time_left() {
+            return Ok(None);
+        }
         let mut answers = registry.read_manifests(repository, chunk).await?;
         for digest in chunk {
             let kind = match answers.remove(digest) {
@@ -114,17 +131,18 @@ pub async fn read_manifests<R: Registry>(
             read.kinds.insert(digest.clone(), kind);
         }
     }
-    Ok(read)
+    Ok(Some(read))
 }
 
-/// Current tags of up to [`BATCH_SIZE`] digests; a digest missing from the answer is gone.
+/// Current tags and status of up to [`BATCH_SIZE`] digests; a digest missing from the answer is
+/// gone.
 /// DescribeImages by id fails whole when any id is gone (a concurrent run deleted it): then a
 /// full listing answers instead, slower and rare, still exact.
 pub async fn current_tags<R: Registry>(
     registry: &R,
     repository: &str,
     digests: &[String],
-) -> Result<HashMap<String, Vec<String>>, RegistryError> {
+) -> Result<HashMap<String, ImageNow>, RegistryError> {
     debug_assert!(digests.len() <= BATCH_SIZE);
     match registry.current_tags(repository, digests).await {
         Err(RegistryError::ImageNotFound { .. }) => {
@@ -133,7 +151,13 @@ pub async fn current_tags<R: Registry>(
                 .await?
                 .into_iter()
                 .filter(|image| wanted.contains(&image.digest))
-                .map(|image| (image.digest, image.tags))
+                .map(|image| {
+                    let now = ImageNow {
+                        tags: image.tags,
+                        status: image.status,
+                    };
+                    (image.digest, now)
+                })
                 .collect())
         }
         other => other,

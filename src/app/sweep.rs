@@ -16,7 +16,7 @@ use crate::core::stale::{gone_branch_tags, prefixed_to_read, stale_cache_tags, S
 use super::branch_cleanup::{remove_cache_tag, TagOutcome, TagReport};
 use super::ports::{BranchListError, BranchLister, Registry, RegistryError};
 use super::prune::{
-    prune_snapshot_within, take_snapshot_within, PruneError, PruneSettings, RepositoryReport,
+    prune_snapshot_within, take_snapshot_within, PruneError, PruneSettings, RepositoryReport, Run,
 };
 use super::reads;
 
@@ -119,8 +119,8 @@ pub enum Swept<'a> {
     Failed(&'a RepositoryFailure),
 }
 
-/// Sweeps the repositories in scope. `time_left` is asked before each repository and before each
-/// call inside one; once it says no, the work stops cleanly (nothing half-known is acted on) and
+/// Sweeps the repositories in scope. `run.time_left` is asked before each repository and before
+/// each call inside one; once it says no, the work stops cleanly (nothing half-known is acted on) and
 /// the rest is reported as `not_reached`. A failing repository does not stop the others, and a
 /// repository deleted meanwhile is skipped. `finished` hears of each repository when it is done.
 pub async fn sweep<R: Registry, B: BranchLister>(
@@ -128,7 +128,7 @@ pub async fn sweep<R: Registry, B: BranchLister>(
     settings: &SweepSettings,
     github: Option<&B>,
     now_secs: i64,
-    time_left: &(dyn Fn() -> bool + Sync),
+    run: Run<'_>,
     finished: &mut (dyn FnMut(Swept<'_>) + Send),
 ) -> Result<SweepReport, RegistryError> {
     let mut report = SweepReport::default();
@@ -136,11 +136,11 @@ pub async fn sweep<R: Registry, B: BranchLister>(
     report.in_scope = in_scope.len();
     let mut repositories = in_scope.into_iter();
     for repository in repositories.by_ref() {
-        if !time_left() {
+        if !(run.time_left)() {
             report.not_reached.push(repository);
             break;
         }
-        let swept = sweep_one(registry, settings, github, &repository, now_secs, time_left).await;
+        let swept = sweep_one(registry, settings, github, &repository, now_secs, run).await;
         match swept {
             Ok((pruned, tags)) => {
                 finished(Swept::Done {
@@ -195,20 +195,26 @@ pub async fn repositories_in_scope<R: Registry>(
 }
 
 /// Sweeps one repository: its stale cache manifests, then stale and gone branch tags when
-/// configured. Stops cleanly when `time_left` says no (the report says `out_of_time`).
+/// configured. Stops cleanly when `run.time_left` says no (the report says `out_of_time`). When
+/// GitHub cannot say which branches exist, only the tag expiry is skipped (said in
+/// `tag_expiry_skipped`): the untagged manifests need no GitHub and are still pruned.
 pub async fn sweep_one<R: Registry, B: BranchLister>(
     registry: &R,
     settings: &SweepSettings,
     github: Option<&B>,
     repository: &str,
     now_secs: i64,
-    time_left: &(dyn Fn() -> bool + Sync),
+    run: Run<'_>,
 ) -> Result<(RepositoryReport, Vec<TagReport>), SweepError> {
     let prefix = &settings.cache_tag_prefix;
-    // Asked first: if GitHub cannot answer, this repository is left alone entirely.
-    let existing_tags = match github {
-        Some(github) => existing_branch_tags(github, settings, repository).await?,
-        None => None,
+    // Asked first, so that every branch pushed after this listing is judged fresh (event time
+    // wins: `now_secs` is no later than the listing).
+    let (existing_tags, github_error) = match github {
+        Some(github) => match existing_branch_tags(github, settings, repository).await {
+            Ok(tags) => (tags, None),
+            Err(err) => (None, Some(err)),
+        },
+        None => (None, None),
     };
 
     let prune = PruneSettings {
@@ -216,7 +222,7 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
         max_deletions: settings.max_deletions,
         estimate_reclaimed: settings.estimate_reclaimed,
     };
-    let mut snapshot = take_snapshot_within(registry, repository, time_left).await?;
+    let mut snapshot = take_snapshot_within(registry, repository, run.time_left).await?;
     let no_digest = HashSet::new();
     let confirmed = settings.confirmed.as_ref();
     let pruned = prune_snapshot_within(
@@ -226,9 +232,16 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
         &no_digest,
         confirmed.map(|c| &c.digests),
         prune,
-        time_left,
+        run,
     )
     .await?;
+    let mut pruned = pruned;
+    if let Some(err) = github_error {
+        // Without the branch list no tag can be judged: not even by age, since a branch that
+        // exists keeps its cache however old.
+        pruned.tag_expiry_skipped = Some(err.to_string());
+        return Ok((pruned, vec![]));
+    }
     let expire_tags = settings.stale_cache_days.is_some() || existing_tags.is_some();
     if !expire_tags || pruned.out_of_time {
         return Ok((pruned, vec![]));
@@ -238,7 +251,12 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
         .into_iter()
         .filter(|d| !snapshot.manifests.contains_key(d))
         .collect();
-    let read = reads::read_manifests(registry, repository, &to_read).await?;
+    let Some(read) =
+        reads::read_manifests_within(registry, repository, &to_read, run.time_left).await?
+    else {
+        pruned.out_of_time = true;
+        return Ok((pruned, vec![]));
+    };
     snapshot.manifests.extend(read.kinds);
     let protected = &settings.protected_branches;
     let mut candidates: Vec<StaleTag> = match settings.stale_cache_days {
@@ -276,24 +294,24 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
     // The snapshot read every index, so its references are complete (rule 3).
     let index_references = referenced_digests(&snapshot.manifests);
     let mut tags = Vec::new();
-    let mut pruned = pruned;
     for tag in candidates {
-        if !time_left() {
+        if !(run.time_left)() {
             pruned.out_of_time = true;
             break;
         }
-        tags.push(
-            remove_cache_tag(
-                registry,
-                repository,
-                &tag.tag,
-                Some(&tag.digest),
-                Some(&index_references),
-                settings.dry_run,
-            )
-            .await?
-            .because(tag.why),
-        );
+        let report = remove_cache_tag(
+            registry,
+            repository,
+            &tag.tag,
+            Some(&tag.digest),
+            Some(now_secs),
+            Some(&index_references),
+            settings.dry_run,
+        )
+        .await?
+        .because(tag.why);
+        run.audit.tags(std::slice::from_ref(&report));
+        tags.push(report);
     }
     Ok((pruned, tags))
 }

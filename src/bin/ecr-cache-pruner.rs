@@ -203,7 +203,7 @@ async fn sweep_repository(
         session.github.as_ref(),
         repository,
         now_secs(),
-        &|| true,
+        ecr_cache_pruner::app::prune::Run::UNBOUNDED,
     )
     .await;
     if let Some(bar) = bar {

@@ -12,5 +12,6 @@ pub mod plan;
 pub mod reclaim;
 pub mod repository_map;
 pub mod stale;
+pub mod time;
 pub mod trigger;
 pub mod webhook;

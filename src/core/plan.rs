@@ -121,6 +121,15 @@ pub enum KeepReason {
     BranchExists { branch: String },
     /// Deletable now, but not in the plan the operator confirmed (`ecr-cache-pruner sweep`).
     NotConfirmed,
+    /// Pushed after the event that made the tag removable (a branch deletion, or the
+    /// branch listing a sweep judged by): a branch of that name made it since, so it is fresh.
+    PushedAfterEvent {
+        pushed_at: Option<i64>,
+        event_at: i64,
+    },
+    /// The branch list could not be read for a lasting reason (the GitHub repository does not
+    /// exist, or the token cannot see it): no branch is judged gone.
+    BranchesUnknown { error: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -327,16 +336,24 @@ pub struct Rechecked {
     pub gone: Vec<String>,
 }
 
-/// Applies the re-check to `batch`. `current` maps each digest that still exists to its tags now;
-/// a digest absent from it is already gone.
-pub fn recheck(batch: Vec<PlannedDeletion>, current: &HashMap<String, Vec<String>>) -> Rechecked {
+/// Applies the re-check to `batch`. `current` maps each digest that still exists to its tags and
+/// status now; a digest absent from it is already gone. The last look-up decides: a tag gained or
+/// a status other than ACTIVE since the snapshot keeps the image (rules 2 and 8).
+pub fn recheck(
+    batch: Vec<PlannedDeletion>,
+    current: &HashMap<String, (Vec<String>, ImageStatus)>,
+) -> Rechecked {
     let mut result = Rechecked::default();
     for deletion in batch {
         match current.get(&deletion.digest) {
             None => result.gone.push(deletion.digest),
-            Some(tags) if !tags.is_empty() => result.kept.push(KeptImage {
+            Some((tags, _)) if !tags.is_empty() => result.kept.push(KeptImage {
                 digest: deletion.digest,
                 reason: KeepReason::GainedTag { tags: tags.clone() },
+            }),
+            Some((_, status)) if *status != ImageStatus::Active => result.kept.push(KeptImage {
+                digest: deletion.digest,
+                reason: KeepReason::NotActive { status: *status },
             }),
             Some(_) => result.delete.push(deletion),
         }
@@ -611,12 +628,41 @@ mod tests {
     }
 
     #[test]
+    fn recheck_keeps_an_image_archived_since_the_snapshot() {
+        let images: Vec<_> = (1..=2)
+            .map(|n| image(n, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG)))
+            .collect();
+        let plan = plan(&images, &HashMap::new(), &settings(10));
+        assert_eq!(plan.delete.len(), 2, "both ACTIVE in the snapshot");
+        let current = HashMap::from([
+            (d(1), (vec![], ImageStatus::Archived)),
+            (d(2), (vec![], ImageStatus::Active)),
+        ]);
+        let checked = recheck(plan.delete, &current);
+        assert_eq!(checked.delete.len(), 1);
+        assert_eq!(checked.delete[0].digest, d(2));
+        assert_eq!(
+            checked.kept,
+            vec![KeptImage {
+                digest: d(1),
+                reason: KeepReason::NotActive {
+                    status: ImageStatus::Archived
+                },
+            }]
+        );
+    }
+
+    #[test]
     fn recheck_drops_retagged_and_reports_gone() {
         let images: Vec<_> = (1..=3)
             .map(|n| image(n, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG)))
             .collect();
         let plan = plan(&images, &HashMap::new(), &settings(10));
-        let current = HashMap::from([(d(1), vec![]), (d(2), vec!["cache-main".to_string()])]);
+        let active = ImageStatus::Active;
+        let current = HashMap::from([
+            (d(1), (vec![], active)),
+            (d(2), (vec!["cache-main".to_string()], active)),
+        ]);
         let checked = recheck(plan.delete, &current);
         assert_eq!(checked.gone, vec![d(3)]);
         assert_eq!(

@@ -9,6 +9,7 @@ use super::branch::{cache_tag_for_branch, ProtectedBranches};
 use super::glob::{any_matches, Glob};
 use super::names::{is_valid_digest, is_valid_repository_name, is_valid_tag};
 use super::repository_map::RepositoryMap;
+use super::time::parse_rfc3339;
 
 /// The settings that decide what an event means (a view of the pruner's configuration).
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +33,9 @@ struct Envelope {
     detail_type: String,
     #[serde(default)]
     detail: Value,
+    /// When the event happened (RFC 3339); absent in hand-made events.
+    #[serde(default)]
+    time: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -49,6 +53,11 @@ pub enum Trigger {
         branch: String,
         tag: String,
         repositories: Vec<String>,
+        /// The deletion event's time (seconds since the epoch): only a cache pushed before it
+        /// belonged to the deleted branch; a later one belongs to a branch of the same name
+        /// created again. None for an event without `time` (then judged at handling time).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        deleted_at: Option<i64>,
     },
     /// A scheduled run: sweep every repository in scope (inline, or one queue message each).
     Sweep,
@@ -143,7 +152,18 @@ pub fn decide(event: &Value, config: &TriggerRules) -> Result<Decision, TriggerE
         ("aws.ecr", other) => Ok(ignore(format!(
             "ECR event {other:?} is not an image action"
         ))),
-        ("github.com", event) => decide_github(event, envelope.detail, config),
+        ("github.com", event) => {
+            let time = match envelope.time.as_deref().filter(|t| !t.is_empty()) {
+                None => None,
+                Some(text) => Some(parse_rfc3339(text).ok_or_else(|| {
+                    malformed(
+                        &format!("GitHub {event}"),
+                        format!("time {text:?} is not an RFC 3339 time"),
+                    )
+                })?),
+            };
+            decide_github(event, envelope.detail, time, config)
+        }
         ("aws.events" | "aws.scheduler", "Scheduled Event") => {
             if !config.sweep_enabled {
                 Ok(ignore("scheduled sweep, but SWEEP_REPOSITORIES is not set"))
@@ -251,6 +271,7 @@ struct GithubRepository {
 fn decide_github(
     event: &str,
     detail: Value,
+    deleted_at: Option<i64>,
     config: &TriggerRules,
 ) -> Result<Decision, TriggerError> {
     if !matches!(event, "delete" | "push") {
@@ -335,6 +356,7 @@ fn decide_github(
         branch,
         tag,
         repositories,
+        deleted_at,
     }))
 }
 
@@ -400,8 +422,24 @@ mod tests {
                 branch: "feature/login".into(),
                 tag: "cache-feature-login".into(),
                 repositories: vec!["my-app".into()],
+                deleted_at: Some(1_795_773_600),
             })
         );
+    }
+
+    #[test]
+    fn branch_delete_time_is_read_and_a_bad_time_refused() {
+        let mut event = delete("feature/login", "branch");
+        event["time"] = json!("not a time");
+        let err = decide(&event, &config(&[]).get()).unwrap_err();
+        assert!(err.to_string().contains("not an RFC 3339 time"), "{err}");
+        event.as_object_mut().unwrap().remove("time");
+        let Decision::Act(Trigger::BranchDeleted { deleted_at, .. }) =
+            decide(&event, &config(&[]).get()).unwrap()
+        else {
+            panic!("not a branch deletion")
+        };
+        assert_eq!(deleted_at, None);
     }
 
     #[test]
@@ -510,6 +548,7 @@ mod tests {
                 branch: "x".into(),
                 tag: "cache-x".into(),
                 repositories: vec![],
+                deleted_at: None,
             },
             Trigger::Sweep,
             Trigger::RepositorySweep {

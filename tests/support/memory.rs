@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Mutex;
 
 use ecr_cache_pruner::app::ports::{
-    DeleteOutcome, ImageFailure, ManifestRead, Page, Registry, RegistryError, BATCH_SIZE,
+    DeleteOutcome, ImageFailure, ImageNow, ManifestRead, Page, Registry, RegistryError, BATCH_SIZE,
 };
 use ecr_cache_pruner::core::plan::{ImageRecord, ImageStatus};
 use serde_json::json;
@@ -619,7 +619,7 @@ impl Registry for MemoryRegistry {
         &self,
         repository: &str,
         digests: &[String],
-    ) -> Result<HashMap<String, Vec<String>>, RegistryError> {
+    ) -> Result<HashMap<String, ImageNow>, RegistryError> {
         let (mut state, fault) = self.begin(Op::CurrentTags, repository, digests);
         batch_limit(Op::CurrentTags, repository, digests)?;
         refused(Op::CurrentTags, repository, fault)?;
@@ -634,9 +634,15 @@ impl Registry for MemoryRegistry {
                 repository: repository.to_owned(),
             });
         }
-        let out: HashMap<String, Vec<String>> = digests
+        let out: HashMap<String, ImageNow> = digests
             .iter()
-            .map(|d| (d.clone(), images[d].tags.iter().cloned().collect()))
+            .map(|d| {
+                let now = ImageNow {
+                    tags: images[d].tags.iter().cloned().collect(),
+                    status: images[d].status,
+                };
+                (d.clone(), now)
+            })
             .collect();
         for digest in digests {
             state

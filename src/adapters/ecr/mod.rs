@@ -11,7 +11,7 @@ use aws_sdk_ecr::types::{
 use aws_sdk_ecr::Client;
 
 use crate::app::ports::{
-    DeleteOutcome, ImageFailure, ManifestRead, Page, Registry, RegistryError, BATCH_SIZE,
+    DeleteOutcome, ImageFailure, ImageNow, ManifestRead, Page, Registry, RegistryError, BATCH_SIZE,
 };
 use crate::core::manifest::ACCEPTED_MEDIA_TYPES;
 use crate::core::plan::{ImageRecord, ImageStatus};
@@ -183,7 +183,7 @@ impl Registry for EcrRegistry {
         &self,
         repository: &str,
         digests: &[String],
-    ) -> Result<HashMap<String, Vec<String>>, RegistryError> {
+    ) -> Result<HashMap<String, ImageNow>, RegistryError> {
         too_many("DescribeImages", repository, digests.len())?;
         let output = self
             .client
@@ -205,7 +205,13 @@ impl Registry for EcrRegistry {
         Ok(output
             .image_details()
             .iter()
-            .filter_map(|d| Some((d.image_digest()?.to_owned(), d.image_tags().to_vec())))
+            .filter_map(|d| {
+                let now = ImageNow {
+                    tags: d.image_tags().to_vec(),
+                    status: ImageStatus::from_ecr(d.image_status().map(|s| s.as_str())),
+                };
+                Some((d.image_digest()?.to_owned(), now))
+            })
             .collect())
     }
 

@@ -8,7 +8,7 @@ use std::io::Write;
 
 use serde::Serialize;
 
-use crate::app::audit::{manifest_records, tag_records, AuditRecord, Cause};
+use crate::app::audit::{manifest_records, tag_records, AuditRecord, AuditTrail, Cause};
 use crate::app::branch_cleanup::TagReport;
 use crate::app::prune::RepositoryReport;
 
@@ -64,4 +64,16 @@ pub fn manifests(report: &RepositoryReport, cause: &Cause) {
 /// One line per removed (or would-be-removed) tag.
 pub fn tags(tags: &[TagReport], cause: &Cause) {
     write(tag_records(tags, cause));
+}
+
+/// The audit trail of one trigger, written as log lines as each deleting call returns.
+pub struct LogAudit<'a>(pub &'a Cause);
+
+impl AuditTrail for LogAudit<'_> {
+    fn manifests(&self, batch: &RepositoryReport) {
+        manifests(batch, self.0);
+    }
+    fn tags(&self, done: &[TagReport]) {
+        tags(done, self.0);
+    }
 }

@@ -2,21 +2,9 @@
 
 use thiserror::Error;
 
-use crate::adapters::github::GithubClientError;
-use crate::adapters::secrets::SecretError;
 use crate::app::ports::{BranchListError, QueueError, RegistryError};
 use crate::app::prune::PruneError;
 use crate::core::trigger::TriggerError;
-
-#[derive(Debug, Error)]
-pub enum GithubSetupError {
-    #[error("GITHUB_TOKEN_SECRET_ARN is set but no Secrets Manager client was given")]
-    NoSecretsClient,
-    #[error("the GitHub token: {0}")]
-    Token(#[from] SecretError),
-    #[error(transparent)]
-    Client(#[from] GithubClientError),
-}
 
 #[derive(Debug, Error)]
 pub enum HandlerError {
@@ -26,8 +14,6 @@ pub enum HandlerError {
     UnknownInput(String),
     #[error(transparent)]
     Prune(#[from] PruneError),
-    #[error("GitHub: {0}")]
-    Github(#[from] GithubSetupError),
     #[error(transparent)]
     Branches(#[from] BranchListError),
     #[error(transparent)]
@@ -61,7 +47,7 @@ impl HandlerError {
             HandlerError::Prune(_) => "PruneFailed",
             HandlerError::DeleteFailures { .. } => "DeleteFailures",
             HandlerError::SweepFailures { .. } => "SweepFailures",
-            HandlerError::Github(_) | HandlerError::Branches(_) => "GitHub",
+            HandlerError::Branches(_) => "GitHub",
             HandlerError::Queue(_) => "SweepQueue",
         }
     }

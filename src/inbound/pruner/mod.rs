@@ -12,38 +12,40 @@ use std::time::{Duration, SystemTime};
 
 use lambda_runtime::tracing::{info, warn};
 use serde_json::Value;
-use tokio::sync::OnceCell;
 
 use crate::adapters::ecr::EcrRegistry;
-use crate::adapters::github::GithubBranches;
+use crate::adapters::github::GithubWithToken;
 use crate::adapters::metrics::RepositoryMetrics;
 use crate::adapters::secrets::CachedSecret;
 use crate::adapters::sqs::SqsSweepQueue;
 use crate::app::audit::Cause;
 use crate::app::branch_cleanup::{live_branch_with_tag, remove_cache_tag, TagOutcome, TagReport};
-use crate::app::ports::Registry;
-use crate::app::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport};
+use crate::app::ports::{BranchLister, Registry, SweepQueue};
+use crate::app::prune::{
+    prune_repository_within, PruneError, PruneSettings, RepositoryReport, Run,
+};
 use crate::core::plan::KeepReason;
 use crate::core::stale::TagExpiry;
 use crate::core::trigger::{decide, Decision, Trigger};
 use crate::inbound::config::Config;
 
-pub use error::{GithubSetupError, HandlerError};
+pub use error::HandlerError;
 use report::{emit_failure, failures_to_error, log_summary};
 pub use report::{InvocationReport, Outcome, SweepSummary};
 
 /// Stop starting new repositories when less than this is left before the Lambda deadline.
 pub const SWEEP_SAFETY_MARGIN: Duration = Duration::from_secs(30);
 
-/// Built once per container: configuration and the registry adapter (and, when configured, the
-/// GitHub client, made on first use from the token in Secrets Manager).
-pub struct Pruner<R: Registry = EcrRegistry> {
+/// The GitHub adapter production uses: the token from Secrets Manager, re-read when refused.
+pub type GithubFromSecret = GithubWithToken<CachedSecret>;
+
+/// Built once per container: configuration and the ports it runs over: the registry, the branch
+/// lister (with `GITHUB_TOKEN_SECRET_ARN`) and the sweep queue (with `SWEEP_QUEUE_URL`).
+pub struct Pruner<R = EcrRegistry, B = GithubFromSecret, Q = SqsSweepQueue> {
     pub config: Config,
     pub registry: R,
-    secrets: Option<aws_sdk_secretsmanager::Client>,
-    github_token: OnceCell<CachedSecret>,
-    github: OnceCell<GithubBranches>,
-    sweep_queue: Option<SqsSweepQueue>,
+    github: Option<B>,
+    sweep_queue: Option<Q>,
 }
 
 impl<R: Registry> Pruner<R> {
@@ -51,46 +53,54 @@ impl<R: Registry> Pruner<R> {
         Pruner {
             config,
             registry,
-            secrets: None,
-            github_token: OnceCell::new(),
-            github: OnceCell::new(),
+            github: None,
             sweep_queue: None,
         }
     }
+}
 
+impl<R: Registry, Q: SweepQueue> Pruner<R, GithubFromSecret, Q> {
+    /// With the GitHub token in Secrets Manager (`GITHUB_TOKEN_SECRET_ARN`), when it is set.
+    pub fn with_secrets(mut self, secrets: aws_sdk_secretsmanager::Client) -> Self {
+        if let Some(arn) = &self.config.github_token_secret_arn {
+            self.github = Some(GithubWithToken::new(
+                self.config.github_api_url.clone(),
+                CachedSecret::new(secrets, arn.clone()),
+            ));
+        }
+        self
+    }
+}
+
+impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
     /// With the queue a scheduled sweep fans out to (`SWEEP_QUEUE_URL`), one message per
     /// repository; repositories that do not finish in one invocation continue through it too.
-    pub fn with_sweep_queue(mut self, queue: SqsSweepQueue) -> Self {
-        self.sweep_queue = Some(queue);
-        self
+    pub fn with_sweep_queue<Q2: SweepQueue>(self, queue: Q2) -> Pruner<R, B, Q2> {
+        Pruner {
+            config: self.config,
+            registry: self.registry,
+            github: self.github,
+            sweep_queue: Some(queue),
+        }
     }
 
-    /// With a Secrets Manager client, for `GITHUB_TOKEN_SECRET_ARN`.
-    pub fn with_secrets(mut self, secrets: aws_sdk_secretsmanager::Client) -> Self {
-        self.secrets = Some(secrets);
-        self
+    /// With a branch lister: which branches exist (GitHub in production).
+    pub fn with_github<B2: BranchLister>(self, github: B2) -> Pruner<R, B2, Q> {
+        Pruner {
+            config: self.config,
+            registry: self.registry,
+            github: Some(github),
+            sweep_queue: self.sweep_queue,
+        }
     }
 
-    async fn github(&self) -> Result<Option<&GithubBranches>, GithubSetupError> {
-        let Some(arn) = &self.config.github_token_secret_arn else {
-            return Ok(None);
-        };
-        let secrets = self
-            .secrets
-            .as_ref()
-            .ok_or(GithubSetupError::NoSecretsClient)?;
-        let client = self
-            .github
-            .get_or_try_init(|| async {
-                let secret = self
-                    .github_token
-                    .get_or_init(|| async { CachedSecret::new(secrets.clone(), arn.clone()) })
-                    .await;
-                let token = secret.get().await?;
-                Ok::<_, GithubSetupError>(GithubBranches::new(&self.config.github_api_url, &token)?)
-            })
-            .await?;
-        Ok(Some(client))
+    /// The registry port (tests read the in-memory registry's calls through it).
+    pub fn registry(&self) -> &R {
+        &self.registry
+    }
+
+    fn github(&self) -> Option<&B> {
+        self.github.as_ref()
     }
 
     fn settings(&self) -> PruneSettings {
@@ -153,7 +163,7 @@ impl<R: Registry> Pruner<R> {
                 repository, digest, ..
             } => {
                 let protect = HashSet::from([digest.clone()]);
-                match self.prune(repository, &protect, &cause).await {
+                match self.prune(repository, &protect, &cause, deadline).await {
                     Ok(pruned) => {
                         failures_to_error(&pruned)?;
                         report.repositories.push(pruned);
@@ -194,22 +204,44 @@ impl<R: Registry> Pruner<R> {
             branch,
             tag,
             repositories,
+            deleted_at,
         } = trigger
         else {
             return Ok(vec![]);
         };
-        // With a GitHub token: a branch that still exists and maps to the same tag owns it.
-        if let Some(github) = self.github().await? {
+        // Event time wins: only a cache pushed before the deletion was the deleted branch's.
+        let pushed_before = Some(deleted_at.unwrap_or_else(sweeping::now_secs));
+        // With a GitHub token: a branch that exists now and maps to the tag owns it, the deleted
+        // branch itself included when it was created again.
+        if let Some(github) = self.github() {
             let prefix = &self.config.cache_tag_prefix;
-            if let Some(owner) =
-                live_branch_with_tag(github, github_repository, branch, tag, prefix).await?
-            {
-                info!(%branch, %tag, live_branch = %owner, "cache tag kept: another branch owns it");
-                let reason = KeepReason::BranchExists { branch: owner };
-                return Ok(repositories
+            let reason = match live_branch_with_tag(github, github_repository, tag, prefix).await {
+                Ok(None) => None,
+                Ok(Some(owner)) => {
+                    info!(%branch, %tag, live_branch = %owner, "cache tag kept: a branch that exists owns it");
+                    Some(KeepReason::BranchExists { branch: owner })
+                }
+                Err(err) if err.is_lasting() => {
+                    warn!(%branch, %tag, error = %err, "cache tag kept: GitHub cannot say which branches exist");
+                    for repository in repositories {
+                        report::emit_skipped(&self.config.emf(), repository);
+                    }
+                    Some(KeepReason::BranchesUnknown {
+                        error: err.to_string(),
+                    })
+                }
+                Err(err) => return Err(err.into()),
+            };
+            if let Some(reason) = reason {
+                let reports: Vec<TagReport> = repositories
                     .iter()
-                    .map(|repository| TagReport::kept(repository, tag, reason.clone()))
-                    .collect());
+                    .map(|repository| {
+                        TagReport::kept(repository, tag, reason.clone())
+                            .because(TagExpiry::BranchDeleted)
+                    })
+                    .collect();
+                audit::tags(&reports, cause);
+                return Ok(reports);
             }
         }
         let mut reports = Vec::new();
@@ -229,7 +261,17 @@ impl<R: Registry> Pruner<R> {
                 continue;
             }
             let dry_run = self.config.dry_run;
-            match remove_cache_tag(&self.registry, repository, tag, None, None, dry_run).await {
+            let removed = remove_cache_tag(
+                &self.registry,
+                repository,
+                tag,
+                None,
+                pushed_before,
+                None,
+                dry_run,
+            )
+            .await;
+            match removed {
                 Ok(report) => {
                     let report = report.because(TagExpiry::BranchDeleted);
                     audit::tags(std::slice::from_ref(&report), cause);
@@ -260,16 +302,25 @@ impl<R: Registry> Pruner<R> {
         }
     }
 
+    /// The push path: within the deadline (out of time, nothing half-read is acted on and the
+    /// event is retried), its audit lines written as each delete batch returns.
     async fn prune(
         &self,
         repository: &str,
         protect: &HashSet<String>,
         cause: &Cause,
+        deadline: Option<SystemTime>,
     ) -> Result<RepositoryReport, PruneError> {
-        let result = prune_repository(&self.registry, repository, protect, self.settings()).await;
+        let time_left = sweeping::time_left(deadline);
+        let run = Run {
+            time_left: &time_left,
+            audit: &audit::LogAudit(cause),
+        };
+        let result =
+            prune_repository_within(&self.registry, repository, protect, self.settings(), run)
+                .await;
         match &result {
             Ok(report) => {
-                audit::manifests(report, cause);
                 log_summary(report);
                 self.config
                     .emf()

@@ -93,6 +93,16 @@ pub fn emit_failure(emf: &Emf, repository: &str) {
     emf.emit(&[failed]);
 }
 
+/// The EMF line of a repository left alone for a lasting reason (reported, not retried).
+pub fn emit_skipped(emf: &Emf, repository: &str) {
+    let skipped = RepositoryMetrics {
+        repository: repository.to_owned(),
+        skipped: 1,
+        ..Default::default()
+    };
+    emf.emit(&[skipped]);
+}
+
 /// ECR reported per-image failures: the invocation must fail so the event is retried.
 pub fn failures_to_error(report: &RepositoryReport) -> Result<(), HandlerError> {
     match report.failures.first() {

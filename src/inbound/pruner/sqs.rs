@@ -9,7 +9,7 @@ use lambda_runtime::tracing::{error, info, warn};
 use serde_json::Value;
 
 use crate::app::audit::Cause;
-use crate::app::ports::Registry;
+use crate::app::ports::{BranchLister, Registry, SweepQueue};
 use crate::core::trigger::{decide, Decision, Trigger};
 
 use super::error::HandlerError;
@@ -38,7 +38,7 @@ fn message_ids(ids: &[MessageId]) -> Option<String> {
     (!known.is_empty()).then(|| known.join(","))
 }
 
-impl<R: Registry> Pruner<R> {
+impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
     fn group(&self, event: SqsEvent) -> Batch {
         let mut batch = Batch::default();
         for record in event.records {
@@ -129,7 +129,7 @@ impl<R: Registry> Pruner<R> {
 
         for (repository, (ids, digests)) in pushes {
             let cause = Cause::new(Trigger::CACHE_PUSH, message_ids(&ids));
-            let outcome = match self.prune(&repository, &digests, &cause).await {
+            let outcome = match self.prune(&repository, &digests, &cause, deadline).await {
                 Ok(report) => failures_to_error(&report),
                 Err(err) if err.is_repository_gone() => {
                     warn!(%repository, "repository no longer exists; nothing to prune");

@@ -8,22 +8,23 @@ use lambda_runtime::tracing::{info, warn};
 
 use crate::adapters::metrics::RepositoryMetrics;
 use crate::app::audit::Cause;
-use crate::app::ports::{Registry, SweepQueue};
+use crate::app::ports::{BranchLister, Registry, SweepQueue};
+use crate::app::prune::Run;
 use crate::app::sweep::{repositories_in_scope, sweep, sweep_one, SweepError, SweepReport, Swept};
 
-use super::audit;
+use super::audit::LogAudit;
 use super::error::HandlerError;
 use super::report::{emit_failure, log_summary, InvocationReport, Outcome, SweepSummary};
 use super::{Pruner, SWEEP_SAFETY_MARGIN};
 
-fn now_secs() -> i64 {
+pub(super) fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Time is left while the deadline is more than [`SWEEP_SAFETY_MARGIN`] away.
-fn time_left(deadline: Option<SystemTime>) -> impl Fn() -> bool + Sync {
+pub(super) fn time_left(deadline: Option<SystemTime>) -> impl Fn() -> bool + Sync {
     move || match deadline {
         None => true,
         Some(deadline) => deadline
@@ -32,17 +33,19 @@ fn time_left(deadline: Option<SystemTime>) -> impl Fn() -> bool + Sync {
     }
 }
 
-impl<R: Registry> Pruner<R> {
+impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
     /// Each repository's summary and metrics go out when it is done: a sweep cut short by a
-    /// timeout still leaves a record of what it did.
-    fn report_swept(&self, swept: Swept<'_>, cause: &Cause) {
+    /// timeout still leaves a record of what it did (its audit lines went out as it went).
+    fn report_swept(&self, swept: Swept<'_>) {
         let emf = self.config.emf();
         match swept {
             Swept::Done { report, tags } => {
-                audit::manifests(report, cause);
-                audit::tags(tags, cause);
                 log_summary(report);
                 let mut metrics = RepositoryMetrics::from_prune(report);
+                if let Some(error) = &report.tag_expiry_skipped {
+                    warn!(repository = %report.repository, %error, "branch tags not judged: GitHub could not say which branches exist; manifests pruned");
+                    metrics.skipped = 1;
+                }
                 for tag in tags {
                     metrics.add_tag(tag);
                 }
@@ -99,15 +102,20 @@ impl<R: Registry> Pruner<R> {
         deadline: Option<SystemTime>,
         cause: &Cause,
     ) -> Result<SweepReport, HandlerError> {
-        let github = self.github().await?;
+        let github = self.github();
         let settings = self.config.sweep_settings();
+        let time_left = time_left(deadline);
+        let run = Run {
+            time_left: &time_left,
+            audit: &LogAudit(cause),
+        };
         let report = sweep(
             &self.registry,
             &settings,
             github,
             now_secs(),
-            &time_left(deadline),
-            &mut |swept| self.report_swept(swept, cause),
+            run,
+            &mut |swept| self.report_swept(swept),
         )
         .await?;
         info!(
@@ -132,15 +140,20 @@ impl<R: Registry> Pruner<R> {
         cause: &Cause,
     ) -> Result<(), HandlerError> {
         report.outcome = Outcome::Swept;
-        let github = self.github().await?;
+        let github = self.github();
         let settings = self.config.sweep_settings();
+        let time_left = time_left(deadline);
+        let run = Run {
+            time_left: &time_left,
+            audit: &LogAudit(cause),
+        };
         let swept = sweep_one(
             &self.registry,
             &settings,
             github,
             repository,
             now_secs(),
-            &time_left(deadline),
+            run,
         )
         .await;
         let (pruned, tags) = match swept {
@@ -159,7 +172,7 @@ impl<R: Registry> Pruner<R> {
                     repository: repository.to_owned(),
                     error: error.to_string(),
                 };
-                self.report_swept(Swept::Failed(&failure), cause);
+                self.report_swept(Swept::Failed(&failure));
                 return Err(HandlerError::SweepFailures {
                     count: 1,
                     repository: failure.repository,
@@ -167,13 +180,10 @@ impl<R: Registry> Pruner<R> {
                 });
             }
         };
-        self.report_swept(
-            Swept::Done {
-                report: &pruned,
-                tags: &tags,
-            },
-            cause,
-        );
+        self.report_swept(Swept::Done {
+            report: &pruned,
+            tags: &tags,
+        });
         let unfinished = pruned.out_of_time || pruned.remaining > 0;
         report.repositories.push(pruned);
         report.tags = tags;
