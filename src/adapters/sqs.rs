@@ -6,7 +6,7 @@ use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 
 use crate::app::ports::{QueueError, SweepQueue};
-use crate::core::trigger::repository_sweep_event;
+use crate::core::trigger::{continued_sweep_event, Continuation};
 
 /// SendMessageBatch maximum.
 const BATCH: usize = 10;
@@ -26,13 +26,21 @@ impl SqsSweepQueue {
 
     /// Sends one batch; returns the repositories whose entries failed.
     async fn send(&self, repositories: &[String]) -> Result<Vec<String>, QueueError> {
+        self.send_messages(repositories, None).await
+    }
+
+    async fn send_messages(
+        &self,
+        repositories: &[String],
+        continuation: Option<Continuation>,
+    ) -> Result<Vec<String>, QueueError> {
         let entries = repositories
             .iter()
             .enumerate()
             .map(|(i, repository)| {
                 SendMessageBatchRequestEntry::builder()
                     .id(i.to_string())
-                    .message_body(repository_sweep_event(repository).to_string())
+                    .message_body(continued_sweep_event(repository, continuation).to_string())
                     .build()
                     .map_err(|e| QueueError(e.to_string()))
             })
@@ -71,5 +79,27 @@ impl SweepQueue for SqsSweepQueue {
             }
         }
         Ok(())
+    }
+
+    async fn continue_sweep(
+        &self,
+        repository: &str,
+        continuation: Continuation,
+    ) -> Result<(), QueueError> {
+        let one = [repository.to_owned()];
+        if self
+            .send_messages(&one, Some(continuation))
+            .await?
+            .is_empty()
+            || self
+                .send_messages(&one, Some(continuation))
+                .await?
+                .is_empty()
+        {
+            return Ok(());
+        }
+        Err(QueueError(format!(
+            "SQS refused the continuation of {repository}"
+        )))
     }
 }

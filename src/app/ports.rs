@@ -12,6 +12,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::core::plan::{ImageRecord, ImageStatus};
+use crate::core::trigger::Continuation;
 
 /// Maximum ids per BatchGetImage / BatchDeleteImage / DescribeImages-by-id call.
 pub const BATCH_SIZE: usize = 100;
@@ -203,5 +204,12 @@ pub trait SweepQueue: Send + Sync {
     fn enqueue(
         &self,
         repositories: &[String],
+    ) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Sends the message that continues an unfinished sweep of `repository`.
+    fn continue_sweep(
+        &self,
+        repository: &str,
+        continuation: Continuation,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
 }

@@ -62,7 +62,71 @@ pub enum Trigger {
     /// A scheduled run: sweep every repository in scope (inline, or one queue message each).
     Sweep,
     /// Sweep exactly one repository: a fan-out message, or a continuation.
-    RepositorySweep { repository: String },
+    RepositorySweep {
+        repository: String,
+        /// Set on a message that continues an unfinished sweep of the repository.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        continuation: Option<Continuation>,
+    },
+}
+
+/// How far an unfinished repository sweep got: carried by the message that continues it, so a
+/// sweep that makes no progress, or needs too many invocations, stops instead of re-queueing
+/// itself for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Continuation {
+    /// 1 for the first continuation of a sweep.
+    pub attempt: u32,
+    /// Deletable manifests the previous invocation left (the progress cursor: it must shrink);
+    /// None when that invocation ran out of time before it knew.
+    #[serde(default)]
+    pub remaining: Option<usize>,
+}
+
+/// A sweep gives up after this many continuations (each one invocation; at the default cap of
+/// 1,000 deletions that is 24,000 manifests in one repository between two schedules).
+pub const MAX_CONTINUATIONS: u32 = 24;
+
+/// What to do when a repository sweep did not finish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    /// Send this continuation.
+    Continue(Continuation),
+    /// Stop here: the next schedule starts again.
+    GiveUp(GiveUpReason),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GiveUpReason {
+    /// The previous invocation left as much as this one (or more), and this one deleted nothing.
+    NoProgress,
+    /// [`MAX_CONTINUATIONS`] reached.
+    TooManyContinuations,
+}
+
+/// Whether to continue an unfinished sweep. `previous` is the continuation this invocation
+/// received, `remaining` what it left (None: out of time before knowing), `progressed` whether it
+/// deleted or removed anything.
+pub fn next_step(
+    previous: Option<Continuation>,
+    remaining: Option<usize>,
+    progressed: bool,
+) -> NextStep {
+    let attempt = previous.map_or(1, |p| p.attempt.saturating_add(1));
+    if attempt > MAX_CONTINUATIONS {
+        return NextStep::GiveUp(GiveUpReason::TooManyContinuations);
+    }
+    if let Some(previous) = previous {
+        let shrank = match (previous.remaining, remaining) {
+            (Some(before), Some(now)) => now < before,
+            _ => false,
+        };
+        if !progressed && !shrank {
+            return NextStep::GiveUp(GiveUpReason::NoProgress);
+        }
+    }
+    NextStep::Continue(Continuation { attempt, remaining })
 }
 
 impl Trigger {
@@ -88,6 +152,16 @@ pub const REPOSITORY_SWEEP: &str = "Repository Sweep";
 
 /// The EventBridge-shaped message that asks for one repository's sweep.
 pub fn repository_sweep_event(repository: &str) -> Value {
+    continued_sweep_event(repository, None)
+}
+
+/// The message that asks for one repository's sweep, continuing an unfinished one when
+/// `continuation` is set.
+pub fn continued_sweep_event(repository: &str, continuation: Option<Continuation>) -> Value {
+    let mut detail = serde_json::json!({"repository-name": repository});
+    if let Some(continuation) = continuation {
+        detail["continuation"] = serde_json::json!(continuation);
+    }
     serde_json::json!({
         "version": "0",
         "id": "",
@@ -97,7 +171,7 @@ pub fn repository_sweep_event(repository: &str) -> Value {
         "time": "",
         "region": "",
         "resources": [],
-        "detail": {"repository-name": repository},
+        "detail": detail,
     })
 }
 
@@ -226,6 +300,8 @@ fn decide_ecr(detail: Value, config: &TriggerRules) -> Result<Decision, TriggerE
 #[serde(rename_all = "kebab-case")]
 struct RepositorySweepDetail {
     repository_name: String,
+    #[serde(default)]
+    continuation: Option<Continuation>,
 }
 
 fn decide_repository_sweep(detail: Value, config: &TriggerRules) -> Result<Decision, TriggerError> {
@@ -248,7 +324,10 @@ fn decide_repository_sweep(detail: Value, config: &TriggerRules) -> Result<Decis
             "repository {repository} is not in SWEEP_REPOSITORIES"
         )));
     }
-    Ok(Decision::Act(Trigger::RepositorySweep { repository }))
+    Ok(Decision::Act(Trigger::RepositorySweep {
+        repository,
+        continuation: detail.continuation,
+    }))
 }
 
 /// The parts of a GitHub `delete` or `push` payload the pruner reads.
@@ -443,6 +522,57 @@ mod tests {
     }
 
     #[test]
+    fn continuations_must_make_progress_and_stop_at_the_bound() {
+        let c = |attempt, remaining| Continuation { attempt, remaining };
+        // The first unfinished invocation continues.
+        assert_eq!(
+            next_step(None, Some(500), true),
+            NextStep::Continue(c(1, Some(500)))
+        );
+        // Remaining shrank: continue; it did not and nothing was deleted: give up.
+        assert_eq!(
+            next_step(Some(c(1, Some(500))), Some(400), false),
+            NextStep::Continue(c(2, Some(400)))
+        );
+        assert_eq!(
+            next_step(Some(c(1, Some(500))), Some(500), false),
+            NextStep::GiveUp(GiveUpReason::NoProgress)
+        );
+        // Out of time twice without deleting anything is no progress either.
+        assert_eq!(
+            next_step(Some(c(3, None)), None, false),
+            NextStep::GiveUp(GiveUpReason::NoProgress)
+        );
+        // Progress by deletions continues, up to the bound.
+        assert_eq!(
+            next_step(Some(c(MAX_CONTINUATIONS - 1, None)), None, true),
+            NextStep::Continue(c(MAX_CONTINUATIONS, None))
+        );
+        assert_eq!(
+            next_step(Some(c(MAX_CONTINUATIONS, Some(9))), Some(1), true),
+            NextStep::GiveUp(GiveUpReason::TooManyContinuations)
+        );
+    }
+
+    #[test]
+    fn a_continuation_round_trips_through_its_message() {
+        let rules_config = config(&[]);
+        let rules = rules_config.get();
+        let continuation = Continuation {
+            attempt: 3,
+            remaining: Some(1200),
+        };
+        let message = continued_sweep_event("team-a/web", Some(continuation));
+        assert_eq!(
+            decide(&message, &rules).unwrap(),
+            Decision::Act(Trigger::RepositorySweep {
+                repository: "team-a/web".into(),
+                continuation: Some(continuation),
+            })
+        );
+    }
+
+    #[test]
     fn push_with_deleted_true_is_a_branch_delete() {
         let e = github(
             "push",
@@ -503,7 +633,8 @@ mod tests {
         assert_eq!(
             decide(&repository_sweep_event("team-a/web"), &rules).unwrap(),
             Decision::Act(Trigger::RepositorySweep {
-                repository: "team-a/web".into()
+                repository: "team-a/web".into(),
+                continuation: None,
             })
         );
         assert!(matches!(
@@ -553,6 +684,7 @@ mod tests {
             Trigger::Sweep,
             Trigger::RepositorySweep {
                 repository: "app".into(),
+                continuation: None,
             },
         ];
         for t in triggers {

@@ -7,6 +7,8 @@ pub mod report;
 mod sqs;
 mod sweeping;
 
+pub use sweeping::SweepRequest;
+
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
@@ -184,8 +186,16 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 // Boxed: the sweep's state machine is large and would deepen every caller's.
                 Box::pin(self.scheduled_sweep(&mut report, deadline, &cause)).await?;
             }
-            Trigger::RepositorySweep { repository } => {
-                Box::pin(self.sweep_repository(&mut report, repository, deadline, &cause)).await?;
+            Trigger::RepositorySweep {
+                repository,
+                continuation,
+            } => {
+                let request = SweepRequest {
+                    continuation: *continuation,
+                    redelivered: false,
+                };
+                Box::pin(self.sweep_repository(&mut report, repository, request, deadline, &cause))
+                    .await?;
             }
         }
         Ok(report)

@@ -7,7 +7,7 @@ use crate::adapters::metrics::{Emf, RepositoryMetrics};
 use crate::app::branch_cleanup::TagReport;
 use crate::app::prune::RepositoryReport;
 use crate::app::sweep::RepositoryFailure;
-use crate::core::trigger::Trigger;
+use crate::core::trigger::{GiveUpReason, Trigger};
 
 use super::error::HandlerError;
 
@@ -43,6 +43,9 @@ pub struct InvocationReport {
     /// repository itself when its sweep continues in a new message.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub enqueued: Vec<String>,
+    /// A repository sweep that did not finish and was not continued, and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gave_up: Option<GiveUpReason>,
 }
 
 impl InvocationReport {
@@ -56,6 +59,7 @@ impl InvocationReport {
             tags: vec![],
             sweep: None,
             enqueued: vec![],
+            gave_up: None,
         }
     }
 }

@@ -14,7 +14,7 @@ use crate::core::trigger::{decide, Decision, Trigger};
 
 use super::error::HandlerError;
 use super::report::{failures_to_error, InvocationReport, Outcome};
-use super::Pruner;
+use super::{Pruner, SweepRequest};
 
 /// A record's `messageId`; None when the record has none (a hand-made event: SQS always sets it).
 type MessageId = Option<String>;
@@ -28,8 +28,9 @@ struct Batch {
     /// repository → (message ids, digests pushed)
     pushes: BTreeMap<String, (Vec<MessageId>, HashSet<String>)>,
     branch_deletions: Vec<(MessageId, Trigger)>,
-    /// repository → message ids (a repository asked for twice is swept once)
-    repository_sweeps: BTreeMap<String, Vec<MessageId>>,
+    /// repository → message ids and how it was asked for (a repository asked for twice is swept
+    /// once: the furthest continuation counts, and any redelivery makes the whole a redelivery)
+    repository_sweeps: BTreeMap<String, (Vec<MessageId>, SweepRequest)>,
 }
 
 /// The SQS message ids of the records a batch grouped, comma-separated (an audit line's trigger id).
@@ -43,6 +44,11 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         let mut batch = Batch::default();
         for record in event.records {
             let id = record.message_id.clone();
+            let redelivered = record
+                .attributes
+                .get("ApproximateReceiveCount")
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n > 1);
             let parsed = record
                 .body
                 .as_deref()
@@ -74,11 +80,17 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                     batch.branch_deletions.push((id, trigger))
                 }
                 Ok(Decision::Act(Trigger::Sweep)) => batch.sweep_requested.push(id),
-                Ok(Decision::Act(Trigger::RepositorySweep { repository })) => batch
-                    .repository_sweeps
-                    .entry(repository)
-                    .or_default()
-                    .push(id),
+                Ok(Decision::Act(Trigger::RepositorySweep {
+                    repository,
+                    continuation,
+                })) => {
+                    let (ids, request) = batch.repository_sweeps.entry(repository).or_default();
+                    ids.push(id);
+                    request.redelivered |= redelivered;
+                    if continuation.map(|c| c.attempt) > request.continuation.map(|c| c.attempt) {
+                        request.continuation = continuation;
+                    }
+                }
             }
         }
         batch
@@ -109,11 +121,17 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         }
 
         // Only the records whose repository failed are retried.
-        for (repository, ids) in repository_sweeps {
+        for (repository, (ids, request)) in repository_sweeps {
             let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
             let cause = Cause::new(Trigger::REPOSITORY_SWEEP, message_ids(&ids));
-            let swept =
-                Box::pin(self.sweep_repository(&mut report, &repository, deadline, &cause)).await;
+            let swept = Box::pin(self.sweep_repository(
+                &mut report,
+                &repository,
+                request,
+                deadline,
+                &cause,
+            ))
+            .await;
             if let Err(err) = swept {
                 warn!(%repository, error = %err, "repository sweep failed; its records will be retried");
                 failed.extend(ids);

@@ -4,13 +4,15 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use lambda_runtime::tracing::{info, warn};
+use lambda_runtime::tracing::{error, info, warn};
 
 use crate::adapters::metrics::RepositoryMetrics;
 use crate::app::audit::Cause;
+use crate::app::branch_cleanup::TagOutcome;
 use crate::app::ports::{BranchLister, Registry, SweepQueue};
 use crate::app::prune::Run;
 use crate::app::sweep::{repositories_in_scope, sweep, sweep_one, SweepError, SweepReport, Swept};
+use crate::core::trigger::{next_step, Continuation, NextStep};
 
 use super::audit::LogAudit;
 use super::error::HandlerError;
@@ -129,13 +131,17 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         Ok(report)
     }
 
-    /// One repository's sweep (a fan-out message or a continuation). When it does not finish
-    /// (deadline near, or the deletion cap reached), a continuation message for it goes on the
-    /// queue instead of waiting for the next schedule.
+    /// One repository's sweep (a fan-out message or a continuation). When a live sweep does not
+    /// finish (deadline near, or the deletion cap reached), a continuation message carrying its
+    /// progress goes on the queue instead of waiting for the next schedule, unless it made no
+    /// progress or reached the bound ([`next_step`]). A dry run never continues: it reports the
+    /// first `MAX_DELETIONS_PER_INVOCATION` and how many more (`remaining`), and stops. A
+    /// redelivered message sends no continuation: its first delivery may have sent one already.
     pub(super) async fn sweep_repository(
         &self,
         report: &mut InvocationReport,
         repository: &str,
+        request: SweepRequest,
         deadline: Option<SystemTime>,
         cause: &Cause,
     ) -> Result<(), HandlerError> {
@@ -164,7 +170,9 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 return Ok(());
             }
             Err(SweepError::Prune(crate::app::prune::PruneError::OutOfTime { .. })) => {
-                self.continue_later(report, repository).await?;
+                let next = next_step(request.continuation, None, false);
+                self.continue_later(report, repository, next, request)
+                    .await?;
                 return Ok(());
             }
             Err(error) => {
@@ -185,10 +193,18 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             tags: &tags,
         });
         let unfinished = pruned.out_of_time || pruned.remaining > 0;
+        let progressed = !pruned.deleted.is_empty()
+            || tags
+                .iter()
+                .any(|t| matches!(t.outcome, TagOutcome::Removed { .. }));
+        let remaining = (!pruned.out_of_time).then_some(pruned.remaining);
+        let dry_run = pruned.dry_run;
         report.repositories.push(pruned);
         report.tags = tags;
-        if unfinished {
-            self.continue_later(report, repository).await?;
+        if unfinished && !dry_run {
+            let next = next_step(request.continuation, remaining, progressed);
+            self.continue_later(report, repository, next, request)
+                .await?;
         }
         Ok(())
     }
@@ -197,12 +213,41 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         &self,
         report: &mut InvocationReport,
         repository: &str,
+        next: NextStep,
+        request: SweepRequest,
     ) -> Result<(), HandlerError> {
-        if let Some(queue) = &self.sweep_queue {
-            queue.enqueue(&[repository.to_owned()]).await?;
-            info!(%repository, "sweep continues in a new message");
-            report.enqueued = vec![repository.to_owned()];
+        let Some(queue) = &self.sweep_queue else {
+            return Ok(());
+        };
+        match next {
+            NextStep::GiveUp(reason) => {
+                error!(%repository, ?reason, continuation = ?request.continuation, "sweep gave up; the next schedule starts it again");
+                let metrics = RepositoryMetrics {
+                    repository: repository.to_owned(),
+                    sweeps_given_up: 1,
+                    ..Default::default()
+                };
+                self.config.emf().emit(&[metrics]);
+                report.gave_up = Some(reason);
+            }
+            NextStep::Continue(_) if request.redelivered => {
+                info!(%repository, "redelivered sweep message: no second continuation");
+            }
+            NextStep::Continue(continuation) => {
+                queue.continue_sweep(repository, continuation).await?;
+                info!(%repository, attempt = continuation.attempt, remaining = ?continuation.remaining, "sweep continues in a new message");
+                report.enqueued = vec![repository.to_owned()];
+            }
         }
         Ok(())
     }
+}
+
+/// How a repository sweep was asked for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SweepRequest {
+    /// The progress of the sweep this message continues, if it continues one.
+    pub continuation: Option<Continuation>,
+    /// The message was received before (SQS `ApproximateReceiveCount` > 1).
+    pub redelivered: bool,
 }

@@ -1,0 +1,525 @@
+//! Decisions that must still hold when the registry or GitHub moved between the event and the
+//! action: a branch created again, an image archived after the snapshot, a prune failing half-way,
+//! a continuation redelivered, a token rotated. Over the in-memory registry (which changes between
+//! calls when told to) and in-memory branch and queue ports; the GitHub token test uses the fake
+//! GitHub over real HTTP.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use ecr_cache_pruner::app::audit::AuditTrail;
+use ecr_cache_pruner::app::branch_cleanup::TagReport;
+use ecr_cache_pruner::app::ports::{BranchListError, BranchLister, QueueError, SweepQueue};
+use ecr_cache_pruner::app::prune::{prune_repository_within, PruneSettings, RepositoryReport, Run};
+use ecr_cache_pruner::core::plan::ImageStatus;
+use ecr_cache_pruner::core::trigger::{Continuation, MAX_CONTINUATIONS};
+use ecr_cache_pruner::inbound::pruner::Pruner;
+use serde_json::{json, Value};
+use support::memory::{Fault, Kind, MemoryRegistry, Op};
+use support::moto::{config, rfc3339};
+
+const REPO: &str = "app";
+/// When the tests' branch deletions happen (2026-11-30T12:00:00Z).
+const DELETED_AT: i64 = 1_796_040_000;
+
+/// Branches per GitHub repository; a repository it does not know answers 404, and `failing`
+/// answers 500.
+#[derive(Default, Clone)]
+struct Branches {
+    repositories: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    failing: bool,
+}
+
+impl Branches {
+    fn with(full_name: &str, branches: &[&str]) -> Self {
+        let b = Branches::default();
+        b.repositories.lock().unwrap().insert(
+            full_name.to_owned(),
+            branches.iter().map(|s| s.to_string()).collect(),
+        );
+        b
+    }
+}
+
+impl BranchLister for Branches {
+    async fn branches(&self, full_name: &str) -> Result<Vec<String>, BranchListError> {
+        let refused = |status| BranchListError::Refused {
+            repository: full_name.to_owned(),
+            status,
+            message: "test".into(),
+        };
+        if self.failing {
+            return Err(refused(500));
+        }
+        self.repositories
+            .lock()
+            .unwrap()
+            .get(full_name)
+            .cloned()
+            .ok_or_else(|| refused(404))
+    }
+}
+
+/// A sweep queue that records what it was sent.
+#[derive(Default, Clone)]
+struct Queue {
+    fanned_out: Arc<Mutex<Vec<String>>>,
+    continued: Arc<Mutex<Vec<(String, Continuation)>>>,
+}
+
+impl SweepQueue for Queue {
+    async fn enqueue(&self, repositories: &[String]) -> Result<(), QueueError> {
+        self.fanned_out
+            .lock()
+            .unwrap()
+            .extend_from_slice(repositories);
+        Ok(())
+    }
+    async fn continue_sweep(
+        &self,
+        repository: &str,
+        continuation: Continuation,
+    ) -> Result<(), QueueError> {
+        self.continued
+            .lock()
+            .unwrap()
+            .push((repository.to_owned(), continuation));
+        Ok(())
+    }
+}
+
+fn branch_deleted(branch: &str, at: i64) -> Value {
+    json!({"version": "0", "id": "del-1", "detail-type": "delete", "source": "github.com",
+           "account": "123456789012", "time": rfc3339(at), "region": "us-east-1",
+           "resources": [], "detail": {"ref": branch, "ref_type": "branch",
+           "repository": {"full_name": format!("acme/{REPO}")}}})
+}
+
+fn registry_at(now: i64) -> MemoryRegistry {
+    let registry = MemoryRegistry::default();
+    let mut state = registry.state();
+    state.create_repository(REPO);
+    state.now = now;
+    drop(state);
+    registry
+}
+
+fn tag_of(registry: &MemoryRegistry, tag: &str) -> Option<String> {
+    registry
+        .state()
+        .images(REPO)
+        .into_iter()
+        .find(|i| i.tags.contains(tag))
+        .map(|i| i.digest)
+}
+
+#[tokio::test]
+async fn a_branch_created_again_keeps_the_cache_it_pushed_after_the_deletion() {
+    // feature/x's old cache, then the deletion, then the branch is pushed again and CI pushes a
+    // fresh cache under the same tag, all before the queued deletion is handled.
+    let registry = registry_at(DELETED_AT + 60);
+    let fresh = registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-feature-x"));
+    let pruner = Pruner::new(config(&[]), registry);
+    let report = pruner
+        .handle(branch_deleted("feature/x", DELETED_AT))
+        .await
+        .unwrap();
+    assert_eq!(report["tags"][0]["outcome"], "kept", "{report}");
+    assert_eq!(
+        report["tags"][0]["reason"], "pushed_after_event",
+        "{report}"
+    );
+    assert_eq!(report["tags"][0]["event_at"], DELETED_AT);
+    assert_eq!(tag_of(&pruner.registry, "cache-feature-x"), Some(fresh));
+
+    // The same cache pushed before the deletion is the deleted branch's: it goes.
+    let registry = registry_at(DELETED_AT - 3600);
+    registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-feature-x"));
+    let pruner = Pruner::new(config(&[]), registry);
+    let report = pruner
+        .handle(branch_deleted("feature/x", DELETED_AT))
+        .await
+        .unwrap();
+    assert_eq!(report["tags"][0]["outcome"], "removed", "{report}");
+    assert_eq!(tag_of(&pruner.registry, "cache-feature-x"), None);
+}
+
+#[tokio::test]
+async fn a_branch_that_exists_again_owns_its_tag_even_before_it_pushed() {
+    // The branch was deleted and created again; its CI has not pushed yet, so the tag still
+    // names the old cache, which the new branch will build from.
+    let registry = registry_at(DELETED_AT - 3600);
+    let old = registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-feature-x"));
+    let github = Branches::with("acme/app", &["main", "feature/x"]);
+    let pruner = Pruner::new(config(&[("GITHUB_TOKEN_SECRET_ARN", "arn:test")]), registry)
+        .with_github(github);
+    let report = pruner
+        .handle(branch_deleted("feature/x", DELETED_AT))
+        .await
+        .unwrap();
+    assert_eq!(report["tags"][0]["reason"], "branch_exists", "{report}");
+    assert_eq!(report["tags"][0]["branch"], "feature/x");
+    assert_eq!(tag_of(&pruner.registry, "cache-feature-x"), Some(old));
+}
+
+#[tokio::test]
+async fn a_github_repository_that_does_not_exist_keeps_the_tag_and_succeeds() {
+    let registry = registry_at(DELETED_AT - 3600);
+    let old = registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-feature-x"));
+    // GitHub knows no acme/app: a 404 is lasting, so no retry, and nothing is judged gone.
+    let pruner = Pruner::new(config(&[]), registry).with_github(Branches::default());
+    let report = pruner
+        .handle(branch_deleted("feature/x", DELETED_AT))
+        .await
+        .unwrap();
+    assert_eq!(report["tags"][0]["reason"], "branches_unknown", "{report}");
+    assert_eq!(tag_of(&pruner.registry, "cache-feature-x"), Some(old));
+
+    // A transient GitHub failure is retried (the invocation fails), and nothing is removed.
+    let failing = Branches {
+        failing: true,
+        ..Branches::default()
+    };
+    let pruner = Pruner::new(config(&[]), MemoryRegistry::default()).with_github(failing);
+    assert!(pruner
+        .handle(branch_deleted("feature/x", DELETED_AT))
+        .await
+        .is_err());
+}
+
+#[tokio::test]
+async fn an_image_archived_after_the_snapshot_is_not_deleted() {
+    let registry = registry_at(1_000);
+    let stale = registry.state().push(REPO, Kind::Cache, None);
+    registry.state().push(REPO, Kind::Cache, Some("cache-main"));
+    // Archived between the listing and the re-check just before the delete.
+    let target = stale.clone();
+    registry.set_hook(move |op, state| {
+        if op == Op::CurrentTags {
+            state.set_status(REPO, &target, ImageStatus::Archived);
+        }
+    });
+    let settings = PruneSettings {
+        dry_run: false,
+        max_deletions: 1000,
+        estimate_reclaimed: false,
+    };
+    let report =
+        prune_repository_within(&registry, REPO, &HashSet::new(), settings, Run::UNBOUNDED)
+            .await
+            .unwrap();
+    assert!(report.deleted.is_empty(), "{report:?}");
+    assert_eq!(report.kept[0].digest, stale);
+    assert_eq!(
+        serde_json::to_value(&report.kept[0]).unwrap()["reason"],
+        "not_active"
+    );
+    assert!(registry.state().deleted.is_empty());
+}
+
+#[tokio::test]
+async fn a_tag_whose_image_was_archived_before_the_last_look_up_stays() {
+    let registry = registry_at(DELETED_AT - 3600);
+    // Not typed by DescribeImages: the removal reads the manifest, then looks the tag up again.
+    let digest = registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-feature-x"));
+    registry
+        .state()
+        .repositories
+        .get_mut(REPO)
+        .unwrap()
+        .get_mut(&digest)
+        .unwrap()
+        .with_artifact_type = false;
+    // Archived after the first look-up and the manifest read, before the last look-up.
+    let (target, mut lookups) = (digest.clone(), 0);
+    registry.set_hook(move |op, state| {
+        if op == Op::DescribeTag {
+            lookups += 1;
+            if lookups == 2 {
+                state.set_status(REPO, &target, ImageStatus::Archived);
+            }
+        }
+    });
+    let pruner = Pruner::new(config(&[]), registry);
+    let report = pruner
+        .handle(branch_deleted("feature/x", DELETED_AT))
+        .await
+        .unwrap();
+    assert_eq!(report["tags"][0]["reason"], "not_active", "{report}");
+    assert_eq!(tag_of(&pruner.registry, "cache-feature-x"), Some(digest));
+}
+
+/// Records what the audit trail was told, in order.
+#[derive(Default)]
+struct Recorder {
+    manifests: Mutex<Vec<String>>,
+    tags: Mutex<Vec<String>>,
+}
+
+impl AuditTrail for Recorder {
+    fn manifests(&self, batch: &RepositoryReport) {
+        let mut m = self.manifests.lock().unwrap();
+        m.extend(batch.deleted.iter().map(|d| d.digest.clone()));
+        m.extend(batch.would_delete.iter().map(|d| d.digest.clone()));
+    }
+    fn tags(&self, tags: &[TagReport]) {
+        self.tags
+            .lock()
+            .unwrap()
+            .extend(tags.iter().map(|t| t.tag.clone()));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_deletion_has_its_audit_record_when_a_later_batch_fails() {
+    let registry = registry_at(1_000);
+    for _ in 0..150 {
+        registry.state().push(REPO, Kind::Cache, None);
+    }
+    // The first delete batch goes through; every later delete call fails for good.
+    let mut deletes = 0;
+    registry.set_faults(move |op| {
+        if op != Op::DeleteDigests {
+            return None;
+        }
+        deletes += 1;
+        (deletes > 1).then_some(Fault::ServerError)
+    });
+    let audit = Recorder::default();
+    let run = Run {
+        time_left: &|| true,
+        audit: &audit,
+    };
+    let settings = PruneSettings {
+        dry_run: false,
+        max_deletions: 1000,
+        estimate_reclaimed: false,
+    };
+    let result = prune_repository_within(&registry, REPO, &HashSet::new(), settings, run).await;
+    assert!(result.is_err(), "the second batch failed");
+    let deleted: Vec<String> = registry
+        .state()
+        .deleted
+        .iter()
+        .map(|(_, d)| d.clone())
+        .collect();
+    assert_eq!(deleted.len(), 100);
+    assert_eq!(*audit.manifests.lock().unwrap(), deleted);
+}
+
+#[tokio::test]
+async fn a_dry_run_counts_no_deleted_bytes() {
+    let registry = registry_at(1_000);
+    for _ in 0..3 {
+        registry.state().push(REPO, Kind::Cache, None);
+    }
+    let settings = PruneSettings {
+        dry_run: true,
+        max_deletions: 1000,
+        estimate_reclaimed: false,
+    };
+    let report =
+        prune_repository_within(&registry, REPO, &HashSet::new(), settings, Run::UNBOUNDED)
+            .await
+            .unwrap();
+    assert_eq!(report.would_delete.len(), 3);
+    assert_eq!(report.deleted_bytes, 0);
+}
+
+fn repository_sweep(continuation: Option<Continuation>) -> Value {
+    ecr_cache_pruner::core::trigger::continued_sweep_event(REPO, continuation)
+}
+
+fn sqs(body: &Value, receive_count: u32) -> Value {
+    json!({"Records": [{"messageId": "m-1", "receiptHandle": "r", "body": body.to_string(),
+        "attributes": {"ApproximateReceiveCount": receive_count.to_string(),
+                       "SentTimestamp": "1796040000000", "SenderId": "x",
+                       "ApproximateFirstReceiveTimestamp": "1796040000000"},
+        "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
+        "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}]})
+}
+
+fn sweeping_pruner(
+    vars: &[(&str, &str)],
+    stale: usize,
+) -> (Pruner<MemoryRegistry, Branches, Queue>, Queue) {
+    let registry = registry_at(1_000);
+    for _ in 0..stale {
+        registry.state().push(REPO, Kind::Cache, None);
+    }
+    let mut all = vec![
+        ("SWEEP_REPOSITORIES", "*"),
+        ("MAX_DELETIONS_PER_INVOCATION", "10"),
+    ];
+    all.extend_from_slice(vars);
+    let queue = Queue::default();
+    let pruner = Pruner::new(config(&all), registry)
+        .with_github(Branches::default())
+        .with_sweep_queue(queue.clone());
+    (pruner, queue)
+}
+
+#[tokio::test]
+async fn a_dry_run_sweep_reports_the_first_n_and_a_total_and_never_continues() {
+    let (pruner, queue) = sweeping_pruner(&[("DRY_RUN", "true")], 25);
+    let report = pruner.handle(repository_sweep(None)).await.unwrap();
+    assert_eq!(
+        report["repositories"][0]["would_delete"]
+            .as_array()
+            .unwrap()
+            .len(),
+        10
+    );
+    assert_eq!(report["repositories"][0]["remaining"], 15);
+    assert!(queue.continued.lock().unwrap().is_empty(), "{report}");
+}
+
+#[tokio::test]
+async fn a_live_sweep_continues_with_its_progress_until_done() {
+    let (pruner, queue) = sweeping_pruner(&[], 25);
+    let mut message = repository_sweep(None);
+    let mut invocations = 0;
+    loop {
+        invocations += 1;
+        pruner.handle(message).await.unwrap();
+        let Some((_, next)) = queue.continued.lock().unwrap().pop() else {
+            break;
+        };
+        message = repository_sweep(Some(next));
+    }
+    assert_eq!(invocations, 3, "10 + 10 + 5");
+    assert_eq!(pruner.registry.state().deleted.len(), 25);
+}
+
+#[tokio::test]
+async fn a_continuation_without_progress_gives_up() {
+    // Nothing is deletable: every candidate gained a tag at the re-check.
+    let (pruner, queue) = sweeping_pruner(&[], 25);
+    pruner.registry.set_hook(|op, state| {
+        if op == Op::CurrentTags {
+            let untagged: Vec<String> = state
+                .images(REPO)
+                .into_iter()
+                .filter(|i| i.tags.is_empty())
+                .map(|i| i.digest)
+                .collect();
+            for (n, digest) in untagged.iter().enumerate() {
+                state.inject_retag(REPO, digest, &format!("pinned-{n}"));
+            }
+        }
+    });
+    let previous = Continuation {
+        attempt: 2,
+        remaining: Some(15),
+    };
+    let report = pruner
+        .handle(repository_sweep(Some(previous)))
+        .await
+        .unwrap();
+    assert_eq!(report["gave_up"], "no_progress", "{report}");
+    assert!(queue.continued.lock().unwrap().is_empty());
+
+    // And at the bound, even with progress.
+    let (pruner, queue) = sweeping_pruner(&[], 25);
+    let last = Continuation {
+        attempt: MAX_CONTINUATIONS,
+        remaining: Some(25),
+    };
+    let report = pruner.handle(repository_sweep(Some(last))).await.unwrap();
+    assert_eq!(report["gave_up"], "too_many_continuations", "{report}");
+    assert!(queue.continued.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_redelivered_sweep_message_adds_no_second_continuation() {
+    let (pruner, queue) = sweeping_pruner(&[], 25);
+    let body = repository_sweep(None);
+    let first = pruner.handle(sqs(&body, 1)).await.unwrap();
+    assert_eq!(first, json!({"batchItemFailures": []}));
+    assert_eq!(queue.continued.lock().unwrap().len(), 1);
+    // The same message again (its first invocation timed out after queueing the continuation).
+    pruner.handle(sqs(&body, 2)).await.unwrap();
+    assert_eq!(
+        queue.continued.lock().unwrap().len(),
+        1,
+        "the redelivery queued no second continuation"
+    );
+}
+
+#[tokio::test]
+async fn a_transient_github_failure_in_a_sweep_still_prunes_manifests() {
+    let registry = registry_at(1_000);
+    for _ in 0..3 {
+        registry.state().push(REPO, Kind::Cache, None);
+    }
+    let old = registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-gone-branch"));
+    let failing = Branches {
+        failing: true,
+        ..Branches::default()
+    };
+    let pruner = Pruner::new(
+        config(&[
+            ("SWEEP_REPOSITORIES", "*"),
+            ("GITHUB_OWNER", "acme"),
+            ("STALE_CACHE_DAYS", "1"),
+        ]),
+        registry,
+    )
+    .with_github(failing);
+    let report = pruner.handle(repository_sweep(None)).await.unwrap();
+    assert_eq!(pruner.registry.state().deleted.len(), 3, "{report}");
+    assert!(report["repositories"][0]["tag_expiry_skipped"]
+        .as_str()
+        .unwrap()
+        .contains("500"));
+    assert_eq!(tag_of(&pruner.registry, "cache-gone-branch"), Some(old));
+}
+
+/// A token that was rotated: the first read gives the old one, a re-read the new one.
+struct Rotating {
+    reads: Mutex<Vec<&'static str>>,
+}
+
+impl ecr_cache_pruner::adapters::github::TokenSource for Rotating {
+    async fn token(&self) -> Result<String, String> {
+        Ok(self.reads.lock().unwrap().remove(0).to_owned())
+    }
+    async fn reread(&self) -> Result<String, String> {
+        Ok(self.reads.lock().unwrap().remove(0).to_owned())
+    }
+}
+
+#[tokio::test]
+async fn a_rotated_github_token_is_read_again_when_refused() {
+    let github = support::fake_github::FakeGithub::start(HashMap::from([(
+        "acme/app".to_owned(),
+        vec!["main".to_owned()],
+    )]))
+    .await;
+    let source = Rotating {
+        reads: Mutex::new(vec!["ghp_rotatedaway", support::fake_github::TOKEN]),
+    };
+    let lister = ecr_cache_pruner::adapters::github::GithubWithToken::new(&github.url, source);
+    assert_eq!(lister.branches("acme/app").await.unwrap(), vec!["main"]);
+    assert_eq!(
+        github.requests.lock().unwrap().len(),
+        2,
+        "refused once, then listed"
+    );
+    // The new client is kept: no more reads of the secret.
+    assert_eq!(lister.branches("acme/app").await.unwrap(), vec!["main"]);
+}
