@@ -758,3 +758,32 @@ async fn the_listing_carries_the_last_recorded_pull_time() {
     assert_eq!(page.items[1].last_pulled_at, None);
     assert_eq!(page.items[1].last_used_at(), page.items[1].pushed_at);
 }
+
+#[tokio::test]
+async fn access_denied_is_a_lasting_refusal_not_a_transient_fault() {
+    // An IAM policy scoped to other repositories: ECR answers 400 AccessDeniedException.
+    let denied = mock!(Client::describe_images)
+        .sequence()
+        .http_status(
+            400,
+            Some(
+                r#"{"__type":"AccessDeniedException","message":"User is not authorized to perform: ecr:DescribeImages"}"#
+                    .into(),
+            ),
+        )
+        .repeatedly()
+        .build();
+    let ecr = client(&[&denied]);
+    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PruneError::Registry(ecr_cache_pruner::app::ports::RegistryError::AccessDenied { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.is_lasting());
+    assert_eq!(denied.num_calls(), 1, "not retried");
+}

@@ -523,3 +523,37 @@ async fn a_rotated_github_token_is_read_again_when_refused() {
     // The new client is kept: no more reads of the secret.
     assert_eq!(lister.branches("acme/app").await.unwrap(), vec!["main"]);
 }
+
+fn push_event(digest: &str) -> Value {
+    json!({"version": "0", "id": "push-1", "detail-type": "ECR Image Action", "source": "aws.ecr",
+           "account": "123456789012", "time": rfc3339(DELETED_AT), "region": "us-east-1",
+           "resources": [], "detail": {"result": "SUCCESS", "repository-name": REPO,
+           "image-digest": digest, "action-type": "PUSH", "image-tag": "cache-main"}})
+}
+
+#[tokio::test]
+async fn an_archived_index_skips_the_repository_without_retries() {
+    let registry = registry_at(1_000);
+    let child = registry.state().push(REPO, Kind::Cache, None);
+    let index = registry
+        .state()
+        .push(REPO, Kind::Index(vec![child]), Some("v1"));
+    registry
+        .state()
+        .set_status(REPO, &index, ImageStatus::Archived);
+    registry.state().push(REPO, Kind::Cache, None);
+    let pushed = registry.state().push(REPO, Kind::Cache, Some("cache-main"));
+    let pruner = Pruner::new(config(&[]), registry);
+
+    // Invoked directly: succeeds, says why, deletes nothing.
+    let report = pruner.handle(push_event(&pushed)).await.unwrap();
+    assert_eq!(report["outcome"], "skipped", "{report}");
+    assert!(report["reason"]
+        .as_str()
+        .unwrap()
+        .contains("could not be read"));
+    // Through the queue: the record is not failed (it would only reach the DLQ five times later).
+    let response = pruner.handle(sqs(&push_event(&pushed), 1)).await.unwrap();
+    assert_eq!(response, json!({"batchItemFailures": []}));
+    assert!(pruner.registry.state().deleted.is_empty());
+}

@@ -32,6 +32,10 @@ pub enum TagOutcome {
     NotInScope,
     /// The tag points at something that is not BuildKit cache: left alone.
     Kept(KeepReason),
+    /// Left alone for a lasting reason (access refused, an index that cannot be read).
+    Skipped {
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -35,6 +35,14 @@ pub enum RegistryError {
         repository: String,
         message: String,
     },
+    /// The caller's IAM policy (or a repository policy, or an SCP) refuses it: lasting until
+    /// someone changes a policy.
+    #[error("{operation} on {repository} refused (AccessDenied): {message}")]
+    AccessDenied {
+        operation: &'static str,
+        repository: String,
+        message: String,
+    },
     #[error("{operation} on {repository} failed: {message}")]
     Api {
         operation: &'static str,
@@ -48,6 +56,15 @@ impl RegistryError {
     /// path: push, branch deletion, sweep).
     pub fn is_repository_gone(&self) -> bool {
         matches!(self, RegistryError::RepositoryNotFound { .. })
+    }
+
+    /// A condition a retry cannot fix (the repository gone, access refused): the repository is
+    /// skipped and reported, not retried into the dead-letter queue.
+    pub fn is_lasting(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::RepositoryNotFound { .. } | RegistryError::AccessDenied { .. }
+        )
     }
 }
 

@@ -98,6 +98,17 @@ impl PruneError {
     pub fn is_repository_gone(&self) -> bool {
         matches!(self, PruneError::Registry(e) if e.is_repository_gone())
     }
+
+    /// A condition a retry cannot fix: an index that cannot be read (archived: it stays so for
+    /// at least 90 days unless restored), access refused, the repository gone. The repository is
+    /// skipped and reported; only transient faults are retried.
+    pub fn is_lasting(&self) -> bool {
+        match self {
+            PruneError::UnreadableIndex { .. } => true,
+            PruneError::Registry(e) => e.is_lasting(),
+            PruneError::OutOfTime { .. } => false,
+        }
+    }
 }
 
 impl RepositoryReport {

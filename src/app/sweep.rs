@@ -106,6 +106,9 @@ pub struct SweepReport {
     /// stopped part-way (then their report is in `repositories`, with `out_of_time`).
     pub not_reached: Vec<String>,
     pub failures: Vec<RepositoryFailure>,
+    /// Left alone for a lasting reason (an index that cannot be read, access refused): reported,
+    /// not failures, so the schedule is not retried for them.
+    pub skipped: Vec<RepositoryFailure>,
 }
 
 /// One repository of the sweep, as soon as it is finished (for logs and metrics that should not
@@ -117,6 +120,8 @@ pub enum Swept<'a> {
         tags: &'a [TagReport],
     },
     Failed(&'a RepositoryFailure),
+    /// Left alone for a lasting reason.
+    Skipped(&'a RepositoryFailure),
 }
 
 /// Sweeps the repositories in scope. `run.time_left` is asked before each repository and before
@@ -157,6 +162,14 @@ pub async fn sweep<R: Registry, B: BranchLister>(
             Err(SweepError::Prune(PruneError::OutOfTime { .. })) => {
                 report.not_reached.push(repository);
                 break;
+            }
+            Err(SweepError::Prune(err)) if err.is_lasting() => {
+                let skipped = RepositoryFailure {
+                    repository,
+                    error: err.to_string(),
+                };
+                finished(Swept::Skipped(&skipped));
+                report.skipped.push(skipped);
             }
             Err(error) => {
                 let failure = RepositoryFailure {

@@ -69,6 +69,20 @@ fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> boo
     }
 }
 
+/// IAM, a repository policy or an SCP refused the call.
+fn is_access_denied<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
+    match err {
+        SdkError::ServiceError(service) => {
+            service.raw().status().as_u16() == 403
+                || service
+                    .err()
+                    .code()
+                    .is_some_and(|code| code == "AccessDeniedException" || code == "AccessDenied")
+        }
+        _ => false,
+    }
+}
+
 pub(super) fn api_error<E>(
     operation: &'static str,
     repository: &str,
@@ -87,6 +101,13 @@ where
     }
     let message = DisplayErrorContext(&err).to_string();
     let repository = repository.to_owned();
+    if is_access_denied(&err) {
+        return RegistryError::AccessDenied {
+            operation,
+            repository,
+            message,
+        };
+    }
     if is_transient(&err) {
         RegistryError::Transient {
             operation,

@@ -175,6 +175,10 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                         report.outcome = Outcome::RepositoryNotFound;
                         report.reason = Some(format!("repository {repository} does not exist"));
                     }
+                    Err(err) if err.is_lasting() => {
+                        report.outcome = Outcome::Skipped;
+                        report.reason = Some(err.to_string());
+                    }
                     Err(err) => return Err(err.into()),
                 }
             }
@@ -299,6 +303,20 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                     );
                     reports.push(report);
                 }
+                Err(err) if err.is_lasting() => {
+                    report::emit_skipped(&self.config.emf(), repository);
+                    warn!(%repository, %tag, error = %err, "branch cache tag left alone: a lasting condition, not retried");
+                    reports.push(TagReport {
+                        repository: repository.clone(),
+                        tag: tag.clone(),
+                        digest: None,
+                        other_tags: vec![],
+                        outcome: TagOutcome::Skipped {
+                            error: err.to_string(),
+                        },
+                        removal: Some(TagExpiry::BranchDeleted),
+                    });
+                }
                 Err(err) => {
                     emit_failure(&self.config.emf(), repository);
                     warn!(%repository, %tag, error = %err, "branch cache tag not removed");
@@ -337,6 +355,10 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                     .emit(&[RepositoryMetrics::from_prune(report)]);
             }
             Err(err) if err.is_repository_gone() => {}
+            Err(err) if err.is_lasting() => {
+                warn!(%repository, error = %err, "repository skipped: a lasting condition, not retried");
+                report::emit_skipped(&self.config.emf(), repository);
+            }
             Err(_) => emit_failure(&self.config.emf(), repository),
         }
         result

@@ -22,6 +22,9 @@ pub enum Outcome {
     RepositoryNotFound,
     /// A scheduled sweep sent one message per repository to the queue.
     SweepEnqueued,
+    /// Left alone for a lasting reason (`reason` says which): an index that cannot be read,
+    /// access refused. Reported and counted (`RepositoriesSkipped`), not retried.
+    Skipped,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -69,6 +72,9 @@ pub struct SweepSummary {
     pub in_scope: usize,
     pub not_reached: Vec<String>,
     pub failures: Vec<RepositoryFailure>,
+    /// Left alone for a lasting reason (not retried).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<RepositoryFailure>,
 }
 
 pub fn log_summary(report: &RepositoryReport) {

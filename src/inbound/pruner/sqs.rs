@@ -153,6 +153,8 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                     warn!(%repository, "repository no longer exists; nothing to prune");
                     Ok(())
                 }
+                // Reported where it happened; retrying cannot help.
+                Err(err) if err.is_lasting() => Ok(()),
                 Err(err) => Err(err.into()),
             };
             if let Err(err) = outcome {

@@ -53,6 +53,10 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 }
                 emf.emit(&[metrics]);
             }
+            Swept::Skipped(skipped) => {
+                warn!(repository = %skipped.repository, error = %skipped.error, "repository skipped: a lasting condition, not retried");
+                super::report::emit_skipped(&emf, &skipped.repository);
+            }
             Swept::Failed(failure) => {
                 warn!(repository = %failure.repository, error = %failure.error, "repository not swept");
                 emit_failure(&emf, &failure.repository);
@@ -84,6 +88,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             in_scope: swept.in_scope,
             not_reached: swept.not_reached,
             failures: swept.failures,
+            skipped: swept.skipped,
         };
         if let Some(failure) = summary.failures.first() {
             let error = HandlerError::SweepFailures {
@@ -167,6 +172,16 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             Err(SweepError::Prune(err)) if err.is_repository_gone() => {
                 report.outcome = Outcome::RepositoryNotFound;
                 report.reason = Some(format!("repository {repository} does not exist"));
+                return Ok(());
+            }
+            Err(SweepError::Prune(err)) if err.is_lasting() => {
+                let skipped = crate::app::sweep::RepositoryFailure {
+                    repository: repository.to_owned(),
+                    error: err.to_string(),
+                };
+                self.report_swept(Swept::Skipped(&skipped));
+                report.outcome = Outcome::Skipped;
+                report.reason = Some(skipped.error);
                 return Ok(());
             }
             Err(SweepError::Prune(crate::app::prune::PruneError::OutOfTime { .. })) => {
