@@ -5,12 +5,18 @@
 
 mod support;
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use ecr_cache_pruner::app::ports::{BranchListError, BranchLister, QueueError, SweepQueue};
 use ecr_cache_pruner::core::plan::ImageStatus;
+use ecr_cache_pruner::core::trigger::{continued_sweep_event, Continuation, MAX_CONTINUATIONS};
 use ecr_cache_pruner::inbound::pruner::Pruner;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use serde_json::{json, Value};
 use support::memory::{Fault, Kind, MemoryRegistry, Op, State};
+use support::moto::rfc3339;
 
 const REPO: &str = "app";
 const BRANCHES: [&str; 4] = ["main", "feature/a", "feature-b", "fix/c"];
@@ -41,7 +47,19 @@ enum Seed {
 enum Action {
     Push(usize),
     DeleteBranch(usize),
+    /// The branch is deleted, created again (and, when `pushed`, CI pushes a fresh cache under
+    /// its tag) before the queued deletion is handled.
+    DeleteThenRecreate {
+        branch: usize,
+        pushed: bool,
+    },
+    /// A scheduled sweep: fanned out over the queue, then every message and continuation handled.
     Sweep,
+    /// One repository's sweep message; `redeliver` delivers it a second time (SQS redelivery
+    /// after a timeout).
+    RepositorySweep {
+        redeliver: bool,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +73,11 @@ struct Scenario {
     page_size: usize,
     /// Sweeps also expire cache tags (`STALE_CACHE_DAYS=1`; every seeded image is old).
     stale_expiry: bool,
+    /// A branch lister (GitHub) answers which branches exist.
+    github: bool,
+    dry_run: bool,
+    /// `MAX_DELETIONS_PER_INVOCATION`: 2 makes sweeps continue over several messages.
+    cap: usize,
 }
 
 fn arb_seed() -> impl Strategy<Value = Seed> {
@@ -71,7 +94,10 @@ fn arb_action() -> impl Strategy<Value = Action> {
     prop_oneof![
         3 => (0..BRANCHES.len()).prop_map(Action::Push),
         2 => (0..BRANCHES.len()).prop_map(Action::DeleteBranch),
+        1 => (0..BRANCHES.len(), any::<bool>())
+            .prop_map(|(branch, pushed)| Action::DeleteThenRecreate { branch, pushed }),
         1 => Just(Action::Sweep),
+        1 => any::<bool>().prop_map(|redeliver| Action::RepositorySweep { redeliver }),
     ]
 }
 
@@ -86,6 +112,11 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
             prop_oneof![Just(3usize), Just(1000)],
             any::<bool>(),
         ),
+        (
+            any::<bool>(),
+            prop::bool::weighted(0.2),
+            prop_oneof![Just(2usize), Just(1000)],
+        ),
     )
         .prop_map(
             |(
@@ -94,6 +125,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                 fault_percent,
                 change_percent,
                 (rng_seed, page_size, stale_expiry),
+                (github, dry_run, cap),
             )| {
                 Scenario {
                     seeds,
@@ -103,6 +135,9 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                     rng_seed,
                     page_size,
                     stale_expiry,
+                    github,
+                    dry_run,
+                    cap,
                 }
             },
         )
@@ -194,9 +229,9 @@ fn ecr_push(digest: &str, tag: &str) -> Value {
            "image-digest": digest, "action-type": "PUSH", "image-tag": tag}})
 }
 
-fn branch_deleted(branch: &str) -> Value {
+fn branch_deleted(branch: &str, at: i64) -> Value {
     json!({"version": "0", "id": "model", "detail-type": "delete", "source": "github.com",
-           "account": "123456789012", "time": "2026-11-29T10:00:00Z", "region": "us-east-1",
+           "account": "123456789012", "time": rfc3339(at), "region": "us-east-1",
            "resources": [], "detail": {"ref": branch, "ref_type": "branch",
            "repository": {"full_name": format!("acme/{REPO}")}}})
 }
@@ -205,6 +240,58 @@ fn scheduled() -> Value {
     json!({"version": "0", "id": "model", "detail-type": "Scheduled Event",
            "source": "aws.scheduler", "account": "123456789012",
            "time": "2026-11-29T03:00:00Z", "region": "us-east-1", "resources": [], "detail": {}})
+}
+
+/// GitHub as the model sees it: which branches exist now.
+#[derive(Clone, Default)]
+struct Github {
+    live: Arc<Mutex<BTreeSet<String>>>,
+}
+
+impl BranchLister for Github {
+    async fn branches(&self, full_name: &str) -> Result<Vec<String>, BranchListError> {
+        assert_eq!(full_name, format!("acme/{REPO}"));
+        Ok(self.live.lock().unwrap().iter().cloned().collect())
+    }
+}
+
+impl Github {
+    fn exists(&self, branch: &str) -> bool {
+        self.live.lock().unwrap().contains(branch)
+    }
+}
+
+/// The sweep queue: messages waiting, in order.
+#[derive(Clone, Default)]
+struct Queue {
+    messages: Arc<Mutex<Vec<Value>>>,
+    continuations: Arc<Mutex<usize>>,
+}
+
+impl SweepQueue for Queue {
+    async fn enqueue(&self, repositories: &[String]) -> Result<(), QueueError> {
+        let mut messages = self.messages.lock().unwrap();
+        messages.extend(repositories.iter().map(|r| continued_sweep_event(r, None)));
+        Ok(())
+    }
+    async fn continue_sweep(
+        &self,
+        repository: &str,
+        continuation: Continuation,
+    ) -> Result<(), QueueError> {
+        *self.continuations.lock().unwrap() += 1;
+        let mut messages = self.messages.lock().unwrap();
+        messages.push(continued_sweep_event(repository, Some(continuation)));
+        Ok(())
+    }
+}
+
+/// An SQS event of one record; `receive_count` > 1 is a redelivery.
+fn sqs(body: &Value, receive_count: u32) -> Value {
+    json!({"Records": [{"messageId": format!("m-{receive_count}"), "receiptHandle": "r",
+        "body": body.to_string(),
+        "attributes": {"ApproximateReceiveCount": receive_count.to_string()},
+        "messageAttributes": {}, "eventSource": "aws:sqs", "awsRegion": "us-east-1"}]})
 }
 
 /// What the scenario produced, for the invariants and the totals.
@@ -229,6 +316,12 @@ fn may_keep_tag(state: &State, tag: &str, image: &support::memory::StoredImage) 
 fn leftovers(state: &State, action: &Action, scenario: &Scenario) -> Vec<String> {
     let mut left = Vec::new();
     match action {
+        _ if scenario.dry_run => {}
+        Action::DeleteThenRecreate { .. } => {}
+        Action::Push(_) if scenario.cap < 1000 => {}
+        Action::DeleteBranch(b) if scenario.github => {
+            let _ = b;
+        }
         Action::DeleteBranch(b) => {
             let tag = cache_tag(BRANCHES[*b]);
             let image = state
@@ -239,13 +332,13 @@ fn leftovers(state: &State, action: &Action, scenario: &Scenario) -> Vec<String>
                 left.push(format!("{action:?} left {tag} on {}", image.digest));
             }
         }
-        Action::Push(_) | Action::Sweep => {
+        Action::Push(_) | Action::Sweep | Action::RepositorySweep { .. } => {
             // Every untagged ACTIVE cache manifest no index references is gone.
             let stale = state.stale(REPO);
             if !stale.is_empty() {
                 left.push(format!("{action:?} left {} stale manifests", stale.len()));
             }
-            if matches!(action, Action::Sweep) && scenario.stale_expiry {
+            if !matches!(action, Action::Push(_)) && scenario.stale_expiry && !scenario.github {
                 for image in state.images(REPO) {
                     for tag in image.tags.iter().filter(|t| t.starts_with("cache-")) {
                         if !may_keep_tag(state, tag, &image) {
@@ -260,14 +353,40 @@ fn leftovers(state: &State, action: &Action, scenario: &Scenario) -> Vec<String>
 }
 
 fn run(scenario: &Scenario) -> Outcome {
+    if std::env::var_os("MODEL_TRACE").is_some() {
+        eprintln!("scenario: {scenario:?}");
+    }
     let registry = MemoryRegistry::new(scenario.page_size);
     seed_repository(&mut registry.state(), &scenario.seeds);
-    let mut vars = vec![("SWEEP_REPOSITORIES", "*"), ("KEEP_TAGS", "cache-fix-*")];
+    let cap = scenario.cap.to_string();
+    let mut vars = vec![
+        ("SWEEP_REPOSITORIES", "*"),
+        ("KEEP_TAGS", "cache-fix-*"),
+        ("MAX_DELETIONS_PER_INVOCATION", cap.as_str()),
+        ("GITHUB_OWNER", "acme"),
+        ("GONE_BRANCH_MIN_AGE_HOURS", "0"),
+    ];
     if scenario.stale_expiry {
         vars.push(("STALE_CACHE_DAYS", "1"));
     }
+    if scenario.dry_run {
+        vars.push(("DRY_RUN", "true"));
+    }
     let config = support::moto::config(&vars);
-    let pruner = Pruner::new(config, registry);
+    let github = Github::default();
+    github
+        .live
+        .lock()
+        .unwrap()
+        .extend(BRANCHES.iter().map(|b| b.to_string()));
+    let queue = Queue::default();
+    let pruner = Pruner::new(config, registry).with_sweep_queue(queue.clone());
+    // With GitHub the pruner asks it which branches exist; without, it has no branch lister.
+    let pruner = if scenario.github {
+        pruner.with_github(github.clone())
+    } else {
+        pruner.with_github(Github::default()).without_github()
+    };
     // Paused time: the pruner's retry pauses advance the clock instead of waiting.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -278,20 +397,51 @@ fn run(scenario: &Scenario) -> Outcome {
     let mut rng = Rng(scenario.rng_seed | 1);
 
     for action in &scenario.actions {
-        let (faults_before, injected_before, deleted_before) = {
+        let (faults_before, injected_before, deleted_before, removed_before) = {
             let calls = pruner.registry.calls();
             let faults = calls.iter().filter(|c| c.fault.is_some()).count();
             let state = pruner.registry.state();
-            (faults, state.injected, state.deleted.len())
+            (
+                faults,
+                state.injected,
+                state.deleted.len(),
+                state.removed_tags.len(),
+            )
         };
+        // A fresh cache the re-created branch pushed after its deletion: it must survive.
+        let mut fresh_tag: Option<String> = None;
         let event = match action {
             Action::Push(b) => {
                 let tag = cache_tag(BRANCHES[*b]);
                 let digest = pruner.registry.state().push(REPO, Kind::Cache, Some(&tag));
                 ecr_push(&digest, &tag)
             }
-            Action::DeleteBranch(b) => branch_deleted(BRANCHES[*b]),
+            Action::DeleteBranch(b) => {
+                github.live.lock().unwrap().remove(BRANCHES[*b]);
+                branch_deleted(BRANCHES[*b], pruner.registry.state().now)
+            }
+            Action::DeleteThenRecreate { branch, pushed } => {
+                let name = BRANCHES[*branch];
+                let deleted_at = pruner.registry.state().now;
+                github.live.lock().unwrap().insert(name.to_owned());
+                let tag = cache_tag(name);
+                // Without GitHub only the push time can tell: the branch always pushed.
+                if *pushed || !scenario.github {
+                    pruner.registry.state().push(REPO, Kind::Cache, Some(&tag));
+                    fresh_tag = Some(tag);
+                } else if pruner
+                    .registry
+                    .state()
+                    .images(REPO)
+                    .iter()
+                    .any(|i| i.tags.contains(&tag))
+                {
+                    fresh_tag = Some(tag);
+                }
+                branch_deleted(name, deleted_at)
+            }
             Action::Sweep => scheduled(),
+            Action::RepositorySweep { .. } => sqs(&continued_sweep_event(REPO, None), 1),
         };
         let mut fault_rng = Rng(rng.next() | 1);
         let fault_percent = scenario.fault_percent;
@@ -303,18 +453,94 @@ fn run(scenario: &Scenario) -> Outcome {
         });
         let mut change_rng = Rng(rng.next() | 1);
         let change_percent = scenario.change_percent;
+        // A budget per action: a sweep that continues over many messages must not face a
+        // registry growing with every call it makes (no CI pushes that fast).
+        let mut budget = 24;
         pruner.registry.set_hook(move |_op: Op, state: &mut State| {
-            if change_rng.percent(change_percent) {
+            if budget > 0 && change_rng.percent(change_percent) {
+                budget -= 1;
                 concurrent_change(state, &mut change_rng);
             }
         });
-        let result = runtime.block_on(pruner.handle(event));
+        let continuations_before = *queue.continuations.lock().unwrap();
+        let mut result = runtime.block_on(pruner.handle(event.clone())).map(|_| ());
+        if let Action::RepositorySweep { redeliver: true } = action {
+            // Its first invocation timed out after queueing the continuation: SQS delivers it
+            // again, and the redelivery must not add a second one.
+            let queued = *queue.continuations.lock().unwrap();
+            let again = runtime.block_on(pruner.handle(sqs(&continued_sweep_event(REPO, None), 2)));
+            if *queue.continuations.lock().unwrap() != queued {
+                outcome
+                    .violations
+                    .push(format!("{action:?}: the redelivery added a continuation"));
+            }
+            result = result.and(again.map(|_| ()));
+        }
+        // Every queued message (fan-out, continuations) is handled, as the event source would.
+        let mut handled = 0;
+        loop {
+            let next = queue.messages.lock().unwrap().pop();
+            let Some(message) = next else { break };
+            handled += 1;
+            if handled > 2 * MAX_CONTINUATIONS as usize + 8 {
+                outcome.violations.push(format!(
+                    "{action:?}: the sweep re-queued itself without end"
+                ));
+                queue.messages.lock().unwrap().clear();
+                break;
+            }
+            let answer = runtime.block_on(pruner.handle(sqs(&message, 1)));
+            let failed = answer
+                .as_ref()
+                .ok()
+                .and_then(|a| a["batchItemFailures"].as_array().map(|f| !f.is_empty()))
+                .unwrap_or(true);
+            if failed {
+                result = result.and(Err(
+                    ecr_cache_pruner::inbound::pruner::HandlerError::UnknownInput(format!(
+                        "a queued message failed: {answer:?}"
+                    )),
+                ));
+            }
+        }
+        if scenario.dry_run && *queue.continuations.lock().unwrap() != continuations_before {
+            outcome
+                .violations
+                .push(format!("{action:?}: a dry run continued"));
+        }
         pruner.registry.clear_hook_and_faults();
 
         let calls = pruner.registry.calls();
         let faults = calls.iter().filter(|c| c.fault.is_some()).count() - faults_before;
         let state = pruner.registry.state();
         let quiet = faults == 0 && state.injected == injected_before;
+        if scenario.dry_run
+            && (state.deleted.len() != deleted_before || state.removed_tags.len() != removed_before)
+        {
+            outcome.violations.push(format!(
+                "{action:?}: a dry run deleted or removed something"
+            ));
+        }
+        // With GitHub, no path removes the cache tag of a branch that exists.
+        if scenario.github {
+            for (_, tag) in &state.removed_tags[removed_before..] {
+                if let Some(owner) = BRANCHES
+                    .iter()
+                    .find(|b| cache_tag(b) == *tag && github.exists(b))
+                {
+                    outcome
+                        .violations
+                        .push(format!("{action:?} removed {tag} of live branch {owner}"));
+                }
+            }
+        }
+        if let Some(tag) = &fresh_tag {
+            if !state.images(REPO).iter().any(|i| i.tags.contains(tag)) {
+                outcome.violations.push(format!(
+                    "{action:?} removed {tag}, pushed again after the branch deletion"
+                ));
+            }
+        }
         // An archived index cannot be read (AWS does not say it can), so the repository's
         // references are not fully known: the run must fail closed and delete nothing.
         let unreadable_index = state
@@ -322,7 +548,10 @@ fn run(scenario: &Scenario) -> Outcome {
             .iter()
             .any(|i| matches!(i.kind, Kind::Index(_)) && i.status != ImageStatus::Active);
         if quiet && unreadable_index {
-            let reads_repository = !matches!(action, Action::DeleteBranch(_));
+            let reads_repository = !matches!(
+                action,
+                Action::DeleteBranch(_) | Action::DeleteThenRecreate { .. }
+            );
             if reads_repository && state.deleted.len() != deleted_before {
                 outcome
                     .violations

@@ -557,3 +557,69 @@ async fn an_archived_index_skips_the_repository_without_retries() {
     assert_eq!(response, json!({"batchItemFailures": []}));
     assert!(pruner.registry.state().deleted.is_empty());
 }
+
+/// Sets whether DescribeImages reports `artifactMediaType` for every image of the repository.
+fn set_typed(registry: &MemoryRegistry, typed: bool) {
+    for image in registry
+        .state()
+        .repositories
+        .get_mut(REPO)
+        .unwrap()
+        .values_mut()
+    {
+        image.with_artifact_type = typed;
+    }
+}
+
+#[tokio::test]
+async fn time_is_asked_before_every_manifest_read_batch() {
+    let registry = registry_at(1_000);
+    for _ in 0..250 {
+        registry.state().push(REPO, Kind::Cache, None);
+    }
+    set_typed(&registry, false);
+    // Time for the listing and the first of three read batches only.
+    let asks = std::sync::atomic::AtomicUsize::new(0);
+    let time_left = || asks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2;
+    let run = Run {
+        time_left: &time_left,
+        audit: &ecr_cache_pruner::app::audit::NoAudit,
+    };
+    let settings = PruneSettings {
+        dry_run: false,
+        max_deletions: 1000,
+        estimate_reclaimed: false,
+    };
+    let err = prune_repository_within(&registry, REPO, &HashSet::new(), settings, run)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("time ran out"), "{err}");
+    assert_eq!(
+        registry.count(Op::ReadManifests),
+        1,
+        "no read after the deadline"
+    );
+    assert!(registry.state().deleted.is_empty());
+}
+
+#[tokio::test]
+async fn manifests_that_describe_images_classifies_are_never_read() {
+    // A BatchGetImage is a pull: it would make the images look used (lastRecordedPullTime).
+    let registry = registry_at(1_000);
+    for _ in 0..5 {
+        registry.state().push(REPO, Kind::Cache, None);
+    }
+    registry.state().push(REPO, Kind::App, Some("v1"));
+    let pushed = registry.state().push(REPO, Kind::Cache, Some("cache-main"));
+    set_typed(&registry, true);
+    let pruner = Pruner::new(config(&[]), registry);
+    let report = pruner.handle(push_event(&pushed)).await.unwrap();
+    assert_eq!(
+        report["repositories"][0]["deleted"]
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    assert_eq!(pruner.registry.count(Op::ReadManifests), 0);
+}

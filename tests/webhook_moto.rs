@@ -285,8 +285,27 @@ async fn a_rotated_secret_is_read_again_on_a_signature_mismatch() {
         .unwrap();
     let rotated = with_body(good.clone(), &body, "the-rotated-secret");
     assert_eq!(deliver(rotated).await, 202, "re-read after the mismatch");
-    let old = with_body(good, &body, SAMPLE_SECRET);
-    assert_eq!(deliver(old).await, 401, "the old secret no longer works");
+    // GitHub may still sign with the old secret until the operator changes it there too:
+    // AWSPREVIOUS is accepted while the rotation is recent.
+    let old = with_body(good.clone(), &body, SAMPLE_SECRET);
+    assert_eq!(
+        deliver(old.clone()).await,
+        202,
+        "the previous secret still works during the rotation"
+    );
+    let wrong = with_body(good, &body, "never-the-secret");
+    assert_eq!(deliver(wrong).await, 401);
+
+    // Once the rotation is older than the grace period, the previous secret is refused.
+    let settled = Webhook::new(bus.config.clone(), secrets, bus.events.clone())
+        .with_secret_recheck_age(std::time::Duration::ZERO)
+        .with_rotation_grace(std::time::Duration::ZERO);
+    let req: LambdaFunctionUrlRequest = serde_json::from_value(old).unwrap();
+    assert_eq!(
+        settled.handle(req).await.status_code,
+        401,
+        "the old secret no longer works after the rotation"
+    );
 }
 
 #[tokio::test]

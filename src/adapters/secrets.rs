@@ -19,7 +19,11 @@ pub enum SecretError {
 pub struct CachedSecret {
     client: aws_sdk_secretsmanager::Client,
     secret_id: String,
+    /// The version stage read (`AWSCURRENT` when None).
+    stage: Option<&'static str>,
     cached: Mutex<Option<(Arc<str>, Instant)>>,
+    /// When the version read was created (seconds since the epoch), when Secrets Manager says.
+    created_at: Mutex<Option<i64>>,
 }
 
 impl CachedSecret {
@@ -27,8 +31,21 @@ impl CachedSecret {
         CachedSecret {
             client,
             secret_id: secret_id.into(),
+            stage: None,
             cached: Mutex::new(None),
+            created_at: Mutex::new(None),
         }
+    }
+
+    /// Reads the version with `stage` (`AWSPREVIOUS`: the value before the last rotation).
+    pub fn with_stage(mut self, stage: &'static str) -> Self {
+        self.stage = Some(stage);
+        self
+    }
+
+    /// When the version last read was created (None before a read, or when not reported).
+    pub async fn created_at(&self) -> Option<i64> {
+        *self.created_at.lock().await
     }
 
     /// The secret, read once and then served from memory.
@@ -70,12 +87,14 @@ impl CachedSecret {
             .client
             .get_secret_value()
             .secret_id(&self.secret_id)
+            .set_version_stage(self.stage.map(str::to_owned))
             .send()
             .await
             .map_err(|e| SecretError::Read {
                 secret: self.secret_id.clone(),
                 message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
             })?;
+        *self.created_at.lock().await = output.created_date().map(|d| d.secs());
         output
             .secret_string()
             .map(str::trim)

@@ -260,9 +260,33 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
         return Ok((pruned, vec![]));
     }
 
+    // A manifest read is a pull (it refreshes lastRecordedPullTime): only the images a tag
+    // expiry could judge are read, never a live branch's recent cache.
+    let stale_before = settings
+        .stale_cache_days
+        .map(|days| now_secs - i64::from(days) * 86_400);
+    let gone_before = now_secs - i64::from(settings.gone_branch_min_age_hours) * 3600;
+    let could_expire: HashSet<&str> = snapshot
+        .images
+        .iter()
+        .filter(|image| {
+            let old_enough = stale_before
+                .zip(image.last_used_at())
+                .is_some_and(|(cutoff, used)| used < cutoff);
+            let gone = existing_tags.as_ref().is_some_and(|existing| {
+                image.pushed_at.is_some_and(|p| p <= gone_before)
+                    && image
+                        .tags
+                        .iter()
+                        .any(|t| t.starts_with(prefix.as_str()) && !existing.contains(t))
+            });
+            old_enough || gone
+        })
+        .map(|image| image.digest.as_str())
+        .collect();
     let to_read: Vec<String> = prefixed_to_read(&snapshot.images, prefix)
         .into_iter()
-        .filter(|d| !snapshot.manifests.contains_key(d))
+        .filter(|d| could_expire.contains(d.as_str()) && !snapshot.manifests.contains_key(d))
         .collect();
     let Some(read) =
         reads::read_manifests_within(registry, repository, &to_read, run.time_left).await?

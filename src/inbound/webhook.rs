@@ -61,12 +61,20 @@ impl WebhookConfig {
 /// have been rotated, and every delivery must not get 401 until the container is recycled.
 pub const SECRET_RECHECK_AGE: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// How long after a rotation deliveries signed with the previous secret are still accepted: the
+/// time an operator needs to change the secret on both sides (GitHub and Secrets Manager), in
+/// either order, without losing deliveries (GitHub does not redeliver).
+pub const ROTATION_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Built once per container; the webhook secret is fetched on first use and cached.
 pub struct Webhook {
     config: WebhookConfig,
     secret: CachedSecret,
+    /// The secret's `AWSPREVIOUS` version, read only when a signature does not match.
+    previous: CachedSecret,
     events: aws_sdk_eventbridge::Client,
     secret_recheck_age: std::time::Duration,
+    rotation_grace: std::time::Duration,
 }
 
 type Response = LambdaFunctionUrlResponse;
@@ -91,13 +99,55 @@ impl Webhook {
         secrets: aws_sdk_secretsmanager::Client,
         events: aws_sdk_eventbridge::Client,
     ) -> Self {
-        let secret = CachedSecret::new(secrets, config.secret_arn.clone());
+        let secret = CachedSecret::new(secrets.clone(), config.secret_arn.clone());
+        let previous =
+            CachedSecret::new(secrets, config.secret_arn.clone()).with_stage("AWSPREVIOUS");
         Webhook {
             config,
             secret,
+            previous,
             events,
             secret_recheck_age: SECRET_RECHECK_AGE,
+            rotation_grace: ROTATION_GRACE,
         }
+    }
+
+    /// How long the previous secret stays valid after a rotation (tests use zero).
+    pub fn with_rotation_grace(mut self, grace: std::time::Duration) -> Self {
+        self.rotation_grace = grace;
+        self
+    }
+
+    /// During a rotation (the current version created less than [`ROTATION_GRACE`] ago), whether
+    /// the previous version signed this delivery.
+    async fn signed_with_previous(&self, body: &[u8], signature: Option<&str>) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let rotated_at = self.secret.created_at().await;
+        let in_grace = rotated_at
+            .is_some_and(|at| now.saturating_sub(at) < self.rotation_grace.as_secs() as i64);
+        if !in_grace {
+            return false;
+        }
+        let previous = match self
+            .previous
+            .refresh_if_older_than(self.secret_recheck_age)
+            .await
+        {
+            Ok(Some(fresh)) => fresh,
+            Ok(None) => match self.previous.get().await {
+                Ok(cached) => cached,
+                Err(_) => return false,
+            },
+            // No previous version (never rotated), or unreadable: nothing to accept.
+            Err(_) => return false,
+        };
+        let ok = verify_signature(previous.as_bytes(), body, signature).is_ok();
+        if ok {
+            info!("delivery signed with the previous webhook secret (rotation in progress)");
+        }
+        ok
     }
 
     /// How old a cached secret must be to be re-read on a signature mismatch (tests use zero).
@@ -106,8 +156,10 @@ impl Webhook {
         self
     }
 
-    /// Checks the signature with the cached secret, and once more with a fresh read when the
-    /// cached one is older than [`SECRET_RECHECK_AGE`] (the secret may have been rotated).
+    /// Checks the signature with the cached secret; on a mismatch, once more with a fresh read
+    /// when the cached one is older than [`SECRET_RECHECK_AGE`] (GitHub may already sign with a
+    /// new secret), then with the previous version during a rotation (GitHub may still sign
+    /// with the old one).
     async fn authenticate(&self, body: &[u8], signature: Option<&str>) -> Result<(), Response> {
         let secret = self.secret.get().await.map_err(|problem| {
             warn!(%problem, "webhook secret unavailable");
@@ -116,20 +168,22 @@ impl Webhook {
         let unauthorized = |err: SignatureError| respond(401, json!({"error": err.to_string()}));
         match verify_signature(secret.as_bytes(), body, signature) {
             Err(SignatureError::Mismatch) => {
-                match self
+                let fresh = match self
                     .secret
                     .refresh_if_older_than(self.secret_recheck_age)
                     .await
                 {
-                    Ok(Some(fresh)) => {
-                        verify_signature(fresh.as_bytes(), body, signature).map_err(unauthorized)
-                    }
-                    Ok(None) => Err(unauthorized(SignatureError::Mismatch)),
+                    Ok(Some(fresh)) => verify_signature(fresh.as_bytes(), body, signature),
+                    Ok(None) => Err(SignatureError::Mismatch),
                     Err(problem) => {
                         warn!(%problem, "webhook secret could not be re-read");
-                        Err(unauthorized(SignatureError::Mismatch))
+                        Err(SignatureError::Mismatch)
                     }
+                };
+                if fresh.is_ok() || self.signed_with_previous(body, signature).await {
+                    return Ok(());
                 }
+                Err(unauthorized(SignatureError::Mismatch))
             }
             other => other.map_err(unauthorized),
         }

@@ -96,6 +96,12 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         }
     }
 
+    /// Without a branch lister: no branch is known to exist (tag expiry by age only).
+    pub fn without_github(mut self) -> Self {
+        self.github = None;
+        self
+    }
+
     /// The registry port (tests read the in-memory registry's calls through it).
     pub fn registry(&self) -> &R {
         &self.registry
