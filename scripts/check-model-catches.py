@@ -1,42 +1,90 @@
 #!/usr/bin/env python3
-"""Opt-in check that the model-based test (tests/model.rs) fails when any one safety rule is
-removed: applies each mutation to the source in turn, runs the model test, restores the file, and
-prints a table. Run from the repository root: python3 scripts/check-model-catches.py"""
-import os, re, shutil, subprocess
-muts = {
- "rule1 classify ignored": ("src/core/plan.rs", "            Err(reason) => result.kept.push(keep(reason)),\n            Ok(_) if settings", "            Err(_) => candidates.push(PlannedDeletion { digest: image.digest.clone(), size_bytes: image.size_bytes, pushed_at: image.pushed_at, reason: DeleteReason::UntaggedUnreferencedCache, classified_by: ClassifiedBy::Manifest }),\n            Ok(_) if settings"),
- "rule2 recheck skipped": ("src/app/prune.rs", "let checked = plan::recheck(pending, &current);", "let _ = &current; let checked = plan::Rechecked { delete: pending, ..Default::default() };"),
- "rule3 references ignored": ("src/core/plan.rs", "        if let Some(index) = referenced.get(&image.digest) {", "        if let Some(index) = referenced.get(&image.digest).filter(|_| false) {"),
- "rule8 status ignored": ("src/core/plan.rs", "        if image.status != ImageStatus::Active {\n            result.kept", "        if false {\n            result.kept"),
- "rule5 unreadable index ignored": ("src/app/prune.rs", "        if let Some(ManifestKind::Unreadable { reason }) = manifests.get(&image.digest) {", "        if let Some(ManifestKind::Unreadable { reason }) = manifests.get(&image.digest).filter(|_| false) {"),
- "rule4 tag of non-cache removed": ("src/app/branch_cleanup.rs", "    if let Err(reason) = classify(&image, manifest.as_ref()) {", "    if let Err(reason) = classify(&image, manifest.as_ref()).and(Err::<(), _>(KeepReason::TriggerDigest)).or(Ok::<(), KeepReason>(())) {"),
- "rule3 last tag of referenced image": ("src/app/branch_cleanup.rs", "        if let Some(index) = index {", "        if let Some(index) = index.filter(|_| false) {"),
- "rule8 tag of archived image": ("src/app/branch_cleanup.rs", "    if image.status != ImageStatus::Active {", "    if false {"),
- "rule2 delete retried without re-check": ("src/app/prune.rs", "            Err(RegistryError::Transient { .. }) if attempt < retry::ATTEMPTS => {\n", "            Err(RegistryError::Transient { .. }) if attempt < retry::ATTEMPTS => {\n                let _ = registry.delete_digests(repository, &digests).await;\n"),
- "rule9 KEEP_TAGS ignored by the sweep": ("src/app/sweep.rs", "    candidates.retain(|c| !any_matches(&settings.keep_tags, &c.tag));", "    candidates.retain(|_| true);"),
- "rule9 KEEP_TAGS ignored on branch deletion": ("src/core/trigger.rs", "    if any_matches(config.keep_tags, &tag) {", "    if false {"),
- "rule9 protected branch": ("src/core/trigger.rs", "    if config.protected_branches.is_protected(&branch) {", "    if false {"),
- "rule9 protected branch and colliding tags": ("src/core/trigger.rs", "    if config.protected_branches.is_protected(&branch) {\n        return Ok(ignore(format!(\"branch {branch} is protected\")));\n    }\n    if config\n        .protected_branches\n        .protects_tag(config.cache_tag_prefix, &tag)\n    {", "    if false {\n        return Ok(ignore(String::new()));\n    }\n    if false\n    {"),
-}
-print("| mutation | model test |")
-print("| --- | --- |")
-for name, (path, old, new) in muts.items():
-    src = open(path).read()
-    if old not in src:
-        print(f"| {name} | MUTATION NOT APPLIED |"); continue
-    shutil.copy(path, path + ".orig")
-    open(path, "w").write(src.replace(old, new, 1))
-    try:
-        r = subprocess.run(["cargo", "test", "-q", "--test", "model"], capture_output=True, text=True, timeout=900)
-        out = r.stdout + r.stderr
-        if "error[" in out and "could not compile" in out:
-            verdict = "COMPILE ERROR: " + out[out.index("error["):][:300]
-        else:
+"""Mutation check: every safety rule and every time-and-state guard has a test that fails when
+the guard is removed. Applies each mutation to the source in turn, runs the test target that
+should catch it, restores the file, and prints a table. Exits 1 when a mutation is not caught or
+no longer applies (the source moved: update the mutation with it).
 
-            m = re.findall(r'(rule \d[^"(]*|left[^"]*|failed without[^"]*|deleted with[^"]*)', out)
-            verdict = ("caught: " + (m[0] if m else "?")) if r.returncode != 0 else "NOT CAUGHT"
-        print(f"| {name} | {verdict.strip()} |", flush=True)
-    finally:
-        shutil.move(path + ".orig", path)
-        # The copy's mtime predates the mutated build: touch it so cargo rebuilds.
-        os.utime(path)
+Run from the repository root with a moto server (MOTO_ENDPOINT) for the moto targets; CI runs it
+from .ci/run. `--only SUBSTRING` runs the mutations whose name contains it."""
+import os, re, shutil, subprocess, sys, time
+
+# name: (file, original text, mutated text, test target)
+# A target is an integration test name, or "lib" for the unit tests.
+MUTATIONS = {
+    # DESIGN.md section 3, against the model-based test.
+    "rule1 classify ignored": ("src/core/plan.rs", "            Err(reason) => result.kept.push(keep(reason)),\n            Ok(_) if settings", "            Err(_) => candidates.push(PlannedDeletion { digest: image.digest.clone(), size_bytes: image.size_bytes, pushed_at: image.pushed_at, reason: DeleteReason::UntaggedUnreferencedCache, classified_by: ClassifiedBy::Manifest }),\n            Ok(_) if settings", "model"),
+    "rule2 recheck skipped": ("src/app/prune.rs", "let checked = plan::recheck(pending, &current);", "let checked = { let all = pending.clone(); plan::Rechecked { delete: all, ..plan::recheck(pending, &current) } };", "model"),
+    "rule3 references ignored": ("src/core/plan.rs", "        if let Some(index) = referenced.get(&image.digest) {", "        if let Some(index) = referenced.get(&image.digest).filter(|_| false) {", "model"),
+    "rule8 status ignored": ("src/core/plan.rs", "        if image.status != ImageStatus::Active {\n            result.kept", "        if false {\n            result.kept", "lib"),
+    "rule5 unreadable index ignored": ("src/app/prune.rs", "        if let Some(ManifestKind::Unreadable { reason }) = manifests.get(&image.digest) {", "        if let Some(ManifestKind::Unreadable { reason }) = manifests.get(&image.digest).filter(|_| false) {", "model"),
+    "rule4 tag of non-cache removed": ("src/app/branch_cleanup.rs", "    if let Err(reason) = classify(&image, manifest.as_ref()) {", "    if let Err(reason) = classify(&image, manifest.as_ref()).and(Err::<(), _>(KeepReason::TriggerDigest)).or(Ok::<(), KeepReason>(())) {", "model"),
+    "rule3 last tag of referenced image": ("src/app/branch_cleanup.rs", "        if let Some(index) = index {", "        if let Some(index) = index.filter(|_| false) {", "model"),
+    "rule8 tag of archived image": ("src/app/branch_cleanup.rs", "    if image.status != ImageStatus::Active {\n        return Some(KeepReason::NotActive", "    if false {\n        return Some(KeepReason::NotActive", "model"),
+    "rule2 delete retried without re-check": ("src/app/prune.rs", "                in_flight.extend(checked.delete.iter().map(|d| (d.digest.clone(), d.clone())));\n", "                in_flight.extend(checked.delete.iter().map(|d| (d.digest.clone(), d.clone())));\n                let _ = registry.delete_digests(repository, &digests).await;\n", "model"),
+    "rule9 KEEP_TAGS ignored by the sweep": ("src/app/sweep.rs", "    candidates.retain(|c| !any_matches(&settings.keep_tags, &c.tag));", "    candidates.retain(|_| true);", "model"),
+    "rule9 KEEP_TAGS ignored on branch deletion": ("src/core/trigger.rs", "    if any_matches(config.keep_tags, &tag) {", "    if false {", "model"),
+    "rule9 protected branch and colliding tags": ("src/core/trigger.rs", "    if config.protected_branches.is_protected(&branch) {\n        return Ok(ignore(format!(\"branch {branch} is protected\")));\n    }\n    if config\n        .protected_branches\n        .protects_tag(config.cache_tag_prefix, &tag)\n    {", "    if false {\n        return Ok(ignore(String::new()));\n    }\n    if false\n    {", "model"),
+    # Issue 17: time and state. Each names the test that catches it.
+    "1 event time ignored (branch created again)": ("src/app/branch_cleanup.rs", "pushed_at.is_none_or(|p| p > event_at)", "pushed_at.is_none_or(|p| p > event_at) && false", "model"),
+    "1 the deleted branch's own name skipped": ("src/core/branch.rs", "        .find(|b| cache_tag_for_branch(prefix, b) == tag)", "        .find(|b| cache_tag_for_branch(prefix, b) == tag && b.contains('#'))", "model"),
+    "2 dry run continues": ("src/inbound/pruner/sweeping.rs", "        if unfinished && !dry_run {", "        if unfinished {", "model"),
+    "2 no progress bound": ("src/core/trigger.rs", "        if !progressed && !shrank {", "        if false {", "time_and_state"),
+    "2 redelivery continues again": ("src/inbound/pruner/sweeping.rs", "            NextStep::Continue(_) if request.redelivered => {", "            NextStep::Continue(_) if false => {", "model"),
+    "3 audit only at the end": ("src/app/prune.rs", "                record(&done, &[]);\n", "", "time_and_state"),
+    "4 archived index retried": ("src/app/prune.rs", "            PruneError::UnreadableIndex { .. } => true,", "            PruneError::UnreadableIndex { .. } => false,", "time_and_state"),
+    "4 AccessDenied taken for an API error": ("src/adapters/ecr/errors.rs", "    if is_access_denied(&err) {", "    if false {", "pruner_mocks"),
+    "5 re-check ignores status": ("src/core/plan.rs", "            Some((_, status)) if *status != ImageStatus::Active => result.kept.push(KeptImage {", "            Some((_, status)) if *status != ImageStatus::Active && false => result.kept.push(KeptImage {", "time_and_state"),
+    "5 last tag look-up ignores status": ("src/app/branch_cleanup.rs", "            if let Some(reason) = refusal(&current, pushed_before) {", "            if let Some(reason) = refusal(&current, pushed_before).filter(|_| false) {", "time_and_state"),
+    "6 no deadline between read batches": ("src/app/reads.rs", "        if !time_left() {\n            return Ok(None);", "        if false {\n            return Ok(None);", "time_and_state"),
+    "7 refused token not read again": ("src/adapters/github.rs", "                if fresh == token {", "                if true {", "time_and_state"),
+    "7 previous webhook secret refused": ("src/inbound/webhook.rs", "                if fresh.is_ok() || self.signed_with_previous(body, signature).await {", "                if fresh.is_ok() {", "webhook_moto"),
+    "8 GitHub failure stops the manifests": ("src/app/sweep.rs", "            Err(err) => (None, Some(err)),", "            Err(err) => return Err(SweepError::Branches(err)),", "time_and_state"),
+    "9 typed manifests read": ("src/core/plan.rs", "            && image.artifact_media_type.is_none()\n", "", "time_and_state"),
+}
+
+
+def run(target):
+    args = ["cargo", "test", "-q"] + (["--lib"] if target == "lib" else ["--test", target])
+    return subprocess.run(args, capture_output=True, text=True, timeout=1800)
+
+
+def main():
+    only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
+    failed = 0
+    print("| mutation | test | verdict |")
+    print("| --- | --- | --- |")
+    for name, (path, old, new, target) in MUTATIONS.items():
+        if only not in name:
+            continue
+        src = open(path).read()
+        if old not in src:
+            print(f"| {name} | {target} | MUTATION NOT APPLIED |", flush=True)
+            failed += 1
+            continue
+        shutil.copy(path, path + ".orig")
+        open(path, "w").write(src.replace(old, new, 1))
+        started = time.time()
+        try:
+            r = run(target)
+            out = r.stdout + r.stderr
+            if "could not compile" in out:
+                verdict = "COMPILE ERROR: " + out[out.find("error"):][:300].replace("\n", " ")
+                failed += 1
+            elif r.returncode == 0:
+                verdict = "NOT CAUGHT"
+                failed += 1
+            else:
+                caught = re.findall(r"^    ([\w:]+)$", out, re.M)
+                verdict = "caught by " + (", ".join(caught[:2]) if caught else "a failing test")
+        finally:
+            shutil.move(path + ".orig", path)
+            # The copy's mtime predates the mutated build: touch it so cargo rebuilds.
+            os.utime(path)
+        print(f"| {name} | {target} | {verdict} ({time.time() - started:.0f} s) |", flush=True)
+    if failed:
+        print(f"check-model-catches: {failed} mutation(s) not caught", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

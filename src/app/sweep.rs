@@ -222,7 +222,7 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
     let prefix = &settings.cache_tag_prefix;
     // Asked first, so that every branch pushed after this listing is judged fresh (event time
     // wins: `now_secs` is no later than the listing).
-    let (existing_tags, github_error) = match github {
+    let (existing_tags, github_error): (_, Option<BranchListError>) = match github {
         Some(github) => match existing_branch_tags(github, settings, repository).await {
             Ok(tags) => (tags, None),
             Err(err) => (None, Some(err)),
