@@ -152,7 +152,12 @@ async fn reclaimed_bytes_count_only_layers_no_kept_manifest_uses() {
     push(&ecr, &name, &old, None).await;
     push(&ecr, &name, &new, Some("cache-main")).await;
 
+    // Without --estimate-bytes no manifest is read for an estimate (each read is a pull).
     let out = cli(&["plan", "--repository", &name, "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(report.get("reclaimed_bytes_estimate").is_none(), "{report}");
+
+    let out = cli(&["plan", "--repository", &name, "--json", "--estimate-bytes"]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
         report["would_delete"][0]["digest"],

@@ -43,6 +43,13 @@ pub enum RegistryError {
         repository: String,
         message: String,
     },
+    /// No usable AWS credentials (none found, expired, or the provider failed).
+    #[error("{operation} on {repository}: no usable AWS credentials: {message}")]
+    NoCredentials {
+        operation: &'static str,
+        repository: String,
+        message: String,
+    },
     #[error("{operation} on {repository} failed: {message}")]
     Api {
         operation: &'static str,

@@ -43,6 +43,27 @@ fn boolean(value: Option<String>, variable: &'static str) -> Result<bool, Config
     }
 }
 
+/// A whole number in `range`, or None when unset; `what` completes "must be a whole number ...".
+fn bounded<T>(
+    value: Option<String>,
+    variable: &'static str,
+    range: std::ops::RangeInclusive<T>,
+    what: &str,
+) -> Result<Option<T>, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd,
+{
+    let Some(v) = value else { return Ok(None) };
+    match v.trim().parse::<T>() {
+        Ok(n) if range.contains(&n) => Ok(Some(n)),
+        _ => Err(invalid(
+            variable,
+            &v,
+            format!("must be a whole number {what}"),
+        )),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub cache_tag_prefix: String,
@@ -172,53 +193,34 @@ impl Config {
                 .map_err(|p| invalid("REPOSITORY_MAP", &v, p.to_string()))?,
         };
 
-        let max_deletions = match get("MAX_DELETIONS_PER_INVOCATION") {
-            None => DEFAULT_MAX_DELETIONS,
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(n) if (1..=MAX_DELETIONS_LIMIT).contains(&n) => n,
-                _ => {
-                    return Err(invalid(
-                        "MAX_DELETIONS_PER_INVOCATION",
-                        &v,
-                        format!("must be a whole number from 1 to {MAX_DELETIONS_LIMIT}"),
-                    ))
-                }
-            },
-        };
+        let max_deletions = bounded(
+            get("MAX_DELETIONS_PER_INVOCATION"),
+            "MAX_DELETIONS_PER_INVOCATION",
+            1..=MAX_DELETIONS_LIMIT,
+            &format!("from 1 to {MAX_DELETIONS_LIMIT}"),
+        )?
+        .unwrap_or(DEFAULT_MAX_DELETIONS);
 
         let sweep_repositories = get("SWEEP_REPOSITORIES")
             .map(|v| parse_list(&v))
             .unwrap_or_default();
 
-        let stale_cache_days = match get("STALE_CACHE_DAYS") {
-            None => None,
-            Some(v) => match v.trim().parse::<u32>() {
-                Ok(n) if (1..=3650).contains(&n) => Some(n),
-                _ => {
-                    return Err(invalid(
-                        "STALE_CACHE_DAYS",
-                        &v,
-                        "must be a whole number of days from 1 to 3650 (unset to disable)",
-                    ))
-                }
-            },
-        };
+        let stale_cache_days = bounded(
+            get("STALE_CACHE_DAYS"),
+            "STALE_CACHE_DAYS",
+            1..=3650,
+            "of days from 1 to 3650 (unset to disable)",
+        )?;
 
         let keep_tags = get("KEEP_TAGS").map(|v| parse_list(&v)).unwrap_or_default();
 
-        let gone_branch_min_age_hours = match get("GONE_BRANCH_MIN_AGE_HOURS") {
-            None => DEFAULT_GONE_BRANCH_MIN_AGE_HOURS,
-            Some(v) => match v.trim().parse::<u32>() {
-                Ok(n) if n <= 8760 => n,
-                _ => {
-                    return Err(invalid(
-                        "GONE_BRANCH_MIN_AGE_HOURS",
-                        &v,
-                        "must be a whole number of hours from 0 to 8760",
-                    ))
-                }
-            },
-        };
+        let gone_branch_min_age_hours = bounded(
+            get("GONE_BRANCH_MIN_AGE_HOURS"),
+            "GONE_BRANCH_MIN_AGE_HOURS",
+            0..=8760,
+            "of hours from 0 to 8760",
+        )?
+        .unwrap_or(DEFAULT_GONE_BRANCH_MIN_AGE_HOURS);
 
         let metrics_namespace =
             get("METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());

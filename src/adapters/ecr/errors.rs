@@ -69,6 +69,21 @@ fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> boo
     }
 }
 
+/// The credentials provider failed (none found, SSO token expired, `credential_process` failed):
+/// told apart by the error's type in its source chain, not by its wording.
+fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
+            .is_some()
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
 /// IAM, a repository policy or an SCP refused the call.
 fn is_access_denied<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> bool {
     match err {
@@ -101,6 +116,13 @@ where
     }
     let message = DisplayErrorContext(&err).to_string();
     let repository = repository.to_owned();
+    if caused_by_credentials(&err) {
+        return RegistryError::NoCredentials {
+            operation,
+            repository,
+            message,
+        };
+    }
     if is_access_denied(&err) {
         return RegistryError::AccessDenied {
             operation,

@@ -1,5 +1,7 @@
-//! Rendering for the operator CLI (`ecr-cache-pruner`): human tables from the same reports the
-//! Lambda returns.
+//! The operator CLI (`ecr-cache-pruner`): human tables from the same reports the Lambda returns
+//! (here), and its session with AWS and GitHub ([`session`]); `src/bin` only parses arguments.
+
+pub mod session;
 
 use std::fmt::Write;
 

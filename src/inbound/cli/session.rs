@@ -1,0 +1,237 @@
+//! The operator CLI's work with AWS and GitHub: the session (clients and settings from the same
+//! variables the Lambda reads), one repository's sweep or plan within a deadline, the
+//! confirmation prompt, the audit lines, and errors explained by their type.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::adapters::ecr::EcrRegistry;
+use crate::adapters::github::GithubBranches;
+use crate::app::audit::{manifest_records, tag_records, AuditTrail, Cause, NoAudit};
+use crate::app::branch_cleanup::TagReport;
+use crate::app::ports::RegistryError;
+use crate::app::prune::{PruneError, RepositoryReport, Run};
+use crate::app::sweep::{sweep_one, SweepError, SweepSettings};
+use crate::inbound::config::Config;
+
+use super::{render_plan, CliReport};
+
+pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_NO_REPOSITORY: u8 = 3;
+pub const EXIT_PARTIAL: u8 = 4;
+pub const EXIT_NOT_CONFIRMED: u8 = 5;
+pub const EXIT_CHANGES_PENDING: u8 = 6;
+
+/// Why the CLI stopped: an exit code, a short kind for scripts, and a sentence for people.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub kind: &'static str,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: u8, kind: &'static str, message: impl Into<String>) -> Self {
+        Failure {
+            code,
+            kind,
+            message: message.into(),
+        }
+    }
+}
+
+/// A sentence and an exit code for a failed sweep, decided by the error's type.
+pub fn explain(err: SweepError) -> Failure {
+    let text = err.to_string();
+    match &err {
+        SweepError::Prune(PruneError::Registry(RegistryError::RepositoryNotFound {
+            repository,
+        })) => Failure::new(
+            EXIT_NO_REPOSITORY,
+            "repository_not_found",
+            format!("repository {repository} does not exist (check the name and the region)"),
+        ),
+        SweepError::Prune(PruneError::Registry(RegistryError::NoCredentials { .. })) => {
+            Failure::new(
+                EXIT_ERROR,
+                "no_credentials",
+                format!("{text}. Pass --profile, set AWS_PROFILE, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"),
+            )
+        }
+        SweepError::Prune(PruneError::Registry(RegistryError::AccessDenied { .. })) => {
+            Failure::new(EXIT_ERROR, "access_denied", text)
+        }
+        SweepError::Prune(PruneError::OutOfTime { .. }) => Failure::new(
+            EXIT_ERROR,
+            "out_of_time",
+            format!("{text} (raise --timeout)"),
+        ),
+        SweepError::Branches(_) => Failure::new(EXIT_ERROR, "github", text),
+        _ => Failure::new(EXIT_ERROR, "aws", text),
+    }
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// What the CLI works with: ECR, GitHub when a token is given, the sweep's settings from the
+/// same variables the Lambda reads, and the run's deadline.
+pub struct Session {
+    pub ecr: EcrRegistry,
+    pub github: Option<GithubBranches>,
+    pub settings: SweepSettings,
+    pub deadline: Instant,
+}
+
+/// What the operator asked for on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct SessionOptions {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// Read every manifest to estimate the storage freed (each read is a pull: opt-in).
+    pub estimate_bytes: bool,
+    /// No read or delete batch starts after this much time.
+    pub timeout: Duration,
+}
+
+pub async fn session(options: &SessionOptions) -> Result<Session, Failure> {
+    let config =
+        Config::from_env().map_err(|e| Failure::new(EXIT_ERROR, "configuration", e.to_string()))?;
+    let github = match std::env::var("GITHUB_TOKEN") {
+        Ok(token) if !token.trim().is_empty() => Some(
+            GithubBranches::new(&config.github_api_url, token.trim())
+                .map_err(|e| Failure::new(EXIT_ERROR, "github", e.to_string()))?,
+        ),
+        _ => None,
+    };
+    let sdk =
+        crate::adapters::aws::load_config_for(options.region.clone(), options.profile.clone())
+            .await;
+    if sdk.region().is_none() {
+        return Err(Failure::new(
+            EXIT_ERROR,
+            "no_region",
+            "no AWS region: pass --region, set AWS_REGION, or use a profile that names one",
+        ));
+    }
+    let mut settings = config.sweep_settings();
+    // The operator names the repository: the deployment's scope does not apply.
+    settings.estimate_reclaimed = options.estimate_bytes;
+    Ok(Session {
+        ecr: EcrRegistry::new(aws_sdk_ecr::Client::new(&sdk)),
+        github,
+        settings,
+        deadline: Instant::now() + options.timeout,
+    })
+}
+
+/// The audit trail on stderr as JSON lines, written as each deleting call returns (`--json`).
+pub struct StderrAudit(pub Cause);
+
+impl AuditTrail for StderrAudit {
+    fn manifests(&self, batch: &RepositoryReport) {
+        write_records(manifest_records(batch, &self.0));
+    }
+    fn tags(&self, tags: &[TagReport]) {
+        write_records(tag_records(tags, &self.0));
+    }
+}
+
+fn write_records(records: Vec<crate::app::audit::AuditRecord>) {
+    let mut err = std::io::stderr().lock();
+    for record in records {
+        let _ = writeln!(
+            err,
+            "{}",
+            serde_json::to_string(&record).expect("audit serializes")
+        );
+    }
+}
+
+/// One repository's sweep (dry run: the plan), behind a spinner unless `quiet`, within the
+/// session's deadline; with `audit`, its audit lines go to stderr as it goes.
+pub async fn sweep_repository(
+    session: &Session,
+    repository: &str,
+    settings: &SweepSettings,
+    quiet: bool,
+    audit: bool,
+) -> Result<CliReport, Failure> {
+    let verb = if settings.dry_run {
+        "reading"
+    } else {
+        "sweeping"
+    };
+    let bar = (!quiet).then(|| spinner(&format!("{verb} {repository}")));
+    let deadline = session.deadline;
+    let time_left = move || Instant::now() < deadline;
+    let trail = StderrAudit(Cause::new("cli", None));
+    let run = Run {
+        time_left: &time_left,
+        audit: if audit { &trail } else { &NoAudit },
+    };
+    let result = sweep_one(
+        &session.ecr,
+        settings,
+        session.github.as_ref(),
+        repository,
+        now_secs(),
+        run,
+    )
+    .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let (report, tags) = result.map_err(explain)?;
+    Ok(CliReport::new(report, tags))
+}
+
+fn spinner(message: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(message.to_owned());
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// The report: JSON on stdout, or the human table.
+pub fn print(report: &CliReport, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).expect("report serializes")
+        );
+    } else {
+        print!("{}", render_plan(report));
+    }
+}
+
+/// Shows the plan and asks; anything but yes is a refusal (and so is stdin at its end).
+pub fn confirm(planned: &CliReport, repository: &str) -> Result<(), Failure> {
+    eprint!("{}", render_plan(planned));
+    eprint!(
+        "Delete these {} manifest(s) and remove {} tag(s) in {repository}? [y/N] ",
+        planned.report.would_delete.len(),
+        planned.tags_to_remove()
+    );
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    let interactive = std::io::stdin().is_terminal();
+    let read = std::io::stdin().lock().read_line(&mut answer).unwrap_or(0);
+    if read == 0 || !matches!(answer.trim(), "y" | "Y" | "yes") {
+        eprintln!();
+        let hint = if interactive {
+            ""
+        } else {
+            " (stdin is not a terminal: pass --yes)"
+        };
+        return Err(Failure::new(
+            EXIT_NOT_CONFIRMED,
+            "not_confirmed",
+            format!("not confirmed; nothing deleted{hint}"),
+        ));
+    }
+    Ok(())
+}
