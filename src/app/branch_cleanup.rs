@@ -1,18 +1,26 @@
 //! Removing a deleted branch's cache tag (DESIGN.md §3 rule 4): by tag, never by digest, and only
 //! when the tagged manifest is BuildKit cache.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
 use crate::core::branch::branch_with_tag;
-use crate::core::manifest::is_single_manifest_type;
+use crate::core::manifest::{is_single_manifest_type, ManifestKind};
 use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
 use crate::core::stale::TagExpiry;
 
 use super::ports::{BranchListError, BranchLister, Registry, RegistryError};
 use super::prune::{take_snapshot, PruneError};
 use super::{reads, retry};
+
+/// What a caller already read of the repository: which index references each digest (complete:
+/// every index was read), and the manifests it read.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownRepository<'a> {
+    pub references: &'a BTreeMap<String, String>,
+    pub manifests: &'a HashMap<String, ManifestKind>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
@@ -63,8 +71,9 @@ pub struct TagReport {
 /// that fast), and an image without a push time is kept.
 ///
 /// Removing an image's last tag deletes the image, so then rule 3 applies too: the tag stays when
-/// an index references the digest. `index_references` (digest → an index referencing it) comes
-/// from the caller's snapshot; with None, the repository is read here, only when needed.
+/// an index references the digest. `known` (which index references each digest, and the manifests
+/// read) comes from the caller's snapshot; with None, the repository is read here, only when
+/// needed.
 ///
 /// Every read the decision needs comes first; then the tag is looked up again and removed in the
 /// very next call, so a push that moves the tag has one round trip to slip in (reported as
@@ -76,7 +85,7 @@ pub async fn remove_cache_tag<R: Registry>(
     tag: &str,
     expected_digest: Option<&str>,
     pushed_before: Option<i64>,
-    index_references: Option<&BTreeMap<String, String>>,
+    known: Option<&KnownRepository<'_>>,
     dry_run: bool,
 ) -> Result<TagReport, PruneError> {
     let report = |digest: Option<String>, image: Option<&ImageRecord>, outcome| TagReport {
@@ -123,8 +132,13 @@ pub async fn remove_cache_tag<R: Registry>(
     let settled_by_metadata = image.artifact_media_type.is_some()
         && is_single_manifest_type(image.manifest_media_type.as_deref());
     let mut lookup_is_old = false;
+    // A digest names fixed content: a manifest the caller's snapshot read is not read again (each
+    // read is a pull).
+    let from_snapshot = known.and_then(|known| known.manifests.get(&judged));
     let manifest = if settled_by_metadata {
         None
+    } else if let Some(kind) = from_snapshot {
+        Some(kind.clone())
     } else {
         lookup_is_old = true;
         reads::read_manifests(registry, repository, std::slice::from_ref(&judged))
@@ -138,7 +152,7 @@ pub async fn remove_cache_tag<R: Registry>(
 
     // Some(None): known to be unreferenced; None: not known yet.
     let mut reference: Option<Option<String>> =
-        index_references.map(|references| references.get(&judged).cloned());
+        known.map(|known| known.references.get(&judged).cloned());
     let mut current = image;
     let mut attempts = 0;
     let mut sent = false;

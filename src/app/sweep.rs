@@ -13,7 +13,7 @@ use crate::core::plan::referenced_digests;
 use crate::core::repository_map::RepositoryMap;
 use crate::core::stale::{gone_branch_tags, prefixed_to_read, stale_cache_tags, StaleTag};
 
-use super::branch_cleanup::{remove_cache_tag, TagOutcome, TagReport};
+use super::branch_cleanup::{remove_cache_tag, KnownRepository, TagOutcome, TagReport};
 use super::ports::{BranchListError, BranchLister, Registry, RegistryError};
 use super::prune::{
     prune_snapshot_within, take_snapshot_within, PruneError, PruneSettings, RepositoryReport, Run,
@@ -330,6 +330,10 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
 
     // The snapshot read every index, so its references are complete (rule 3).
     let index_references = referenced_digests(&snapshot.manifests);
+    let known = KnownRepository {
+        references: &index_references,
+        manifests: &snapshot.manifests,
+    };
     let mut tags = Vec::new();
     for tag in candidates {
         if !(run.time_left)() {
@@ -342,7 +346,7 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
             &tag.tag,
             Some(&tag.digest),
             Some(now_secs),
-            Some(&index_references),
+            Some(&known),
             settings.dry_run,
         )
         .await?
