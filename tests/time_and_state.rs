@@ -21,6 +21,15 @@ use support::memory::{Fault, Kind, MemoryRegistry, Op};
 use support::moto::{config, rfc3339};
 
 const REPO: &str = "app";
+
+/// A live (or dry) run with room for every deletion.
+fn prune_settings(dry_run: bool) -> PruneSettings {
+    PruneSettings {
+        dry_run,
+        max_deletions: 1000,
+        estimate_reclaimed: false,
+    }
+}
 /// When the tests' branch deletions happen (2026-11-30T12:00:00Z).
 const DELETED_AT: i64 = 1_796_040_000;
 
@@ -209,11 +218,7 @@ async fn an_image_archived_after_the_snapshot_is_not_deleted() {
             state.set_status(REPO, &target, ImageStatus::Archived);
         }
     });
-    let settings = PruneSettings {
-        dry_run: false,
-        max_deletions: 1000,
-        estimate_reclaimed: false,
-    };
+    let settings = prune_settings(false);
     let report =
         prune_repository_within(&registry, REPO, &HashSet::new(), settings, Run::UNBOUNDED)
             .await
@@ -302,11 +307,7 @@ async fn every_deletion_has_its_audit_record_when_a_later_batch_fails() {
         time_left: &|| true,
         audit: &audit,
     };
-    let settings = PruneSettings {
-        dry_run: false,
-        max_deletions: 1000,
-        estimate_reclaimed: false,
-    };
+    let settings = prune_settings(false);
     let result = prune_repository_within(&registry, REPO, &HashSet::new(), settings, run).await;
     assert!(result.is_err(), "the second batch failed");
     let deleted: Vec<String> = registry
@@ -325,11 +326,7 @@ async fn a_dry_run_counts_no_deleted_bytes() {
     for _ in 0..3 {
         registry.state().push(REPO, Kind::Cache, None);
     }
-    let settings = PruneSettings {
-        dry_run: true,
-        max_deletions: 1000,
-        estimate_reclaimed: false,
-    };
+    let settings = prune_settings(true);
     let report =
         prune_repository_within(&registry, REPO, &HashSet::new(), settings, Run::UNBOUNDED)
             .await
@@ -585,11 +582,7 @@ async fn time_is_asked_before_every_manifest_read_batch() {
         time_left: &time_left,
         audit: &ecr_cache_pruner::app::audit::NoAudit,
     };
-    let settings = PruneSettings {
-        dry_run: false,
-        max_deletions: 1000,
-        estimate_reclaimed: false,
-    };
+    let settings = prune_settings(false);
     let err = prune_repository_within(&registry, REPO, &HashSet::new(), settings, run)
         .await
         .unwrap_err();

@@ -58,6 +58,28 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(days * 86_400 + hour * 3600 + minute * 60 + second - offset)
 }
 
+/// `secs` since the epoch as (year, month, day, hour, minute, second), UTC.
+pub fn civil(secs: i64) -> (i64, i64, i64, i64, i64, i64) {
+    let (days, rest) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day, rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+/// `secs` since the epoch as EventBridge writes times (`2026-11-30T16:18:28Z`).
+pub fn format_rfc3339(secs: i64) -> String {
+    let (y, mo, d, h, mi, s) = civil(secs);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
 fn is_leap(year: i64) -> bool {
     (year % 4 == 0 && year % 100 != 0) || year % 400 == 0
 }
@@ -98,6 +120,14 @@ mod tests {
             parse_rfc3339("2019-11-16T03:54:34+02:00"),
             Some(1_573_869_274)
         );
+    }
+
+    #[test]
+    fn formats_what_it_parses() {
+        for secs in [0, 951_782_400, 1_573_869_274, 1_709_208_000, 4_102_444_799] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(secs)), Some(secs), "{secs}");
+        }
+        assert_eq!(format_rfc3339(1_573_869_274), "2019-11-16T01:54:34Z");
     }
 
     #[test]

@@ -116,23 +116,8 @@ fn timestamp(secs: Option<i64>) -> String {
     match secs {
         None => "-".into(),
         Some(s) => {
-            // civil-from-days (Howard Hinnant), UTC, to avoid a date crate for one column
-            let days = s.div_euclid(86_400);
-            let rem = s.rem_euclid(86_400);
-            let z = days + 719_468;
-            let era = z.div_euclid(146_097);
-            let doe = z - era * 146_097;
-            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-            let mp = (5 * doy + 2) / 153;
-            let d = doy - (153 * mp + 2) / 5 + 1;
-            let m = if mp < 10 { mp + 3 } else { mp - 9 };
-            let y = yoe + era * 400 + i64::from(m <= 2);
-            format!(
-                "{y:04}-{m:02}-{d:02} {:02}:{:02}Z",
-                rem / 3600,
-                rem % 3600 / 60
-            )
+            let (y, m, d, hour, minute, _) = crate::core::time::civil(s);
+            format!("{y:04}-{m:02}-{d:02} {hour:02}:{minute:02}Z")
         }
     }
 }
