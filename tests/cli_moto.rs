@@ -107,7 +107,7 @@ fn clear_errors_and_exit_codes() {
     assert_eq!(usage.status.code(), Some(2));
 
     let no_credentials = Command::new(env!("CARGO_BIN_EXE_ecr-cache-pruner"))
-        .args(["plan", "--repository", "my-app"])
+        .args(["--json", "plan", "--repository", "my-app"])
         .env_clear()
         .env("AWS_ENDPOINT_URL", endpoint())
         .env("AWS_REGION", "us-east-1")
@@ -117,11 +117,9 @@ fn clear_errors_and_exit_codes() {
         .output()
         .unwrap();
     assert_eq!(no_credentials.status.code(), Some(1));
-    assert!(
-        text(&no_credentials.stderr).contains("credentials"),
-        "{}",
-        text(&no_credentials.stderr)
-    );
+    // Told apart by the credentials provider's error type, not by the message's wording.
+    let error: serde_json::Value = serde_json::from_slice(&no_credentials.stdout).unwrap();
+    assert_eq!(error["error"]["kind"], "no_credentials", "{error}");
 }
 
 #[tokio::test]

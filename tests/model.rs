@@ -534,7 +534,11 @@ fn run(scenario: &Scenario) -> Outcome {
                 }
             }
         }
-        if let Some(tag) = &fresh_tag {
+        // Unless a concurrent byte-identical push moved the tag onto an old digest meanwhile:
+        // that image keeps its old push time, and without GitHub nothing tells it from the
+        // deleted branch's cache (docs/how-it-works.md: one cold build at worst).
+        let undisturbed = scenario.github || state.injected == injected_before;
+        if let Some(tag) = fresh_tag.as_ref().filter(|_| undisturbed) {
             if !state.images(REPO).iter().any(|i| i.tags.contains(tag)) {
                 outcome.violations.push(format!(
                     "{action:?} removed {tag}, pushed again after the branch deletion"
