@@ -616,3 +616,22 @@ async fn manifests_that_describe_images_classifies_are_never_read() {
     );
     assert_eq!(pruner.registry.count(Op::ReadManifests), 0);
 }
+
+#[test]
+fn the_continuation_sample_decodes_with_its_progress() {
+    let event = support::moto::event("repository-sweep-continuation.json");
+    let cfg = config(&[("SWEEP_REPOSITORIES", "*")]);
+    let decision = ecr_cache_pruner::core::trigger::decide(&event, &cfg.trigger_rules()).unwrap();
+    assert_eq!(
+        decision,
+        ecr_cache_pruner::core::trigger::Decision::Act(
+            ecr_cache_pruner::core::trigger::Trigger::RepositorySweep {
+                repository: "my-app".into(),
+                continuation: Some(Continuation {
+                    attempt: 2,
+                    remaining: Some(1200),
+                }),
+            }
+        )
+    );
+}

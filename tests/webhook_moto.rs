@@ -26,19 +26,19 @@ struct Bus {
     queue_url: String,
     /// EventBridge calls the webhook made, to any bus: a webhook that published to the wrong bus
     /// (say `default`) would never show up in `drain`, but it shows up here.
-    events_calls: EventBridgeCalls,
+    events_calls: CallCount,
     events: aws_sdk_eventbridge::Client,
     config: WebhookConfig,
     secret_arn: String,
 }
 
-/// Counts every EventBridge call a client makes.
+/// Counts every call a client makes (EventBridge, Secrets Manager).
 #[derive(Debug, Clone, Default)]
-struct EventBridgeCalls(Arc<AtomicUsize>);
+struct CallCount(Arc<AtomicUsize>);
 
-impl Intercept for EventBridgeCalls {
+impl Intercept for CallCount {
     fn name(&self) -> &'static str {
-        "EventBridgeCalls"
+        "CallCount"
     }
 
     fn read_before_execution(
@@ -51,7 +51,7 @@ impl Intercept for EventBridgeCalls {
     }
 }
 
-impl EventBridgeCalls {
+impl CallCount {
     fn count(&self) -> usize {
         self.0.load(Ordering::SeqCst)
     }
@@ -62,7 +62,7 @@ impl EventBridgeCalls {
 async fn setup(secret: &str) -> Bus {
     let sdk = sdk_config();
     let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-    let events_calls = EventBridgeCalls::default();
+    let events_calls = CallCount::default();
     let events = aws_sdk_eventbridge::Client::from_conf(
         aws_sdk_eventbridge::config::Builder::from(&sdk)
             .interceptor(events_calls.clone())
@@ -426,4 +426,34 @@ async fn end_to_end_branch_deletion_removes_only_that_branch_cache() {
         "other tag on the digest survives"
     );
     assert_eq!(after[&app.digest], vec!["v1"]);
+}
+
+#[tokio::test]
+async fn forged_deliveries_do_not_read_the_secret_each_time() {
+    // A secret never rotated has no AWSPREVIOUS version; its current version is minutes old, so a
+    // mismatch looks like a rotation in progress. The previous version is asked for at most once
+    // per re-check period, not once per forged delivery.
+    let bus = setup(SAMPLE_SECRET).await;
+    let sdk = sdk_config();
+    let secret_calls = CallCount::default();
+    let secrets = aws_sdk_secretsmanager::Client::from_conf(
+        aws_sdk_secretsmanager::config::Builder::from(&sdk)
+            .interceptor(secret_calls.clone())
+            .build(),
+    );
+    let webhook = Webhook::new(bus.config.clone(), secrets, bus.events.clone());
+    let good = request("webhook-delete-branch.json");
+    let body = good["body"].as_str().unwrap().to_owned();
+    for _ in 0..5 {
+        let forged = with_body(good.clone(), &body, "guess");
+        let req: LambdaFunctionUrlRequest = serde_json::from_value(forged).unwrap();
+        assert_eq!(webhook.handle(req).await.status_code, 401);
+    }
+    assert_eq!(
+        secret_calls.count(),
+        2,
+        "the current secret once, the missing previous version once"
+    );
+    let req: LambdaFunctionUrlRequest = serde_json::from_value(good).unwrap();
+    assert_eq!(webhook.handle(req).await.status_code, 202);
 }

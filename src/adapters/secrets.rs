@@ -24,6 +24,9 @@ pub struct CachedSecret {
     cached: Mutex<Option<(Arc<str>, Instant)>>,
     /// When the version read was created (seconds since the epoch), when Secrets Manager says.
     created_at: Mutex<Option<i64>>,
+    /// When a re-read was last tried, whatever its result: a version that does not exist (no
+    /// `AWSPREVIOUS` before the first rotation) is not asked for again on every request.
+    last_attempt: Mutex<Option<Instant>>,
 }
 
 impl CachedSecret {
@@ -34,6 +37,7 @@ impl CachedSecret {
             stage: None,
             cached: Mutex::new(None),
             created_at: Mutex::new(None),
+            last_attempt: Mutex::new(None),
         }
     }
 
@@ -41,6 +45,11 @@ impl CachedSecret {
     pub fn with_stage(mut self, stage: &'static str) -> Self {
         self.stage = Some(stage);
         self
+    }
+
+    /// The value read last, without reading.
+    pub async fn cached(&self) -> Option<Arc<str>> {
+        self.cached.lock().await.as_ref().map(|(v, _)| v.clone())
     }
 
     /// When the version last read was created (None before a read, or when not reported).
@@ -59,8 +68,9 @@ impl CachedSecret {
         Ok(value)
     }
 
-    /// Reads the secret again if the cached copy is older than `age` (it may have been rotated);
-    /// returns the new value when it was re-read, None when the cache is fresh.
+    /// Reads the secret again if the cached copy, and the last attempt to read it, are older than
+    /// `age` (it may have been rotated); returns the new value when it was re-read, None when the
+    /// cache (or a failed attempt) is recent.
     pub async fn refresh_if_older_than(
         &self,
         age: Duration,
@@ -68,6 +78,13 @@ impl CachedSecret {
         let mut cached = self.cached.lock().await;
         if matches!(cached.as_ref(), Some((_, at)) if at.elapsed() < age) {
             return Ok(None);
+        }
+        {
+            let mut last = self.last_attempt.lock().await;
+            if !age.is_zero() && last.is_some_and(|at| at.elapsed() < age) {
+                return Ok(None);
+            }
+            *last = Some(Instant::now());
         }
         let value = self.read().await?;
         *cached = Some((value.clone(), Instant::now()));

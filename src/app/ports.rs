@@ -11,7 +11,8 @@ use std::future::Future;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::core::plan::{ImageRecord, ImageStatus};
+pub use crate::core::plan::ImageNow;
+use crate::core::plan::ImageRecord;
 use crate::core::trigger::Continuation;
 
 /// Maximum ids per BatchGetImage / BatchDeleteImage / DescribeImages-by-id call.
@@ -118,13 +119,6 @@ pub struct DeleteOutcome {
     /// `ImageNotFound`: someone (maybe a concurrent run) deleted it already.
     pub already_gone: Vec<String>,
     pub failures: Vec<ImageFailure>,
-}
-
-/// An image as the re-check just before a delete sees it: its tags and its status now.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ImageNow {
-    pub tags: Vec<String>,
-    pub status: ImageStatus,
 }
 
 /// A container registry (Amazon ECR in production).

@@ -353,11 +353,7 @@ async fn recheck_and_delete<R: Registry>(
     let mut in_flight: HashMap<String, PlannedDeletion> = HashMap::new();
     for attempt in 1..=retry::ATTEMPTS {
         let digests: Vec<String> = pending.iter().map(|d| d.digest.clone()).collect();
-        let current = reads::current_tags(registry, repository, &digests)
-            .await?
-            .into_iter()
-            .map(|(digest, now)| (digest, (now.tags, now.status)))
-            .collect();
+        let current = reads::current_tags(registry, repository, &digests).await?;
         let checked = plan::recheck(pending, &current);
         let mut deleted_before = Vec::new();
         for digest in checked.gone {

@@ -325,6 +325,13 @@ pub fn plan(
     result
 }
 
+/// An image as the re-check just before a delete sees it: its tags and its status now.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ImageNow {
+    pub tags: Vec<String>,
+    pub status: ImageStatus,
+}
+
 /// A batch of planned deletions after the just-before-delete re-read of its tags (rule 2).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rechecked {
@@ -339,21 +346,20 @@ pub struct Rechecked {
 /// Applies the re-check to `batch`. `current` maps each digest that still exists to its tags and
 /// status now; a digest absent from it is already gone. The last look-up decides: a tag gained or
 /// a status other than ACTIVE since the snapshot keeps the image (rules 2 and 8).
-pub fn recheck(
-    batch: Vec<PlannedDeletion>,
-    current: &HashMap<String, (Vec<String>, ImageStatus)>,
-) -> Rechecked {
+pub fn recheck(batch: Vec<PlannedDeletion>, current: &HashMap<String, ImageNow>) -> Rechecked {
     let mut result = Rechecked::default();
     for deletion in batch {
         match current.get(&deletion.digest) {
             None => result.gone.push(deletion.digest),
-            Some((tags, _)) if !tags.is_empty() => result.kept.push(KeptImage {
+            Some(now) if !now.tags.is_empty() => result.kept.push(KeptImage {
                 digest: deletion.digest,
-                reason: KeepReason::GainedTag { tags: tags.clone() },
+                reason: KeepReason::GainedTag {
+                    tags: now.tags.clone(),
+                },
             }),
-            Some((_, status)) if *status != ImageStatus::Active => result.kept.push(KeptImage {
+            Some(now) if now.status != ImageStatus::Active => result.kept.push(KeptImage {
                 digest: deletion.digest,
-                reason: KeepReason::NotActive { status: *status },
+                reason: KeepReason::NotActive { status: now.status },
             }),
             Some(_) => result.delete.push(deletion),
         }
@@ -634,9 +640,13 @@ mod tests {
             .collect();
         let plan = plan(&images, &HashMap::new(), &settings(10));
         assert_eq!(plan.delete.len(), 2, "both ACTIVE in the snapshot");
+        let now = |status| ImageNow {
+            tags: vec![],
+            status,
+        };
         let current = HashMap::from([
-            (d(1), (vec![], ImageStatus::Archived)),
-            (d(2), (vec![], ImageStatus::Active)),
+            (d(1), now(ImageStatus::Archived)),
+            (d(2), now(ImageStatus::Active)),
         ]);
         let checked = recheck(plan.delete, &current);
         assert_eq!(checked.delete.len(), 1);
@@ -658,10 +668,13 @@ mod tests {
             .map(|n| image(n, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG)))
             .collect();
         let plan = plan(&images, &HashMap::new(), &settings(10));
-        let active = ImageStatus::Active;
+        let now = |tags: &[&str], status| ImageNow {
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            status,
+        };
         let current = HashMap::from([
-            (d(1), (vec![], active)),
-            (d(2), (vec!["cache-main".to_string()], active)),
+            (d(1), now(&[], ImageStatus::Active)),
+            (d(2), now(&["cache-main"], ImageStatus::Active)),
         ]);
         let checked = recheck(plan.delete, &current);
         assert_eq!(checked.gone, vec![d(3)]);

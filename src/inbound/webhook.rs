@@ -136,9 +136,10 @@ impl Webhook {
             .await
         {
             Ok(Some(fresh)) => fresh,
-            Ok(None) => match self.previous.get().await {
-                Ok(cached) => cached,
-                Err(_) => return false,
+            // Read recently, or tried recently and not found: never one read per request.
+            Ok(None) => match self.previous.cached().await {
+                Some(cached) => cached,
+                None => return false,
             },
             // No previous version (never rotated), or unreadable: nothing to accept.
             Err(_) => return false,

@@ -260,7 +260,6 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                             .because(TagExpiry::BranchDeleted)
                     })
                     .collect();
-                audit::tags(&reports, cause);
                 return Ok(reports);
             }
         }
