@@ -1,5 +1,6 @@
 //! Use cases over the ports in [`ports`]: prune one repository ([`prune`]), remove a deleted
-//! branch's cache tag ([`branch_cleanup`]), sweep the repositories in scope ([`sweep`]). They
+//! branch's cache tag ([`branch_cleanup`]), sweep the repositories in scope ([`sweep`]), report what a sweep would save
+//! ([`report`]). They
 //! sequence reads, decisions (in [`crate::core`]) and deletions; they never name AWS or GitHub.
 
 pub mod audit;
@@ -7,5 +8,6 @@ pub mod branch_cleanup;
 pub mod ports;
 pub mod prune;
 pub mod reads;
+pub mod report;
 pub mod retry;
 pub mod sweep;

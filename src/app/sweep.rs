@@ -9,7 +9,7 @@ use thiserror::Error;
 
 use crate::core::branch::{cache_tag_for_branch, ProtectedBranches};
 use crate::core::glob::{any_matches, Glob};
-use crate::core::plan::referenced_digests;
+use crate::core::plan::{referenced_digests, ImageRecord};
 use crate::core::repository_map::RepositoryMap;
 use crate::core::stale::{gone_branch_tags, prefixed_to_read, stale_cache_tags, StaleTag};
 
@@ -219,6 +219,28 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
     now_secs: i64,
     run: Run<'_>,
 ) -> Result<(RepositoryReport, Vec<TagReport>), SweepError> {
+    let swept = sweep_one_listed(registry, settings, github, repository, now_secs, run).await?;
+    Ok((swept.report, swept.tags))
+}
+
+/// One repository swept, with the images its listing found (what the savings report sizes).
+#[derive(Debug, Clone)]
+pub struct SweptRepository {
+    pub report: RepositoryReport,
+    pub tags: Vec<TagReport>,
+    /// Every image of the listing the sweep judged by, of every status.
+    pub images: Vec<ImageRecord>,
+}
+
+/// [`sweep_one`], also handing back the listing it judged by.
+pub async fn sweep_one_listed<R: Registry, B: BranchLister>(
+    registry: &R,
+    settings: &SweepSettings,
+    github: Option<&B>,
+    repository: &str,
+    now_secs: i64,
+    run: Run<'_>,
+) -> Result<SweptRepository, SweepError> {
     let prefix = &settings.cache_tag_prefix;
     // Asked first, so that every branch pushed after this listing is judged fresh (event time
     // wins: `now_secs` is no later than the listing).
@@ -253,11 +275,11 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
         // Without the branch list no tag can be judged: not even by age, since a branch that
         // exists keeps its cache however old.
         pruned.tag_expiry_skipped = Some(err.to_string());
-        return Ok((pruned, vec![]));
+        return Ok(SweptRepository::untouched_tags(pruned, snapshot.images));
     }
     let expire_tags = settings.stale_cache_days.is_some() || existing_tags.is_some();
     if !expire_tags || pruned.out_of_time {
-        return Ok((pruned, vec![]));
+        return Ok(SweptRepository::untouched_tags(pruned, snapshot.images));
     }
 
     // A manifest read is a pull (it refreshes lastRecordedPullTime): only the images a tag
@@ -292,7 +314,7 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
         reads::read_manifests_within(registry, repository, &to_read, run.time_left).await?
     else {
         pruned.out_of_time = true;
-        return Ok((pruned, vec![]));
+        return Ok(SweptRepository::untouched_tags(pruned, snapshot.images));
     };
     snapshot.manifests.extend(read.kinds);
     let protected = &settings.protected_branches;
@@ -354,7 +376,21 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
         run.audit.tags(std::slice::from_ref(&report));
         tags.push(report);
     }
-    Ok((pruned, tags))
+    Ok(SweptRepository {
+        report: pruned,
+        tags,
+        images: snapshot.images,
+    })
+}
+
+impl SweptRepository {
+    fn untouched_tags(report: RepositoryReport, images: Vec<ImageRecord>) -> Self {
+        SweptRepository {
+            report,
+            tags: vec![],
+            images,
+        }
+    }
 }
 
 /// Cache tags of every branch that exists in the GitHub repositories owning `repository`'s

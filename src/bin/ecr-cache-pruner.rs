@@ -1,5 +1,6 @@
 //! Operator CLI on the same core as the Lambda: preview everything a scheduled sweep would do in
-//! one repository, sweep it (deleting only what was shown), or print a branch's cache tag.
+//! one repository, sweep it (deleting only what was shown), report what many repositories hold
+//! and what a sweep would save (read-only), or print a branch's cache tag.
 //! AWS credentials, region and endpoint come from the standard chain (or `--profile`,
 //! `--region`); the sweep's options from the same environment variables as the Lambda
 //! (`STALE_CACHE_DAYS`, `KEEP_TAGS`, `PROTECTED_BRANCHES`, `CACHE_TAG_PREFIX`, `REPOSITORY_MAP`,
@@ -8,15 +9,21 @@
 //! Exit codes: 0 success, 1 error (AWS, credentials, configuration), 2 usage, 3 repository not
 //! found, 4 some deletions failed, 5 not confirmed, 6 changes pending (`plan --exit-code`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand};
+use ecr_cache_pruner::app::report::ReportSettings;
 use ecr_cache_pruner::app::sweep::ConfirmedPlan;
 use ecr_cache_pruner::core::branch::cache_tag_for_branch;
+use ecr_cache_pruner::core::glob::parse_list;
+use ecr_cache_pruner::core::savings::DEFAULT_PRICE_PER_GB_MONTH;
+use ecr_cache_pruner::core::time::format_rfc3339;
+use ecr_cache_pruner::inbound::cli::report::{render_html, render_table};
 use ecr_cache_pruner::inbound::cli::session::{
-    confirm, print, session, sweep_repository, Failure, SessionOptions, EXIT_CHANGES_PENDING,
-    EXIT_PARTIAL,
+    confirm, print, savings_report, session, sweep_repository, Failure, SessionOptions,
+    EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_PARTIAL,
 };
 use ecr_cache_pruner::inbound::config::DEFAULT_CACHE_TAG_PREFIX;
 
@@ -71,12 +78,43 @@ enum Command {
         #[arg(long, default_value_t = 100_000)]
         max_deletions: usize,
     },
+    /// Read-only report over many repositories: what BuildKit cache they hold, what a sweep would
+    /// delete now (sized by DescribeImages), and what that saves per month. Deletes nothing.
+    Report {
+        /// Comma list of repository globs (default: SWEEP_REPOSITORIES, else every repository).
+        #[arg(long)]
+        repositories: Option<String>,
+        /// Also write a self-contained HTML page with a chart to FILE.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+        /// Storage price that prices the stale bytes (USD per GB-month).
+        #[arg(long, default_value_t = DEFAULT_PRICE_PER_GB_MONTH, value_parser = price)]
+        price_per_gb_month: f64,
+        /// Repositories read at the same time.
+        #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+        concurrency: u16,
+    },
     /// Print the cache tag the pruner derives for a branch (for CI scripts).
     TagFor {
         branch: String,
         #[arg(long, env = "CACHE_TAG_PREFIX", default_value = DEFAULT_CACHE_TAG_PREFIX)]
         prefix: String,
     },
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn price(raw: &str) -> Result<f64, String> {
+    match raw.parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        _ => Err(format!(
+            "{raw:?} is not a price (a number of USD, 0 or more)"
+        )),
+    }
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -129,6 +167,44 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             } else {
                 0
             })
+        }
+        Command::Report {
+            repositories,
+            html,
+            price_per_gb_month,
+            concurrency,
+        } => {
+            let session = session(&options).await?;
+            let scope = match repositories {
+                Some(globs) => parse_list(globs),
+                None => session.settings.repositories.clone(),
+            };
+            let settings = ReportSettings {
+                sweep: session.settings.clone(),
+                scope,
+                concurrency: usize::from(*concurrency),
+                price_per_gb_month: *price_per_gb_month,
+            };
+            let report = savings_report(&session, &settings, json).await?;
+            if let Some(path) = html {
+                let page = render_html(&report, &format_rfc3339(now_secs()));
+                std::fs::write(path, page).map_err(|e| {
+                    Failure::new(
+                        EXIT_ERROR,
+                        "io",
+                        format!("cannot write {}: {e}", path.display()),
+                    )
+                })?;
+            }
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serializes")
+                );
+            } else {
+                print!("{}", render_table(&report));
+            }
+            Ok(0)
         }
         Command::Sweep {
             repository,

@@ -3,6 +3,7 @@
 //! Lambda Runtime API for running the real binaries.
 #![allow(dead_code)]
 
+pub mod deny_proxy;
 pub mod fake_github;
 pub mod http;
 pub mod memory;

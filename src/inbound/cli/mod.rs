@@ -1,6 +1,8 @@
 //! The operator CLI (`ecr-cache-pruner`): human tables from the same reports the Lambda returns
-//! (here), and its session with AWS and GitHub ([`session`]); `src/bin` only parses arguments.
+//! (here), the savings report's table and page ([`report`]), and its session with AWS and GitHub
+//! ([`session`]); `src/bin` only parses arguments.
 
+pub mod report;
 pub mod session;
 
 use std::fmt::Write;

@@ -11,7 +11,9 @@ use crate::app::audit::{manifest_records, tag_records, AuditTrail, Cause, NoAudi
 use crate::app::branch_cleanup::TagReport;
 use crate::app::ports::RegistryError;
 use crate::app::prune::{PruneError, RepositoryReport, Run};
+use crate::app::report::{report, Progress, ReportSettings};
 use crate::app::sweep::{sweep_one, SweepError, SweepSettings};
+use crate::core::savings::{RepositorySavings, SavingsReport};
 use crate::inbound::config::Config;
 
 use super::{render_plan, CliReport};
@@ -205,6 +207,50 @@ pub fn print(report: &CliReport, json: bool) {
         );
     } else {
         print!("{}", render_plan(report));
+    }
+}
+
+/// The savings report over the repositories in scope, with a progress bar on stderr unless
+/// `quiet` (indicatif draws nothing when stderr is not a terminal).
+pub async fn savings_report(
+    session: &Session,
+    settings: &ReportSettings,
+    quiet: bool,
+) -> Result<SavingsReport, Failure> {
+    let deadline = session.deadline;
+    let time_left = move || Instant::now() < deadline;
+    let bar = ReportProgress(if quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        spinner("listing repositories")
+    });
+    let result = report(
+        &session.ecr,
+        settings,
+        session.github.as_ref(),
+        now_secs(),
+        &time_left,
+        &bar,
+    )
+    .await;
+    bar.0.finish_and_clear();
+    result.map_err(|err| explain(err.into()))
+}
+
+struct ReportProgress(indicatif::ProgressBar);
+
+impl Progress for ReportProgress {
+    fn listed(&self, repositories: usize) {
+        self.0.set_length(repositories as u64);
+        self.0.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} repositories {msg}")
+                .expect("template parses"),
+        );
+        self.0.set_message("");
+    }
+    fn finished(&self, repository: &RepositorySavings) {
+        self.0.set_message(repository.repository.clone());
+        self.0.inc(1);
     }
 }
 

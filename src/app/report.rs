@@ -1,0 +1,133 @@
+//! The savings report: the sweep's own dry run over every repository in scope, a few at a time,
+//! sized by DescribeImages. Read-only by construction: every repository is swept with
+//! `dry_run` forced on, whatever the configuration says.
+
+use futures_util::stream::{self, StreamExt};
+
+use crate::core::glob::{any_matches, Glob};
+use crate::core::savings::{
+    repository_savings, savings_report, unreadable, ExpiringTag, RepositorySavings, SavingsReport,
+};
+
+use super::audit::NoAudit;
+use super::branch_cleanup::TagOutcome;
+use super::ports::{BranchLister, Registry, RegistryError};
+use super::prune::{PruneError, Run};
+use super::reads;
+use super::sweep::{sweep_one_listed, SweepError, SweepSettings};
+
+/// What to report on and how.
+#[derive(Debug, Clone)]
+pub struct ReportSettings {
+    /// The sweep's settings (prefix, protected branches, expiry rules); dry run is forced.
+    pub sweep: SweepSettings,
+    /// Repositories to cover; empty covers every repository.
+    pub scope: Vec<Glob>,
+    /// Repositories read at the same time (at least 1).
+    pub concurrency: usize,
+    pub price_per_gb_month: f64,
+}
+
+/// Hears how far the report is (for a progress bar).
+pub trait Progress: Sync {
+    fn listed(&self, _repositories: usize) {}
+    fn finished(&self, _repository: &RepositorySavings) {}
+}
+
+impl Progress for () {}
+
+/// Reads every repository in scope, `concurrency` at a time, and reports what it holds and what
+/// a sweep would delete now. A repository that cannot be read is reported with its error; only
+/// a failure to list the repositories fails the report. Deletes nothing.
+pub async fn report<R: Registry, B: BranchLister>(
+    registry: &R,
+    settings: &ReportSettings,
+    github: Option<&B>,
+    now_secs: i64,
+    time_left: &(dyn Fn() -> bool + Sync),
+    progress: &dyn Progress,
+) -> Result<SavingsReport, RegistryError> {
+    let mut sweep = settings.sweep.clone();
+    // The report never deletes: the sweep only plans.
+    sweep.dry_run = true;
+    sweep.max_deletions = usize::MAX;
+    sweep.confirmed = None;
+    sweep.estimate_reclaimed = false;
+    let sweep = &sweep;
+
+    let in_scope: Vec<String> = reads::list_repositories(registry)
+        .await?
+        .into_iter()
+        .filter(|name| settings.scope.is_empty() || any_matches(&settings.scope, name))
+        .collect();
+    progress.listed(in_scope.len());
+    let run = Run {
+        time_left,
+        audit: &NoAudit,
+    };
+    let surveyed: Vec<Option<RepositorySavings>> = stream::iter(in_scope)
+        .map(|repository| async move {
+            let one = survey_one(registry, sweep, github, &repository, now_secs, run).await;
+            if let Some(one) = &one {
+                progress.finished(one);
+            }
+            one
+        })
+        .buffer_unordered(settings.concurrency.max(1))
+        .collect()
+        .await;
+    Ok(savings_report(
+        surveyed.into_iter().flatten().collect(),
+        settings.price_per_gb_month,
+    ))
+}
+
+/// One repository; None when it was deleted since the listing.
+async fn survey_one<R: Registry, B: BranchLister>(
+    registry: &R,
+    sweep: &SweepSettings,
+    github: Option<&B>,
+    repository: &str,
+    now_secs: i64,
+    run: Run<'_>,
+) -> Option<RepositorySavings> {
+    if !(run.time_left)() {
+        return Some(unreadable(repository, not_finished()));
+    }
+    let swept = match sweep_one_listed(registry, sweep, github, repository, now_secs, run).await {
+        Ok(swept) => swept,
+        Err(SweepError::Prune(err)) if err.is_repository_gone() => return None,
+        Err(SweepError::Prune(PruneError::OutOfTime { .. })) => {
+            return Some(unreadable(repository, not_finished()))
+        }
+        Err(err) => return Some(unreadable(repository, err.to_string())),
+    };
+    if swept.report.out_of_time {
+        return Some(unreadable(repository, not_finished()));
+    }
+    let expiring: Vec<ExpiringTag> = swept
+        .tags
+        .iter()
+        .filter_map(|t| match (&t.outcome, t.removal) {
+            (TagOutcome::WouldRemove { image_deleted }, Some(why)) => Some(ExpiringTag {
+                tag: t.tag.clone(),
+                why,
+                image_goes: *image_deleted,
+            }),
+            _ => None,
+        })
+        .collect();
+    let mut savings = repository_savings(
+        repository,
+        &swept.images,
+        &swept.report.would_delete,
+        &expiring,
+        &sweep.cache_tag_prefix,
+    );
+    savings.tag_expiry_skipped = swept.report.tag_expiry_skipped;
+    Some(savings)
+}
+
+fn not_finished() -> String {
+    "not finished within the time given (raise --timeout)".to_owned()
+}
