@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the project's local tooling into ./.venv, idempotently:
 #   moto (the local AWS emulator) always; cargo-lambda with --lambda; SAM/cfn-lint with --sam;
-#   the GitHub workflow linters (check-jsonschema, zizmor) with --workflows.
+#   the GitHub workflow linters (check-jsonschema, zizmor) with --workflows; Debian's chromium
+#   (headless, for the report page's check; needs apt as root) and Pillow with --browser.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,16 +14,19 @@ SAM="aws-sam-cli==1.170.0"
 CFN_LINT="cfn-lint==1.58.0"
 CHECK_JSONSCHEMA="check-jsonschema==0.39.0"
 ZIZMOR="zizmor==1.32.0"
+PILLOW="pillow==11.3.0"
 
 want_lambda=false
 want_sam=false
 want_workflows=false
+want_browser=false
 for arg in "$@"; do
   case "$arg" in
     --lambda) want_lambda=true ;;
     --sam) want_sam=true; want_lambda=true ;;
     --workflows) want_workflows=true ;;
-    *) echo "usage: $0 [--lambda] [--sam] [--workflows]" >&2; exit 2 ;;
+    --browser) want_browser=true ;;
+    *) echo "usage: $0 [--lambda] [--sam] [--workflows] [--browser]" >&2; exit 2 ;;
   esac
 done
 
@@ -48,6 +52,18 @@ fi
 if $want_workflows; then
   [ -x "$VENV/bin/check-jsonschema" ] || missing+=("$CHECK_JSONSCHEMA")
   [ -x "$VENV/bin/zizmor" ] || missing+=("$ZIZMOR")
+fi
+if $want_browser; then
+  "$VENV/bin/python" -c "import PIL" 2>/dev/null || missing+=("$PILLOW")
+  if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      echo "setup: installing chromium (Debian package)"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+        || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+    else
+      echo "setup: chromium not found; install it (Debian: apt-get install chromium)" >&2; exit 1
+    fi
+  fi
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -41,7 +41,7 @@ pub fn render_table(report: &SavingsReport) -> String {
     let _ = writeln!(
         out,
         "total: {} repositories ({} not read), {} cache tags, {} of cache; {} stale manifest(s), {} \
-         — ${:.2}/month at ${}/GB-month; {} gone-branch and {} unused tag(s)",
+         — ${:.2}/month at ${:.2}/GB-month; {} gone-branch and {} unused tag(s)",
         t.repositories,
         t.repositories_failed,
         t.cache_tags,
@@ -214,7 +214,7 @@ tr.failed td {{ color: #a12a10; }}
 <div class="card">Repositories<b>{repositories}</b>{failed}</div>
 <div class="card">Cache stored<b>{cache}</b>{tags} cache tags</div>
 <div class="card">Stale cache<b>{stale}</b>{stale_manifests} manifests</div>
-<div class="card saving">Monthly savings<b>${savings:.2}</b>at ${price}/GB-month</div>
+<div class="card saving">Monthly savings<b>${savings:.2}</b>at ${price:.2}/GB-month</div>
 <div class="card">Tags a sweep removes<b>{expiring}</b>{gone} gone branch, {unused} unused</div>
 </div>
 {chart}
