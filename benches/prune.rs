@@ -173,6 +173,7 @@ async fn prune_with_mocks(n: usize) -> (Duration, usize) {
         dry_run: false,
         max_deletions: 100_000,
         estimate_reclaimed: false,
+        plan_only: false,
     };
     let start = Instant::now();
     let report = prune_repository(&ecr, "bench", &HashSet::new(), settings)

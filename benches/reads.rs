@@ -82,6 +82,7 @@ fn settings() -> SweepSettings {
         github_owner: None,
         estimate_reclaimed: false,
         confirmed: None,
+        plan_only: false,
     }
 }
 
@@ -103,6 +104,7 @@ fn main() {
             dry_run: true,
             max_deletions: 1000,
             estimate_reclaimed: false,
+            plan_only: false,
         };
         runtime
             .block_on(prune_repository(

@@ -108,6 +108,7 @@ fn main() {
         dry_run: false,
         max_deletions: 1000,
         estimate_reclaimed: false,
+        plan_only: false,
     };
     let report = runtime
         .block_on(prune_repository(
@@ -143,6 +144,7 @@ fn main() {
             github_owner: None,
             estimate_reclaimed: estimate,
             confirmed: None,
+            plan_only: false,
         };
         let (cpu, start) = (cpu_seconds(), Instant::now());
         let report = runtime

@@ -62,8 +62,10 @@ def index(children):
 # ---- the fault-injecting proxy -------------------------------------------------------------------
 
 class Proxy:
-    def __init__(self, upstream_port, rate, seed):
+    def __init__(self, upstream_port, rate, seed, latency=0.0):
         self.upstream_port = upstream_port
+        # Seconds added to every call (a region's round trip; moto on loopback has none).
+        self.latency = latency
         self.rate = rate
         self.random = random.Random(seed)
         self.lock = threading.Lock()
@@ -84,6 +86,8 @@ class Proxy:
                 operation = self.headers.get("X-Amz-Target", "?")
                 with proxy.lock:
                     proxy.operations[operation] = proxy.operations.get(operation, 0) + 1
+                if proxy.latency:
+                    time.sleep(proxy.latency)
                 fault = proxy.draw()
                 if fault == "dropped":
                     self.close_connection = True

@@ -40,6 +40,10 @@ MUTATIONS = {
     "7 missing previous secret read on every request": ("src/adapters/secrets.rs", "if !age.is_zero() && last.is_some_and", "if false && last.is_some_and", "webhook_moto"),
     "7 previous webhook secret refused": ("src/inbound/webhook.rs", "                if fresh.is_ok() || self.signed_with_previous(body, signature).await {", "                if fresh.is_ok() {", "webhook_moto"),
     "8 GitHub failure stops the manifests": ("src/app/sweep.rs", "            Err(err) => (None, Some(err)),", "            Err(err) => return Err(SweepError::Branches(err)),", "time_and_state"),
+    # Issue 18: the savings report only reads.
+    "report deletes": ("src/app/report.rs", "    sweep.dry_run = true;\n", "", "report"),
+    "report expires tags": ("src/app/report.rs", "    sweep.dry_run = true;\n", "    sweep.dry_run = sweep.stale_cache_days.is_none();\n", "report"),
+    "plan_only skips a deletion's re-check": ("src/app/prune.rs", "    if settings.dry_run && settings.plan_only {", "    if settings.plan_only {", "report"),
     "9 typed manifests read": ("src/core/plan.rs", "            && image.artifact_media_type.is_none()\n", "", "time_and_state"),
 }
 

@@ -209,6 +209,7 @@ fn settings() -> PruneSettings {
         dry_run: false,
         max_deletions: 1000,
         estimate_reclaimed: false,
+        plan_only: false,
     }
 }
 

@@ -28,6 +28,7 @@ fn prune_settings(dry_run: bool) -> PruneSettings {
         dry_run,
         max_deletions: 1000,
         estimate_reclaimed: false,
+        plan_only: false,
     }
 }
 /// When the tests' branch deletions happen (2026-11-30T12:00:00Z).

@@ -42,6 +42,10 @@ pub struct PruneSettings {
     /// per 100 images, so pushes and the sweep leave it off unless `ESTIMATE_RECLAIMED_BYTES`;
     /// the CLI turns it on.
     pub estimate_reclaimed: bool,
+    /// A dry run that reports the plan as listed, without looking its candidates up again (the
+    /// savings report: nothing is deleted and the listing is seconds old, so the look-up would
+    /// only double the calls). Ignored unless `dry_run`: a deletion is always re-checked.
+    pub plan_only: bool,
 }
 
 #[derive(Debug, Error)]
@@ -277,6 +281,12 @@ pub async fn prune_snapshot_within<R: Registry>(
     };
 
     let planned = std::mem::take(&mut plan.delete);
+    if settings.dry_run && settings.plan_only {
+        report.would_delete = planned;
+        plan.kept.sort_by(|a, b| a.digest.cmp(&b.digest));
+        report.kept = plan.kept;
+        return Ok(report);
+    }
     for (n, batch) in planned.chunks(BATCH_SIZE).enumerate() {
         if !(run.time_left)() {
             report.out_of_time = true;

@@ -53,6 +53,7 @@ pub async fn report<R: Registry, B: BranchLister>(
     sweep.max_deletions = usize::MAX;
     sweep.confirmed = None;
     sweep.estimate_reclaimed = false;
+    sweep.plan_only = true;
     let sweep = &sweep;
 
     let in_scope: Vec<String> = reads::list_repositories(registry)

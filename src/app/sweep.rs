@@ -41,6 +41,8 @@ pub struct SweepSettings {
     pub estimate_reclaimed: bool,
     /// Set by the CLI's `sweep`: delete and remove only what the operator was shown.
     pub confirmed: Option<ConfirmedPlan>,
+    /// See [`PruneSettings::plan_only`] (the savings report).
+    pub plan_only: bool,
 }
 
 /// What an operator was shown and confirmed. A sweep run with it deletes the intersection of
@@ -256,6 +258,7 @@ pub async fn sweep_one_listed<R: Registry, B: BranchLister>(
         dry_run: settings.dry_run,
         max_deletions: settings.max_deletions,
         estimate_reclaimed: settings.estimate_reclaimed,
+        plan_only: settings.plan_only,
     };
     let mut snapshot = take_snapshot_within(registry, repository, run.time_left).await?;
     let no_digest = HashSet::new();

@@ -134,6 +134,7 @@ impl Config {
     pub fn sweep_settings(&self) -> SweepSettings {
         SweepSettings {
             confirmed: None,
+            plan_only: false,
             repositories: self.sweep_repositories.clone(),
             cache_tag_prefix: self.cache_tag_prefix.clone(),
             protected_branches: self.protected_branches.clone(),

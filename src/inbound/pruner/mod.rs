@@ -116,6 +116,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             dry_run: self.config.dry_run,
             max_deletions: self.config.max_deletions,
             estimate_reclaimed: self.config.estimate_reclaimed_on_push,
+            plan_only: false,
         }
     }
 
