@@ -18,7 +18,7 @@ export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=repor
 
 .venv/bin/python scripts/seed_report_demo.py acme
 cargo build --quiet --bin ecr-cache-pruner
-target/debug/ecr-cache-pruner report --repositories 'acme/*' --html "$WORK/report.html" > "$WORK/table.txt"
+"${CARGO_TARGET_DIR:-target}/debug/ecr-cache-pruner" report --repositories 'acme/*' --html "$WORK/report.html" > "$WORK/table.txt"
 cat "$WORK/table.txt"
 
 # No network from the page: Chromium runs with networking features off, and the page must not
