@@ -396,3 +396,145 @@ async fn json_errors_and_global_region_and_profile() {
     .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
 }
+
+/// A folder with an AWS config file holding `profiles` (text), for one test.
+struct AwsHome {
+    dir: std::path::PathBuf,
+}
+
+impl AwsHome {
+    fn new(profiles: &str) -> Self {
+        let dir = std::env::temp_dir().join(unique_name("aws-home"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let profiles = profiles.replace("{dir}", dir.to_str().unwrap());
+        std::fs::write(dir.join("config"), profiles).unwrap();
+        AwsHome { dir }
+    }
+
+    /// A `credential_process` helper that leaves a mark when it runs and prints moto's keys.
+    fn credential_process(&self) -> String {
+        let script = self.dir.join("credentials.sh");
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\ntouch '{}'\nprintf '{{\"Version\": 1, \"AccessKeyId\": \"test\", \"SecretAccessKey\": \"test\"}}'\n",
+                self.marker().display()
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        script.display().to_string()
+    }
+
+    fn marker(&self) -> std::path::PathBuf {
+        self.dir.join("credential-process-ran")
+    }
+
+    /// The CLI with only this folder's config (HOME too: no SSO token cache, no ~/.aws).
+    fn cli(&self, args: &[&str], vars: &[(&str, &str)]) -> Output {
+        let home = self.dir.to_str().unwrap();
+        Command::new(env!("CARGO_BIN_EXE_ecr-cache-pruner"))
+            .args(args)
+            .env_clear()
+            .env("HOME", home)
+            .env("AWS_ENDPOINT_URL", endpoint())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", self.dir.join("config"))
+            .env("AWS_SHARED_CREDENTIALS_FILE", self.dir.join("credentials"))
+            .envs(vars.iter().copied())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+}
+
+impl Drop for AwsHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn error_of(out: &Output) -> serde_json::Value {
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap_or_else(|_| panic!("{} {}", text(&out.stdout), text(&out.stderr)))["error"]
+        .clone()
+}
+
+#[tokio::test]
+async fn a_credential_process_profile_works() {
+    let (name, stale, _) = seeded().await;
+    let home = AwsHome::new(
+        "[profile ops]\nregion = us-east-1\ncredential_process = {dir}/credentials.sh\n",
+    );
+    home.credential_process();
+    let out = home.cli(&["--profile", "ops", "plan", "--repository", &name], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains(&stale.digest[..19]));
+    assert!(
+        home.marker().exists(),
+        "the profile's credential_process ran"
+    );
+}
+
+#[tokio::test]
+async fn the_named_profile_wins_over_key_variables() {
+    let (name, _, _) = seeded().await;
+    let home = AwsHome::new(
+        "[profile ops]\nregion = us-east-1\ncredential_process = {dir}/credentials.sh\n",
+    );
+    home.credential_process();
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", "AKIAOTHERACCOUNT0000"),
+        ("AWS_SECRET_ACCESS_KEY", "other"),
+    ];
+    let out = home.cli(&["--profile", "ops", "plan", "--repository", &name], &keys);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(home.marker().exists(), "--profile's credentials were used");
+    assert!(
+        text(&out.stderr)
+            .contains("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment are ignored"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_missing_profile_is_named() {
+    let home = AwsHome::new("[profile ops]\nregion = us-east-1\n");
+    let out = home.cli(
+        &["--json", "--profile", "nope", "plan", "--repository", "app"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let error = error_of(&out);
+    assert_eq!(error["kind"], "no_credentials", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(message.contains("nope"), "{message}");
+    assert!(
+        message.len() < 500,
+        "one sentence, not the SDK's dump: {message}"
+    );
+    assert!(!message.contains("may be retried"), "{message}");
+}
+
+#[test]
+fn an_sso_profile_without_a_sign_in_says_how_to_sign_in() {
+    let home = AwsHome::new(
+        "[profile corp]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Admin\nregion = us-east-1\n\
+         [sso-session corp]\nsso_start_url = https://example.awsapps.com/start\nsso_region = us-east-1\n",
+    );
+    let out = home.cli(
+        &["--json", "--profile", "corp", "plan", "--repository", "app"],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let error = error_of(&out);
+    assert_eq!(error["kind"], "no_credentials", "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("aws sso login --profile corp"),
+        "{message}"
+    );
+    assert!(message.len() < 500, "{message}");
+}

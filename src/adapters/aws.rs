@@ -25,10 +25,43 @@ pub async fn load_config_for(
 ) -> aws_config::SdkConfig {
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).retry_config(retry_config());
     if let Some(profile) = profile {
-        loader = loader.profile_name(profile);
+        // A profile named on the command line wins over key variables in the environment (as in
+        // the AWS CLI); the default chain would try those first and quietly use another account.
+        let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+            .profile_name(&profile)
+            .build();
+        loader = loader
+            .profile_name(profile)
+            .credentials_provider(credentials);
     }
     if let Some(region) = region {
         loader = loader.region(aws_config::Region::new(region));
     }
     loader.load().await
+}
+
+/// An error and its causes as one line, each level once, at most 300 characters: what a person
+/// reads instead of the SDK's nested debug context.
+pub fn sentence_of(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(err);
+    while let Some(e) = current {
+        let text = e.to_string();
+        // One line: the default chain's error lists every provider it tried, one per line.
+        let first = text.lines().next().unwrap_or("");
+        let text = first
+            .trim()
+            .trim_end_matches("Attempted:")
+            .trim_end_matches([':', ' ']);
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(text)) {
+            parts.push(text.to_owned());
+        }
+        current = e.source();
+    }
+    let line = parts.join(": ");
+    if line.chars().count() > 300 {
+        line.chars().take(299).collect::<String>() + "…"
+    } else {
+        line
+    }
 }

@@ -14,7 +14,7 @@ pub struct RepositoryMetrics {
     /// Dry run: what would have been deleted / removed (the rehearsal before switching on).
     pub manifests_would_delete: usize,
     pub tags_would_remove: usize,
-    /// A dry run publishes the would-be metrics (zeros included); a live run does not.
+    /// A dry run publishes the would-be metrics (zeros included) instead of the deleted ones.
     pub dry_run: bool,
     pub failures: usize,
     /// Left alone for a lasting reason (archived index, AccessDenied, GitHub repository not
@@ -59,11 +59,23 @@ impl RepositoryMetrics {
     }
 }
 
-/// The EMF document for one repository.
+/// The EMF document for one repository: three series, what was deleted (a live run) or what would
+/// have been (a dry run: the rehearsal's numbers, not a live run's zeros), and failures.
 pub fn emf(namespace: &str, metrics: &RepositoryMetrics, timestamp_ms: u64) -> Value {
+    let (manifests, tags) = if metrics.dry_run {
+        (
+            ("ManifestsWouldDelete", metrics.manifests_would_delete),
+            ("TagsWouldRemove", metrics.tags_would_remove),
+        )
+    } else {
+        (
+            ("ManifestsDeleted", metrics.manifests_deleted),
+            ("TagsRemoved", metrics.tags_removed),
+        )
+    };
     let mut names = vec![
-        json!({"Name": "ManifestsDeleted", "Unit": "Count"}),
-        json!({"Name": "TagsRemoved", "Unit": "Count"}),
+        json!({"Name": manifests.0, "Unit": "Count"}),
+        json!({"Name": tags.0, "Unit": "Count"}),
         json!({"Name": "Failures", "Unit": "Count"}),
     ];
     let mut doc = json!({
@@ -76,17 +88,10 @@ pub fn emf(namespace: &str, metrics: &RepositoryMetrics, timestamp_ms: u64) -> V
             }],
         },
         "Repository": metrics.repository,
-        "ManifestsDeleted": metrics.manifests_deleted,
-        "TagsRemoved": metrics.tags_removed,
         "Failures": metrics.failures,
     });
-    // Only in a dry run: a live deployment publishes (and pays for) no would-be series.
-    if metrics.dry_run {
-        names.push(json!({"Name": "ManifestsWouldDelete", "Unit": "Count"}));
-        names.push(json!({"Name": "TagsWouldRemove", "Unit": "Count"}));
-        doc["ManifestsWouldDelete"] = json!(metrics.manifests_would_delete);
-        doc["TagsWouldRemove"] = json!(metrics.tags_would_remove);
-    }
+    doc[manifests.0] = json!(manifests.1);
+    doc[tags.0] = json!(tags.1);
     // Rare events: published only when they happen, so they cost nothing otherwise.
     for (name, value) in [
         ("RepositoriesSkipped", metrics.skipped),
@@ -259,6 +264,15 @@ mod tests {
         assert_valid_emf(&doc);
         assert_eq!(doc["ManifestsWouldDelete"], 1);
         assert_eq!(doc["TagsWouldRemove"], 1);
-        assert_eq!(doc["ManifestsDeleted"], 0);
+        // Three series in a dry run too: no live-run zeros beside the rehearsal's numbers.
+        assert!(doc.get("ManifestsDeleted").is_none());
+        assert!(doc.get("TagsRemoved").is_none());
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+                .as_array()
+                .unwrap()
+                .len(),
+            3
+        );
     }
 }

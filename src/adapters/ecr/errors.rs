@@ -11,6 +11,7 @@ use aws_sdk_ecr::operation::describe_images::DescribeImagesError;
 use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError;
 use aws_sdk_ecr::types::ImageFailureCode;
 
+use crate::adapters::aws::sentence_of;
 use crate::app::ports::RegistryError;
 
 /// Operation errors that can say "the repository does not exist".
@@ -72,16 +73,48 @@ fn is_transient<E: ProvideErrorMetadata>(err: &SdkError<E, HttpResponse>) -> boo
 /// The credentials provider failed (none found, SSO token expired, `credential_process` failed):
 /// told apart by the error's type in its source chain, not by its wording.
 fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    credentials_error(err).is_some()
+}
+
+/// One sentence for an SDK error: the service's code and message, or for a call that got no
+/// answer, its innermost cause (a credentials provider's own words, a refused connection).
+pub fn sentence<E>(err: &SdkError<E, HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err {
+        SdkError::ServiceError(service) => {
+            let e = service.err();
+            match (e.code(), e.message()) {
+                (Some(code), Some(message)) => format!("{code}: {message}"),
+                (Some(code), None) => code.to_owned(),
+                (None, Some(message)) => message.to_owned(),
+                (None, None) => format!("HTTP {}", service.raw().status().as_u16()),
+            }
+        }
+        SdkError::TimeoutError(_) => "no answer within the SDK's timeout".to_owned(),
+        SdkError::ResponseError(_) => "the answer could not be read".to_owned(),
+        _ => match credentials_error(err) {
+            Some(credentials) => sentence_of(credentials),
+            None => sentence_of(err),
+        },
+    }
+}
+
+/// The credentials provider's error in `err`'s source chain, if that is what failed.
+fn credentials_error<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a (dyn std::error::Error + 'static)> {
     let mut current = Some(err);
     while let Some(e) = current {
         if e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>()
             .is_some()
         {
-            return true;
+            return Some(e);
         }
         current = e.source();
     }
-    false
+    None
 }
 
 /// IAM, a repository policy or an SCP refused the call.
@@ -114,7 +147,10 @@ where
             repository: repository.to_owned(),
         };
     }
-    let message = DisplayErrorContext(&err).to_string();
+    // The SDK's whole context (a kilobyte of nested debug output) goes to the debug log; errors
+    // carry one sentence a person can act on.
+    lambda_runtime::tracing::debug!(operation, repository, error = %DisplayErrorContext(&err), "ECR call failed");
+    let message = sentence(&err);
     let repository = repository.to_owned();
     if caused_by_credentials(&err) {
         return RegistryError::NoCredentials {

@@ -5,6 +5,8 @@
 use std::io::{BufRead, IsTerminal, Write};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use aws_credential_types::provider::ProvideCredentials;
+
 use crate::adapters::ecr::EcrRegistry;
 use crate::adapters::github::GithubBranches;
 use crate::app::audit::{manifest_records, tag_records, AuditTrail, Cause, NoAudit};
@@ -53,13 +55,9 @@ pub fn explain(err: SweepError) -> Failure {
             "repository_not_found",
             format!("repository {repository} does not exist (check the name and the region)"),
         ),
-        SweepError::Prune(PruneError::Registry(RegistryError::NoCredentials { .. })) => {
-            Failure::new(
-                EXIT_ERROR,
-                "no_credentials",
-                format!("{text}. Pass --profile, set AWS_PROFILE, or set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY"),
-            )
-        }
+        SweepError::Prune(PruneError::Registry(RegistryError::NoCredentials {
+            message, ..
+        })) => no_credentials(message, std::env::var("AWS_PROFILE").ok().as_deref()),
         SweepError::Prune(PruneError::Registry(RegistryError::AccessDenied { .. })) => {
             Failure::new(EXIT_ERROR, "access_denied", text)
         }
@@ -71,6 +69,26 @@ pub fn explain(err: SweepError) -> Failure {
         SweepError::Branches(_) => Failure::new(EXIT_ERROR, "github", text),
         _ => Failure::new(EXIT_ERROR, "aws", text),
     }
+}
+
+/// No usable credentials: the provider's own words and what to do about them.
+pub fn no_credentials(sentence: &str, profile: Option<&str>) -> Failure {
+    let lower = sentence.to_ascii_lowercase();
+    let hint = match profile {
+        Some(profile) if lower.contains("sso") || lower.contains("token") => format!(
+            "sign in with `aws sso login --profile {profile}`, then run this again"
+        ),
+        Some(profile) => format!(
+            "check the profile `{profile}` in your AWS config file (AWS_CONFIG_FILE, default ~/.aws/config)"
+        ),
+        None => "pass --profile, set AWS_PROFILE, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            .to_owned(),
+    };
+    Failure::new(
+        EXIT_ERROR,
+        "no_credentials",
+        format!("no usable AWS credentials ({sentence}); {hint}"),
+    )
 }
 
 fn now_secs() -> i64 {
@@ -112,6 +130,35 @@ pub async fn session(options: &SessionOptions) -> Result<Session, Failure> {
     let sdk =
         crate::adapters::aws::load_config_for(options.region.clone(), options.profile.clone())
             .await;
+    if let Some(profile) = &options.profile {
+        if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+            eprintln!(
+                "note: using the profile `{profile}` (--profile); AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment are ignored"
+            );
+        }
+    }
+    // Credentials first: a profile that does not exist, an SSO sign-in that expired or a failing
+    // credential_process is said as such, not as a missing region or a failed ECR call.
+    let profile = options
+        .profile
+        .clone()
+        .or_else(|| std::env::var("AWS_PROFILE").ok());
+    match sdk.credentials_provider() {
+        None => {
+            return Err(no_credentials(
+                "no credentials provider is configured",
+                profile.as_deref(),
+            ))
+        }
+        Some(provider) => {
+            if let Err(err) = provider.provide_credentials().await {
+                return Err(no_credentials(
+                    &crate::adapters::aws::sentence_of(&err),
+                    profile.as_deref(),
+                ));
+            }
+        }
+    }
     if sdk.region().is_none() {
         return Err(Failure::new(
             EXIT_ERROR,
