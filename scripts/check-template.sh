@@ -10,6 +10,10 @@ export PATH="$PWD/.venv/bin:$PATH" SAM_CLI_TELEMETRY=0
 cfn-lint template.yaml
 sam validate --lint --region us-east-1
 python scripts/check_template_rules.py
+# The documented cost follows the template, and the default stack stays within $5 a month.
+python scripts/cost.py --check 2> >(grep -v "unpublished metrics" >&2)
+# Upgrades in place: no stateful resource of a 0.2.0 stack is replaced or deleted.
+python scripts/check_upgrade.py 2> >(grep -v "unpublished metrics" >&2)
 # The StackSets path: the transform expanded offline (as docs/deploy.md shows) lints clean too.
 tmp="$(mktemp -d)"; trap 'rm -rf "$tmp"' EXIT
 python - "$tmp/packaged.json" <<'PY'

@@ -21,6 +21,16 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 FAILED = []
 
 
+def resource_schema(resource_type):
+    """The CloudFormation resource schema cfn-lint ships for `resource_type` (us-east-1)."""
+    import cfnlint
+    base = os.path.join(os.path.dirname(cfnlint.__file__), "data", "schemas")
+    providers = json.load(open(os.path.join(base, "providers", "us-east-1.json")))
+    if resource_type not in providers:
+        return {}
+    return json.load(open(os.path.join(base, "resources", providers[resource_type] + ".json")))
+
+
 def check(name, ok, detail=""):
     print(f"{'ok  ' if ok else 'FAIL'} {name}" + (f": {detail}" if detail and not ok else ""))
     if not ok:
@@ -133,7 +143,8 @@ def main():
     check("RepositoryNamePattern refuses consecutive or more than five wildcards",
           not any(allowed.fullmatch(v) for v in bad), [v for v in bad if allowed.fullmatch(v)])
 
-    # 4. No reserved concurrency unless asked (accounts with a quota of 10 cannot reserve any).
+    # 4. No reserved concurrency unless asked (Lambda keeps 100 unreserved: accounts with a quota
+    #    of 100 or less, new ones often 10, cannot reserve any).
     reserved = resources["WebhookFunction"]["Properties"].get("ReservedConcurrentExecutions")
     default_reserved = template["Parameters"]["WebhookReservedConcurrency"]["Default"]
     check("webhook reserves no concurrency by default",
@@ -143,6 +154,13 @@ def main():
     invoke_configs = [r for r in resources.values() if r["Type"] == "AWS::Lambda::EventInvokeConfig"]
     check("asynchronous invocations have an on-failure destination",
           any(r["Properties"].get("DestinationConfig", {}).get("OnFailure") for r in invoke_configs))
+    # The dead-letter queue holds only events (the prune queue's redrives and EventBridge delivery
+    # failures), which `start-message-move-task --destination-arn <prune queue>` puts back; Lambda's
+    # on-failure records wrap the event and go to a queue of their own.
+    destinations = [json.dumps(r["Properties"]["DestinationConfig"]["OnFailure"]) for r in invoke_configs
+                    if r["Properties"].get("DestinationConfig", {}).get("OnFailure")]
+    check("on-failure records have their own queue, not the dead-letter queue",
+          destinations and not any("PruneDeadLetterQueue" in d for d in destinations), str(destinations))
 
     # 6. SQS permissions on the function's own queue only.
     managed = role["Properties"].get("ManagedPolicyArns", [])
@@ -174,6 +192,8 @@ def main():
     for d in dashboards:
         body = d["Properties"]["DashboardBody"]
         text = body["Fn::Sub"] if isinstance(body, dict) else body
+        if isinstance(text, list):  # Fn::Sub with a variable map
+            text = text[0]
         try:
             parsed = json.loads(re.sub(r"\$\{[^}]+\}", "x", text))
             widgets = parsed["widgets"]
@@ -203,12 +223,79 @@ def main():
     check("the sweep schedule needs both Enabled and SweepEnabled",
           template["Conditions"]["SweepScheduled"] == {"Fn::And": [{"Condition": "IsEnabled"}, {"Condition": "SweepOn"}]})
 
-    # Tags for cost allocation on every taggable resource the stack creates.
-    taggable = ("AWS::Lambda::Function", "AWS::SQS::Queue", "AWS::Logs::LogGroup", "AWS::Events::EventBus",
-                "AWS::SecretsManager::Secret", "AWS::CloudWatch::Alarm", "AWS::IAM::Role")
-    untagged = [name for name, r in resources.items() if r["Type"] in taggable
-                and "project" not in json.dumps(r["Properties"].get("Tags", []))]
-    check("every taggable resource carries the project tag", not untagged, f"untagged: {untagged}")
+    # Tags for cost allocation on every taggable resource the stack creates: every type whose
+    # CloudFormation schema (cfn-lint's copy) has a Tags property, rules and the queue mapping too.
+    taggable = [name for name, r in resources.items() if "Tags" in resource_schema(r["Type"]).get("properties", {})]
+    untagged = [name for name in taggable
+                if "project" not in json.dumps(resources[name]["Properties"].get("Tags", []))]
+    check("every taggable resource carries the project tag (rules and the queue mapping included)",
+          not untagged and {"EcrCachePushRule", "PruneQueueMapping"} <= set(taggable), f"untagged: {untagged}")
+
+    # One queue policy per queue (SQS documents a policy as covering a single queue), and every
+    # queue a rule sends to (as target or dead-letter target) has one naming that rule's service.
+    policies = {name: r for name, r in resources.items() if r["Type"] == "AWS::SQS::QueuePolicy"}
+    covered = [q.get("Ref") for r in policies.values() for q in r["Properties"]["Queues"]]
+    check("each queue policy covers exactly one queue",
+          policies and all(len(r["Properties"]["Queues"]) == 1 for r in policies.values()),
+          str({n: r["Properties"]["Queues"] for n, r in policies.items()}))
+    rule_queues = set()
+    for r in resources.values():
+        if r["Type"] == "AWS::Events::Rule":
+            for target in r["Properties"]["Targets"]:
+                for arn in (target["Arn"], target.get("DeadLetterConfig", {}).get("Arn")):
+                    if isinstance(arn, dict) and "Fn::GetAtt" in arn:
+                        rule_queues.add(arn["Fn::GetAtt"][0])
+    check("every queue a rule sends to has its own policy", rule_queues and rule_queues <= set(covered),
+          f"rule queues {sorted(rule_queues)}, policies cover {covered}")
+
+    # Pull-time neutral: the pruner's role is an ECR pull-time update exclusion unless opted out.
+    exclusions = [r for r in resources.values() if r["Type"] == "AWS::ECR::PullTimeUpdateExclusion"]
+    check("the pruner's role is a pull-time update exclusion, with an opt-out",
+          len(exclusions) == 1
+          and exclusions[0]["Properties"]["PrincipalArn"] == {"Fn::GetAtt": ["PrunerFunctionRole", "Arn"]}
+          and exclusions[0].get("Condition") == "IsPullTimeNeutral"
+          and template["Parameters"]["PullTimeNeutral"]["Default"] == "true")
+
+    # Names that fit anywhere: every name built from the stack name stays within its service's
+    # limit for the longest stack name CloudFormation allows (128 characters; StackSets' instance
+    # stacks are `StackSet-<name>-<36-character id>`). The one exception is the webhook function's
+    # name kept for webhooks set up the 0.2.0 way (condition LegacyWebhookName): those stacks exist,
+    # so their names fit.
+    limits = {("AWS::Lambda::Function", "FunctionName"): 64, ("AWS::Logs::LogGroup", "LogGroupName"): 512,
+              ("AWS::Events::EventBus", "Name"): 256, ("AWS::Events::Rule", "Name"): 64,
+              ("AWS::Scheduler::Schedule", "Name"): 64, ("AWS::Logs::QueryDefinition", "Name"): 255,
+              ("AWS::CloudWatch::Dashboard", "DashboardName"): 255, ("AWS::SQS::Queue", "QueueName"): 80,
+              ("AWS::SecretsManager::Secret", "Name"): 512, ("AWS::IAM::Role", "RoleName"): 64}
+    longest_stack = "S" * 128
+
+    def worst_length(value):
+        if isinstance(value, dict) and "Fn::Sub" in value:
+            text = value["Fn::Sub"] if isinstance(value["Fn::Sub"], str) else value["Fn::Sub"][0]
+            text = text.replace("${AWS::StackName}", longest_stack)
+            return len(re.sub(r"\$\{[^}]+\}", "x" * 20, text))
+        return len(value) if isinstance(value, str) else 0
+
+    too_long, legacy = [], []
+    for name, r in resources.items():
+        for (kind, prop), limit in limits.items():
+            value = r["Properties"].get(prop) if r["Type"] == kind else None
+            if value is None:
+                continue
+            if isinstance(value, dict) and "Fn::If" in value:
+                condition, kept, generated = value["Fn::If"]
+                legacy.append((name, condition, generated))
+                value = generated
+                if condition != "LegacyWebhookName" or generated != {"Ref": "AWS::NoValue"}:
+                    too_long.append(f"{name}.{prop}: only LegacyWebhookName may keep a stack-named name")
+                continue
+            if "AWS::StackName" in json.dumps(value) and worst_length(value) > limit:
+                too_long.append(f"{name}.{prop}: {worst_length(value)} > {limit}")
+    check("every name from the stack name fits its limit for a 128-character stack name",
+          not too_long, "; ".join(too_long))
+    check("no function is named from the stack name (but a 0.2.0 webhook's, kept for its URL)",
+          not any(r["Type"] == "AWS::Lambda::Function" and "FunctionName" in r["Properties"]
+                  and not (isinstance(r["Properties"]["FunctionName"], dict) and "Fn::If" in r["Properties"]["FunctionName"])
+                  for r in resources.values()), str(legacy))
 
     # Organisations that require a permissions boundary: every role takes it.
     roles = {name: r for name, r in resources.items() if r["Type"] == "AWS::IAM::Role"}

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Deploy test (opt-in, offline): deploys template.yaml twice under two stack names into LocalStack
 # (host mode, no Docker), routes sample events through the deployed rules, checks what reaches each
-# stack's queue after the grace delay, and deletes both stacks. See scripts/deploy_test/.
+# stack's queue after the grace delay, and deletes both stacks; updates a 0.2.0 stack to this
+# template and checks nothing stateful was replaced or lost; then deploys the release bundle
+# built from `sam build`'s output with a plain `sam deploy`, Enter at every prompt and no cargo on
+# PATH (scripts/deploy_test/bundle_deploy_test.py). See scripts/deploy_test/.
 #
 # Needs Python >= 3.13 (LocalStack 2026.3 uses 3.13-only stdlib) found as python3.13 or under
 # pyenv; installs LocalStack into ./.venv-localstack once (about a minute, ~650 MB RSS running).
@@ -56,3 +59,17 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 LOCALSTACK_ENDPOINT="http://127.0.0.1:$PORT" .venv/bin/python scripts/deploy_test/deploy_test.py
+# A 0.2.0 stack updated to this template keeps its queues, messages, secret and log groups.
+scripts/setup.sh --sam >/dev/null
+LOCALSTACK_ENDPOINT="http://127.0.0.1:$PORT" .venv/bin/python scripts/deploy_test/upgrade_test.py
+
+# The release bundle from `sam build`'s output, deployed by pressing Enter (no cargo on PATH).
+if [ -f .aws-sam/build/template.yaml ]; then
+  if [ template.yaml -nt .aws-sam/build/template.yaml ]; then
+    echo "deploy-test: .aws-sam/build is older than template.yaml; run scripts/sam-build.sh" >&2; exit 1
+  fi
+  bundle="$(scripts/bundle.sh deploy-test "$DATA")"
+  LOCALSTACK_ENDPOINT="http://127.0.0.1:$PORT" .venv/bin/python scripts/deploy_test/bundle_deploy_test.py "$bundle"
+elif [ "${1:-}" = "--if-available" ]; then
+  echo "deploy-test: bundle test SKIPPED, no sam build output (run scripts/sam-build.sh first)"
+fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the project's local tooling into ./.venv, idempotently:
-#   moto (the local AWS emulator) always; cargo-lambda with --lambda; SAM/cfn-lint with --sam;
+#   moto (the local AWS emulator) always; cargo-lambda with --lambda; SAM, cfn-lint and pexpect
+#   (drives `sam deploy` at its prompts in the deploy test) with --sam;
 #   the GitHub workflow linters (check-jsonschema, zizmor) with --workflows; Debian's chromium
 #   (headless, for the report page's check; needs apt as root) and Pillow with --browser.
 # Safe to run again: it only installs what is missing.
@@ -15,6 +16,7 @@ CFN_LINT="cfn-lint==1.58.0"
 CHECK_JSONSCHEMA="check-jsonschema==0.39.0"
 ZIZMOR="zizmor==1.32.0"
 PILLOW="pillow==11.3.0"
+PEXPECT="pexpect==4.9.0"
 
 want_lambda=false
 want_sam=false
@@ -48,6 +50,7 @@ fi
 if $want_sam; then
   [ -x "$VENV/bin/sam" ] || missing+=("$SAM")
   [ -x "$VENV/bin/cfn-lint" ] || missing+=("$CFN_LINT")
+  "$VENV/bin/python" -c "import pexpect" 2>/dev/null || missing+=("$PEXPECT")
 fi
 if $want_workflows; then
   [ -x "$VENV/bin/check-jsonschema" ] || missing+=("$CHECK_JSONSCHEMA")

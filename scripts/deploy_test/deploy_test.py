@@ -79,8 +79,11 @@ def deploy():
             StackName=stack, TemplateBody=template,
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in {
-                "RepositoryNamePattern": pattern, "GitHubWebhookSecret": f"{stack}-secret",
-                "GracePeriodSeconds": str(GRACE)}.items()])
+                "RepositoryNamePattern": pattern, "GracePeriodSeconds": str(GRACE),
+                # One stack opts in as the docs say (a generated secret); the other as 0.2.0
+                # stacks did (the deprecated secret parameter, which upgrades keep working).
+                **({"GitHubWebhook": "true"} if stack.endswith("-a") else {"GitHubWebhookSecret": f"{stack}-secret"}),
+                }.items()])
         _, outputs[stack] = wait_for(stack, "CREATE_COMPLETE")
         print(f"ok   {stack} CREATE_COMPLETE in {time.time() - started:.1f} s")
     return outputs

@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Upgrade test in LocalStack: deploys the 0.2.0 template (webhook from the secret parameter, as
+0.2.0 stacks were set up), leaves a message on its queue and on its dead-letter queue, updates the
+stack to this template keeping every parameter (what a plain `sam deploy` does), and fails if a
+queue, the secret, a log group or the event bus got a new physical resource, a message was lost,
+or the secret's value or the webhook URL changed. scripts/check_upgrade.py checks the same for every configuration
+against CloudFormation's replacement rules; this runs one through an engine. Run by
+scripts/deploy-test.sh.
+"""
+
+import io
+import json
+import os
+import sys
+import time
+import zipfile
+
+import boto3
+from samtranslator.yaml_helper import yaml_parse
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
+ENDPOINT = os.environ.get("LOCALSTACK_ENDPOINT", "http://127.0.0.1:4566")
+CLIENT = dict(endpoint_url=ENDPOINT, region_name="us-east-1",
+              aws_access_key_id="test", aws_secret_access_key="test")
+STACK = "ecp-upgrade"
+STATEFUL = {"AWS::SQS::Queue", "AWS::SecretsManager::Secret", "AWS::Logs::LogGroup", "AWS::Events::EventBus"}
+
+
+def client(service):
+    return boto3.client(service, **CLIENT)
+
+
+def fail(message):
+    print(f"FAIL {message}")
+    sys.exit(1)
+
+
+def wait(done):
+    cfn = client("cloudformation")
+    while True:
+        status = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+        if not status["StackStatus"].endswith("IN_PROGRESS"):
+            break
+        time.sleep(0.5)
+    if status["StackStatus"] != done:
+        reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}"
+                   for e in cfn.describe_stack_events(StackName=STACK)["StackEvents"]
+                   if "FAILED" in e["ResourceStatus"]]
+        fail(f"{STACK} ended {status['StackStatus']}: {reasons[:5]}")
+    return {o["OutputKey"]: o["OutputValue"] for o in status.get("Outputs", [])}
+
+
+def template(path):
+    text = open(path).read()
+    return text.replace("    CodeUri: .\n", "    CodeUri: s3://ecp-upgrade-code/code.zip\n")
+
+
+def stateful():
+    resources = client("cloudformation").describe_stack_resources(StackName=STACK)["StackResources"]
+    return {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in resources if r["ResourceType"] in STATEFUL}
+
+
+def main():
+    s3 = client("s3")
+    s3.create_bucket(Bucket="ecp-upgrade-code")
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("bootstrap", "#!/bin/sh\nexit 1\n")
+    s3.put_object(Bucket="ecp-upgrade-code", Key="code.zip", Body=archive.getvalue())
+    cfn = client("cloudformation")
+    try:
+        cfn.create_stack(StackName=STACK, TemplateBody=template(os.path.join(ROOT, "scripts", "deploy_test", "template-0.2.0.yaml")),
+                         Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+                         Parameters=[{"ParameterKey": "GitHubWebhookSecret", "ParameterValue": "kept-secret"},
+                                     {"ParameterKey": "RepositoryNamePattern", "ParameterValue": "upgrade/*"}])
+        outputs = wait("CREATE_COMPLETE")
+        before = stateful()
+        url_before = outputs["WebhookUrl"]
+        # The functions cannot run here: stop the queue's consumer so the message stays.
+        lam = client("lambda")
+        for m in lam.list_event_source_mappings()["EventSourceMappings"]:
+            if m["EventSourceArn"] == outputs["PruneQueueArn"]:
+                lam.delete_event_source_mapping(UUID=m["UUID"])
+        sqs = client("sqs")
+        for key in ("PruneQueueUrl", "DeadLetterQueueUrl"):
+            # No delay: the prune queue delays by the grace period otherwise.
+            sqs.send_message(QueueUrl=outputs[key], MessageBody=json.dumps({"kept": key}), DelaySeconds=0)
+        print(f"ok   0.2.0 stack CREATE_COMPLETE with {len(before)} stateful resources; a message on each queue")
+
+        parameters = [{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
+                      for p in cfn.describe_stacks(StackName=STACK)["Stacks"][0]["Parameters"]]
+        new_template = template(os.path.join(ROOT, "template.yaml"))
+        # Parameters the new template no longer has are not passed; new ones take their defaults.
+        known = set(yaml_parse(new_template).get("Parameters", {}))
+        cfn.update_stack(StackName=STACK, TemplateBody=new_template,
+                         Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+                         Parameters=[p for p in parameters if p["ParameterKey"] in known])
+        outputs = wait("UPDATE_COMPLETE")
+        after = stateful()
+        replaced = {k: (before[k], after.get(k)) for k in before if after.get(k) != before[k]}
+        if replaced:
+            fail(f"stateful resources replaced or gone by the upgrade: {replaced}")
+        for key in ("PruneQueueUrl", "DeadLetterQueueUrl"):
+            # Counted, not received: the updated queue mapping may already hold it in flight.
+            attributes = sqs.get_queue_attributes(QueueUrl=outputs[key], AttributeNames=["All"])["Attributes"]
+            held = sum(int(attributes.get(a, 0)) for a in (
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateNumberOfMessagesDelayed"))
+            if held < 1:
+                fail(f"the message on {key} did not survive the upgrade ({attributes})")
+        if outputs["WebhookUrl"] != url_before:
+            fail(f"the webhook URL changed ({url_before} -> {outputs['WebhookUrl']}): GitHub would deliver to the old one")
+        secret = client("secretsmanager").get_secret_value(SecretId=outputs["WebhookSecretArn"])["SecretString"]
+        if secret != "kept-secret":
+            fail("the webhook secret's value changed in the upgrade: GitHub's deliveries would fail")
+        print(f"ok   upgraded to this template: UPDATE_COMPLETE; all {len(before)} stateful resources kept "
+              f"({len(after)} now), both messages, the webhook secret and the webhook URL kept")
+    finally:
+        cfn.delete_stack(StackName=STACK)
+        for _ in range(240):
+            try:
+                if cfn.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"] == "DELETE_COMPLETE":
+                    break
+            except cfn.exceptions.ClientError:
+                break
+            time.sleep(0.5)
+    print("upgrade test passed")
+
+
+if __name__ == "__main__":
+    main()
