@@ -2,7 +2,7 @@
 # Local demo, no AWS account needed: starts moto (local AWS), seeds an ECR repository the way CI
 # leaves it, runs the real `pruner` Lambda under `cargo lambda watch`, invokes it with
 # events/ecr-push-cache.json and shows the repository before and after.
-# Set DRY_RUN=true to see the report without deleting.
+# It deletes the stale cache manifests (the product's job); DRY_RUN=true only reports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --lambda
@@ -12,7 +12,7 @@ MOTO_PORT="${MOTO_PORT:-5055}"
 RUNTIME_PORT="${RUNTIME_PORT:-9055}"
 export AWS_ENDPOINT_URL="$(scripts/moto.sh "$MOTO_PORT")"
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo
-export DRY_RUN="${DRY_RUN:-false}"
+export DRY_RUN="${DRY_RUN:-false}" ESTIMATE_RECLAIMED_BYTES=true
 WATCH_LOG=.venv/cargo-lambda-watch.log
 
 cleanup() {
@@ -30,8 +30,10 @@ $python_bin scripts/seed_demo.py show my-app
 echo "== starting the pruner under cargo lambda watch (first build takes a few minutes)"
 cargo lambda watch --invoke-address 127.0.0.1 --invoke-port "$RUNTIME_PORT" > "$WATCH_LOG" 2>&1 &
 WATCH_PID=$!
+# Ready when the runtime's port accepts a connection (an HTTP request to it would be logged as
+# an invocation error).
 for _ in $(seq 1 600); do
-  curl -s -o /dev/null "http://127.0.0.1:$RUNTIME_PORT/" && break
+  (exec 3<>"/dev/tcp/127.0.0.1/$RUNTIME_PORT") 2>/dev/null && break
   kill -0 "$WATCH_PID" 2>/dev/null || { cat "$WATCH_LOG"; exit 1; }
   sleep 1
 done
@@ -39,7 +41,12 @@ done
 echo "== invoking pruner with events/ecr-push-cache.json (a push of cache-main)"
 cargo lambda invoke pruner --invoke-address 127.0.0.1 --invoke-port "$RUNTIME_PORT" \
   --data-file events/ecr-push-cache.json --output-format json > .venv/demo-report.json
-$python_bin scripts/seed_demo.py report .venv/demo-report.json
+$python_bin scripts/seed_demo.py report .venv/demo-report.json my-app
 echo "== my-app after"
 $python_bin scripts/seed_demo.py show my-app
 echo "(full report: .venv/demo-report.json, function logs: $WATCH_LOG)"
+# The demo is also CI's check that the README's first command works: the function must not have
+# logged an error doing it.
+if grep -q " ERROR " "$WATCH_LOG"; then
+  echo "demo: the function logged errors:" >&2; grep " ERROR " "$WATCH_LOG" >&2; exit 1
+fi

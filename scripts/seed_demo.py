@@ -1,10 +1,11 @@
 """Seeds a local (moto) ECR repository the way a few CI builds with buildx leave it, or prints it.
 
-usage: seed_demo.py seed REPOSITORY | show REPOSITORY | report REPORT.json
+usage: seed_demo.py seed REPOSITORY | show REPOSITORY | report REPORT.json REPOSITORY
 Endpoint and credentials come from the standard AWS environment (AWS_ENDPOINT_URL, ...).
 """
 import hashlib
 import json
+import os
 import sys
 
 import boto3
@@ -12,6 +13,8 @@ import boto3
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 CACHE_CONFIG = "application/vnd.buildkit.cacheconfig.v0"
+SIZES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".venv", "demo-sizes.json")
+LAYER_BYTES = {}
 
 
 def sha(text):
@@ -26,9 +29,13 @@ def manifest(body, media_type):
 def cache_manifest(seed):
     layers = [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(f"{seed}-layer-{i}"),
                "size": 150_000_000 + i} for i in range(3)]
-    return manifest({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                     "config": {"mediaType": CACHE_CONFIG, "digest": sha(seed + "-config"), "size": 1832},
-                     "layers": layers}, OCI_MANIFEST)
+    m = manifest({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                  "config": {"mediaType": CACHE_CONFIG, "digest": sha(seed + "-config"), "size": 1832},
+                  "layers": layers}, OCI_MANIFEST)
+    # moto reports a manifest's config size as its imageSizeInBytes (ECR reports its layers'):
+    # the demo remembers the layers' size to show what ECR would.
+    LAYER_BYTES[m["digest"]] = sum(layer["size"] for layer in layers)
+    return m
 
 
 def app_manifest(seed, arch):
@@ -85,6 +92,7 @@ def seed(ecr, repo):
                                                    "vnd.docker.reference.digest": amd64["digest"]}})]), "v1.0.0")
     # An untagged application image someone pushed by digest.
     push(ecr, repo, app_manifest(repo + "-hotfix", "amd64"))
+    json.dump(LAYER_BYTES, open(SIZES, "w"))
 
 
 def show(ecr, repo):
@@ -106,20 +114,52 @@ def show(ecr, repo):
     print(f"  ({len(images)} images)")
 
 
-def report(path):
+def human(size):
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+
+
+KEEP_WORDS = {
+    "referenced_by_index": "referenced by an index (a multi-arch child or its attestation)",
+    "not_cache_manifest": "not BuildKit cache (an application image or an index)",
+    "unknown_type": "type unknown, so never deleted",
+    "trigger_digest": "the cache this push just made",
+    "not_active": "archived, never deleted",
+}
+
+
+def report(path, repo):
     r = json.load(open(path))
-    print(f"  outcome: {r['outcome']}, dry_run: {r['dry_run']}")
-    for repo in r["repositories"]:
-        key = "would_delete" if r["dry_run"] else "deleted"
-        for d in repo[key]:
-            print(f"  {key}: {d['digest'][:19]}... {d['size_bytes']} bytes, {d['reason']}")
-        for k in repo["kept"]:
-            print(f"  kept: {k['digest'][:19]}... {k['reason']}")
+    dry = r["dry_run"]
+    print(f"  outcome: {r['outcome']}, dry run: {'yes (nothing deleted)' if dry else 'no (deleted)'}")
+    ecr = boto3.client("ecr")
+    tagged = {i["imageDigest"]: i.get("imageTags", []) for i in ecr.describe_images(repositoryName=repo)["imageDetails"]
+              if i.get("imageTags")}
+    layers = json.load(open(SIZES)) if os.path.exists(SIZES) else {}
+    for result in r["repositories"]:
+        rows = result["would_delete" if dry else "deleted"]
+        verb = "would delete" if dry else "deleted"
+        sizes = {d["digest"]: layers.get(d["digest"], d["size_bytes"] or 0) for d in rows}
+        for d in rows:
+            print(f"  {verb}: {d['digest'][:19]}... {human(sizes[d['digest']])} of layers, {d['reason']}")
+        freed = result.get("reclaimed_bytes_estimate")
+        total = sum(sizes.values())
+        line = f"  {len(rows)} manifest(s) holding {human(total)} of layers"
+        if freed is not None:
+            line += f", about {human(freed)} of storage freed (layers no remaining manifest uses)"
+        print(line)
+        for k in result["kept"]:
+            why = KEEP_WORDS.get(k["reason"], k["reason"].replace("_", " "))
+            print(f"  kept: {k['digest'][:19]}... {why}")
+        for digest, tags in sorted(tagged.items(), key=lambda t: t[1]):
+            print(f"  kept: {digest[:19]}... tagged {', '.join(sorted(tags))}: tagged images are never deleted")
 
 
 if __name__ == "__main__":
     action, arg = sys.argv[1], sys.argv[2]
     if action == "report":
-        report(arg)
+        report(arg, sys.argv[3])
     else:
         {"seed": seed, "show": show}[action](boto3.client("ecr"), arg)

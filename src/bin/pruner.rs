@@ -5,7 +5,7 @@ use ecr_cache_pruner::adapters::aws::load_config;
 use ecr_cache_pruner::adapters::ecr::EcrRegistry;
 use ecr_cache_pruner::adapters::sqs::SqsSweepQueue;
 use ecr_cache_pruner::inbound::config::Config;
-use ecr_cache_pruner::inbound::pruner::{audit, Pruner};
+use ecr_cache_pruner::inbound::pruner::{audit, runtime_deadline, Pruner};
 use lambda_runtime::{run, service_fn, tracing, Error, LambdaEvent};
 use serde_json::Value;
 
@@ -26,8 +26,7 @@ async fn main() -> Result<(), Error> {
     }
     let pruner = &pruner;
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let deadline =
-            std::time::UNIX_EPOCH + std::time::Duration::from_millis(event.context.deadline);
+        let deadline = runtime_deadline(event.context.deadline, std::time::SystemTime::now());
         let work = pruner.handle_with_deadline(event.payload, Some(deadline));
         audit::with_request_id(event.context.request_id, work).await
     }))

@@ -35,6 +35,18 @@ pub use error::HandlerError;
 use report::{emit_failure, failures_to_error, log_summary};
 pub use report::{InvocationReport, Outcome, SweepSummary};
 
+/// The invocation's deadline from the runtime's `Lambda-Runtime-Deadline-Ms`: Unix time in
+/// milliseconds as Lambda sends it. A value before 2001 cannot be one: some local emulators send
+/// the time allowed instead (`cargo lambda watch` sends 600000), so it is read as from `now`.
+pub fn runtime_deadline(deadline_ms: u64, now: SystemTime) -> SystemTime {
+    const EPOCH_MS_2001: u64 = 1_000_000_000_000;
+    if deadline_ms < EPOCH_MS_2001 {
+        now + Duration::from_millis(deadline_ms)
+    } else {
+        SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms)
+    }
+}
+
 /// Stop starting new repositories when less than this is left before the Lambda deadline.
 pub const SWEEP_SAFETY_MARGIN: Duration = Duration::from_secs(30);
 
@@ -368,5 +380,27 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             Err(_) => emit_failure(&self.config.emf(), repository),
         }
         result
+    }
+}
+
+#[cfg(test)]
+mod deadline_tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::runtime_deadline;
+
+    #[test]
+    fn the_runtime_deadline_is_unix_milliseconds_or_an_emulator_s_allowance() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_040_000);
+        // Lambda: Unix time in milliseconds.
+        assert_eq!(
+            runtime_deadline(1_796_040_120_000, now),
+            now + Duration::from_secs(120)
+        );
+        // cargo lambda watch: the time allowed.
+        assert_eq!(
+            runtime_deadline(600_000, now),
+            now + Duration::from_secs(600)
+        );
     }
 }

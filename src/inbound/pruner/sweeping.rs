@@ -25,13 +25,52 @@ pub(super) fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Time is left while the deadline is more than [`SWEEP_SAFETY_MARGIN`] away.
+/// Time is left while the deadline is more than the safety margin away: [`SWEEP_SAFETY_MARGIN`],
+/// or a quarter of the invocation's time when that is shorter (a function given 30 s, as local
+/// emulators give by default, still does its work instead of stopping before it starts).
 pub(super) fn time_left(deadline: Option<SystemTime>) -> impl Fn() -> bool + Sync {
+    let margin = deadline
+        .and_then(|d| d.duration_since(SystemTime::now()).ok())
+        .map_or(SWEEP_SAFETY_MARGIN, margin_for);
     move || match deadline {
         None => true,
         Some(deadline) => deadline
             .duration_since(SystemTime::now())
-            .is_ok_and(|left| left > SWEEP_SAFETY_MARGIN),
+            .is_ok_and(|left| left > margin),
+    }
+}
+
+/// The margin for an invocation with `total` time: 30 s, or a quarter of a shorter one.
+fn margin_for(total: std::time::Duration) -> std::time::Duration {
+    SWEEP_SAFETY_MARGIN.min(total / 4)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn the_margin_is_thirty_seconds_or_a_quarter_of_a_short_invocation() {
+        // 120 s (the template's timeout): stops 30 s before the deadline.
+        assert_eq!(
+            margin_for(Duration::from_secs(120)),
+            Duration::from_secs(30)
+        );
+        assert_eq!(
+            margin_for(Duration::from_secs(900)),
+            Duration::from_secs(30)
+        );
+        // 30 s in all (cargo lambda's default): 7.5 s, so the work starts.
+        assert_eq!(
+            margin_for(Duration::from_secs(30)),
+            Duration::from_millis(7500)
+        );
+        let now = SystemTime::now();
+        assert!(time_left(Some(now + Duration::from_secs(30)))());
+        assert!(!time_left(Some(now - Duration::from_secs(1)))());
+        assert!(time_left(None)());
     }
 }
 
