@@ -297,6 +297,15 @@ def main():
                   and not (isinstance(r["Properties"]["FunctionName"], dict) and "Fn::If" in r["Properties"]["FunctionName"])
                   for r in resources.values()), str(legacy))
 
+    # The rare metrics have alarms (pooled series: an alarm cannot SEARCH per-repository ones).
+    rare = {r["Properties"]["MetricName"]: r for r in resources.values()
+            if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") in ("RepositoriesSkipped", "SweepsGivenUp")}
+    check("RepositoriesSkipped and SweepsGivenUp have alarms on the pooled series",
+          set(rare) == {"RepositoriesSkipped", "SweepsGivenUp"}
+          and all(r.get("Condition") == "PooledMetrics"
+                  and r["Properties"]["Dimensions"] == [{"Name": "Repository", "Value": "(all)"}] for r in rare.values()),
+          str(sorted(rare)))
+
     # Organisations that require a permissions boundary: every role takes it.
     roles = {name: r for name, r in resources.items() if r["Type"] == "AWS::IAM::Role"}
     unbounded = [name for name, r in roles.items()

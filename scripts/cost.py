@@ -70,7 +70,8 @@ def compute(repositories, pushes_per_day, parameters):
                  " (no webhook, no GitHub token)"), secrets * SECRET_MONTH))
     series = METRICS_PER_SERIES_SET * (repositories if per_repository else 1)
     rows.append(("CloudWatch custom metrics",
-                 f"{series} series ({METRICS_PER_SERIES_SET} {'per repository' if per_repository else 'for all repositories'})",
+                 f"{series} series ({METRICS_PER_SERIES_SET} {'per repository' if per_repository else 'for all repositories'}; "
+                 "RepositoriesSkipped and SweepsGivenUp only in the hours they occur, prorated)",
                  series * CUSTOM_METRIC_MONTH))
     alarms = len(by_type.get("AWS::CloudWatch::Alarm", []))
     dashboards = len(by_type.get("AWS::CloudWatch::Dashboard", []))
