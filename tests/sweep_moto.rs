@@ -161,9 +161,9 @@ async fn tiny_time_budget_stops_cleanly_and_reports_the_rest() {
         assert_eq!(gone, &s.name == swept, "{}", s.name);
     }
 
-    // Through the handler: an invocation whose deadline has passed starts nothing. (The margin
-    // is 30 s, or a quarter of the time an invocation is given when that is less: the unit test
-    // of `margin_for` covers it.)
+    // Through the handler: an invocation whose deadline has passed starts nothing. (Its margin,
+    // 30 s or a quarter of a shorter invocation, is decided once per invocation: `stop_by`'s
+    // unit test covers it.)
     let pruner = Pruner::new(cfg, registry());
     let deadline = SystemTime::now() - Duration::from_secs(1);
     let report = pruner

@@ -15,39 +15,18 @@ import sys
 import time
 import zipfile
 
-import boto3
 from samtranslator.yaml_helper import yaml_parse
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from deploy_test import client, fail, wait_for  # noqa: E402  (the two-stack test's LocalStack helpers)
+
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-ENDPOINT = os.environ.get("LOCALSTACK_ENDPOINT", "http://127.0.0.1:4566")
-CLIENT = dict(endpoint_url=ENDPOINT, region_name="us-east-1",
-              aws_access_key_id="test", aws_secret_access_key="test")
 STACK = "ecp-upgrade"
 STATEFUL = {"AWS::SQS::Queue", "AWS::SecretsManager::Secret", "AWS::Logs::LogGroup", "AWS::Events::EventBus"}
 
 
-def client(service):
-    return boto3.client(service, **CLIENT)
-
-
-def fail(message):
-    print(f"FAIL {message}")
-    sys.exit(1)
-
-
 def wait(done):
-    cfn = client("cloudformation")
-    while True:
-        status = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
-        if not status["StackStatus"].endswith("IN_PROGRESS"):
-            break
-        time.sleep(0.5)
-    if status["StackStatus"] != done:
-        reasons = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}"
-                   for e in cfn.describe_stack_events(StackName=STACK)["StackEvents"]
-                   if "FAILED" in e["ResourceStatus"]]
-        fail(f"{STACK} ended {status['StackStatus']}: {reasons[:5]}")
-    return {o["OutputKey"]: o["OutputValue"] for o in status.get("Outputs", [])}
+    return wait_for(STACK, done)[1]
 
 
 def template(path):

@@ -137,13 +137,15 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         self.handle_with_deadline(payload, None).await
     }
 
-    /// Entry point with the invocation's deadline (the sweep stops starting repositories
-    /// [`SWEEP_SAFETY_MARGIN`] before it).
+    /// Entry point with the invocation's deadline: no work starts after [`sweeping::stop_by`]
+    /// (its safety margin, decided here once for the whole invocation).
     pub async fn handle_with_deadline(
         &self,
         payload: Value,
         deadline: Option<SystemTime>,
     ) -> Result<Value, HandlerError> {
+        // From here on `deadline` is when work stops, not when Lambda ends the invocation.
+        let deadline = deadline.map(|d| sweeping::stop_by(d, SystemTime::now()));
         if payload.get("Records").is_some() {
             let event = serde_json::from_value(payload)
                 .map_err(|e| HandlerError::UnknownInput(format!("bad SQS event: {e}")))?;
@@ -161,6 +163,8 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
     }
 
     /// One EventBridge event, invoked directly (rule target, console, `cargo lambda invoke`).
+    /// No work starts after `deadline` (the invocation's deadline less its margin: see
+    /// [`Self::handle_with_deadline`]).
     pub async fn handle_event(
         &self,
         event: &Value,

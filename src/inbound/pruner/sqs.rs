@@ -96,6 +96,8 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         batch
     }
 
+    /// An SQS batch of EventBridge-shaped records. No work starts after `deadline` (the
+    /// invocation's deadline less its margin: see [`Pruner::handle_with_deadline`]).
     pub async fn handle_sqs(
         &self,
         event: SqsEvent,

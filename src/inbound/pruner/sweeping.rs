@@ -25,19 +25,18 @@ pub(super) fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Time is left while the deadline is more than the safety margin away: [`SWEEP_SAFETY_MARGIN`],
-/// or a quarter of the invocation's time when that is shorter (a function given 30 s, as local
-/// emulators give by default, still does its work instead of stopping before it starts).
-pub(super) fn time_left(deadline: Option<SystemTime>) -> impl Fn() -> bool + Sync {
-    let margin = deadline
-        .and_then(|d| d.duration_since(SystemTime::now()).ok())
-        .map_or(SWEEP_SAFETY_MARGIN, margin_for);
-    move || match deadline {
-        None => true,
-        Some(deadline) => deadline
-            .duration_since(SystemTime::now())
-            .is_ok_and(|left| left > margin),
-    }
+/// When an invocation with this `deadline` stops starting work: [`SWEEP_SAFETY_MARGIN`] before
+/// it, or a quarter of the invocation's time when that is shorter (a function given 30 s, as local
+/// emulators give by default, still does its work instead of stopping before it starts). Decided
+/// once, when the invocation starts, so the margin does not shrink as the invocation goes on.
+pub fn stop_by(deadline: SystemTime, now: SystemTime) -> SystemTime {
+    let total = deadline.duration_since(now).unwrap_or_default();
+    deadline - margin_for(total)
+}
+
+/// Time is left until `stop_by` (none: no limit).
+pub(super) fn time_left(stop_by: Option<SystemTime>) -> impl Fn() -> bool + Sync {
+    move || stop_by.is_none_or(|stop| SystemTime::now() < stop)
 }
 
 /// The margin for an invocation with `total` time: 30 s, or a quarter of a shorter one.
@@ -53,22 +52,24 @@ mod tests {
 
     #[test]
     fn the_margin_is_thirty_seconds_or_a_quarter_of_a_short_invocation() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_796_040_000);
+        let secs = Duration::from_secs;
         // 120 s (the template's timeout): stops 30 s before the deadline.
-        assert_eq!(
-            margin_for(Duration::from_secs(120)),
-            Duration::from_secs(30)
-        );
-        assert_eq!(
-            margin_for(Duration::from_secs(900)),
-            Duration::from_secs(30)
-        );
+        assert_eq!(stop_by(now + secs(120), now), now + secs(90));
+        assert_eq!(stop_by(now + secs(900), now), now + secs(870));
         // 30 s in all (cargo lambda's default): 7.5 s, so the work starts.
         assert_eq!(
-            margin_for(Duration::from_secs(30)),
-            Duration::from_millis(7500)
+            stop_by(now + secs(30), now),
+            now + Duration::from_millis(22_500)
         );
+        // Already past: nothing starts.
+        assert_eq!(stop_by(now - secs(1), now), now - secs(1));
+    }
+
+    #[test]
+    fn time_is_left_until_the_stop_and_without_one() {
         let now = SystemTime::now();
-        assert!(time_left(Some(now + Duration::from_secs(30)))());
+        assert!(time_left(Some(now + Duration::from_secs(5)))());
         assert!(!time_left(Some(now - Duration::from_secs(1)))());
         assert!(time_left(None)());
     }
