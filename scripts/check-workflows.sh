@@ -7,5 +7,6 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --workflows >/dev/null
 .venv/bin/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 .venv/bin/zizmor --offline --no-progress .github/workflows/
+.venv/bin/python scripts/check-release.py --self-test
 .venv/bin/python scripts/check-release.py
 echo "workflow checks passed"

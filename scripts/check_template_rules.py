@@ -297,6 +297,31 @@ def main():
                   and not (isinstance(r["Properties"]["FunctionName"], dict) and "Fn::If" in r["Properties"]["FunctionName"])
                   for r in resources.values()), str(legacy))
 
+    # Names unique where the resource lives: a name that is global to the account (CloudWatch
+    # dashboards: "All dashboards in your account are global"; IAM roles) repeats in every region
+    # a stack of the same name is deployed to, so it must carry AWS::Region. Every explicit name
+    # the template builds is listed with its scope.
+    name_props = {("AWS::CloudWatch::Dashboard", "DashboardName"): "account-global",
+                  ("AWS::IAM::Role", "RoleName"): "account-global",
+                  ("AWS::IAM::ManagedPolicy", "ManagedPolicyName"): "account-global",
+                  ("AWS::S3::Bucket", "BucketName"): "global (all accounts)"}
+    name_props.update({key: "regional" for key in limits if key not in name_props})
+    named, unscoped = [], []
+    for name, r in sorted(resources.items()):
+        for (kind, prop), scope in name_props.items():
+            value = r["Properties"].get(prop) if r["Type"] == kind else None
+            if value is None:
+                continue
+            if isinstance(value, dict) and "Fn::If" in value:
+                value = value["Fn::If"][1]
+            text = value if isinstance(value, str) else json.dumps(value)
+            named.append(f"{name}.{prop} [{scope}] = {sub_text(value) if isinstance(value, dict) else text}")
+            if scope != "regional" and "AWS::Region" not in text:
+                unscoped.append(f"{name}.{prop} is {scope} but its name has no AWS::Region")
+    print("named resources and their scope:\n  " + "\n  ".join(named))
+    check("every account-global name carries AWS::Region (same stack name in two regions)",
+          not unscoped, "; ".join(unscoped))
+
     # The rare metrics have alarms (pooled series: an alarm cannot SEARCH per-repository ones).
     rare = {r["Properties"]["MetricName"]: r for r in resources.values()
             if r["Type"] == "AWS::CloudWatch::Alarm" and r["Properties"].get("MetricName") in ("RepositoriesSkipped", "SweepsGivenUp")}

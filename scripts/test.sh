@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The test command: installs what the tests need, starts one local moto server for the
-# integration tests, and runs every test (unit, property, mock, integration, binaries).
+# integration tests, and runs every test (unit, property, mock, integration, binaries). Every
+# test binary runs even when an earlier one fails, and the closing line always comes: passed,
+# failed and skipped counts, then each failed and each skipped test by name (tests over the
+# shared real-manifest corpus skip themselves where it is absent, as in a user's clone).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -11,9 +14,11 @@ MOTO_ENDPOINT="$(scripts/moto.sh "$PORT")"
 trap 'kill "$(cat .venv/moto-'"$PORT"'.pid)" 2>/dev/null || true' EXIT
 
 LOG=.venv/test-output.log
-cargo test --lib --bins --tests "$@" 2>&1 | tee "$LOG"
-status=${PIPESTATUS[0]}
-# One closing line over all test binaries.
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$LOG" | tee .venv/test-summary.txt
+export TEST_SKIPS_FILE="$PWD/.venv/test-skips.txt"
+: > "$TEST_SKIPS_FILE"
+status=0
+# Arguments replace the default selection (e.g. `--test model`).
+[ $# -gt 0 ] || set -- --lib --bins --tests
+cargo test --no-fail-fast "$@" 2>&1 | tee "$LOG" || status=$?
+python3 scripts/test_summary.py "$LOG" "$TEST_SKIPS_FILE" "$status" | tee .venv/test-summary.txt
 exit "$status"

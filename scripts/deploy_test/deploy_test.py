@@ -8,7 +8,8 @@ What it asserts:
   let through: cache-tag pushes for its own repositories, and branch deletions on its own GitHub
   bus; never a tag deletion, a DELETE action, a failed push, an app-tag push, a push with
   `deleted: false`, a deleted git tag, or another stack's repository;
-- both stacks delete cleanly.
+- both stacks delete cleanly;
+- one stack name deploys in two regions, with distinct account-global names (the dashboard).
 The functions are created but never run (LocalStack here has no Docker).
 """
 
@@ -30,8 +31,8 @@ CLIENT = dict(endpoint_url=ENDPOINT, region_name="us-east-1",
 STACKS = {"ecp-deploy-a": "team-a/*", "ecp-deploy-b": "team-b/*"}
 
 
-def client(service):
-    return boto3.client(service, **CLIENT)
+def client(service, region="us-east-1"):
+    return boto3.client(service, **{**CLIENT, "region_name": region})
 
 
 def sample(name):
@@ -43,8 +44,8 @@ def fail(message):
     sys.exit(1)
 
 
-def wait_for(stack, done):
-    cfn = client("cloudformation")
+def wait_for(stack, done, region="us-east-1"):
+    cfn = client("cloudformation", region)
     while True:
         try:
             status = cfn.describe_stacks(StackName=stack)["Stacks"][0]
@@ -61,16 +62,21 @@ def wait_for(stack, done):
     return status["StackStatus"], {o["OutputKey"]: o["OutputValue"] for o in status.get("Outputs", [])}
 
 
-def deploy():
+def uploaded_template():
+    """The template as `sam deploy` leaves it: the code uploaded, the rest as is."""
     s3 = client("s3")
-    s3.create_bucket(Bucket="ecp-deploy-code")
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as z:
-        z.writestr("bootstrap", "#!/bin/sh\nexit 1\n")
-    s3.put_object(Bucket="ecp-deploy-code", Key="code.zip", Body=archive.getvalue())
-    # What `sam deploy` uploads instead of the local CodeUri; the rest is the template as is.
+    if not any(b["Name"] == "ecp-deploy-code" for b in s3.list_buckets().get("Buckets", [])):
+        s3.create_bucket(Bucket="ecp-deploy-code")
+        archive = io.BytesIO()
+        with zipfile.ZipFile(archive, "w") as z:
+            z.writestr("bootstrap", "#!/bin/sh\nexit 1\n")
+        s3.put_object(Bucket="ecp-deploy-code", Key="code.zip", Body=archive.getvalue())
     template = open(os.environ.get("DEPLOY_TEST_TEMPLATE", os.path.join(ROOT, "template.yaml"))).read()
-    template = template.replace("    CodeUri: .\n", "    CodeUri: s3://ecp-deploy-code/code.zip\n")
+    return template.replace("    CodeUri: .\n", "    CodeUri: s3://ecp-deploy-code/code.zip\n")
+
+
+def deploy():
+    template = uploaded_template()
     cfn = client("cloudformation")
     outputs = {}
     for stack, pattern in STACKS.items():
@@ -196,6 +202,34 @@ def delete():
         print(f"ok   {stack} deleted")
 
 
+REGIONS = ["us-east-1", "eu-west-1"]
+SAME_NAME = "ecp-deploy-regions"
+
+
+def two_regions():
+    """docs/deploy.md: one stack per region, under the same stack name. Names global to the
+    account (the dashboard) must differ between the two; regional ones may repeat."""
+    template = uploaded_template()
+    dashboards = {}
+    try:
+        for region in REGIONS:
+            client("cloudformation", region).create_stack(
+                StackName=SAME_NAME, TemplateBody=template,
+                Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
+        for region in REGIONS:
+            _, outputs = wait_for(SAME_NAME, "CREATE_COMPLETE", region)
+            dashboards[region] = outputs["DashboardUrl"].rsplit("name=", 1)[-1]
+            print(f"ok   {SAME_NAME} in {region} CREATE_COMPLETE, dashboard {dashboards[region]}")
+        if len(set(dashboards.values())) != len(REGIONS):
+            fail(f"the same stack name in {REGIONS} builds one account-global dashboard name: {dashboards}")
+        print("ok   one stack name in two regions: every account-global name differs")
+    finally:
+        for region in REGIONS:
+            client("cloudformation", region).delete_stack(StackName=SAME_NAME)
+        for region in REGIONS:
+            wait_for(SAME_NAME, "DELETE_COMPLETE", region)
+
+
 def main():
     try:
         outputs = deploy()
@@ -203,6 +237,7 @@ def main():
         route(outputs)
     finally:
         delete()
+    two_regions()
     print("deploy test passed")
 
 

@@ -25,9 +25,9 @@ pub fn endpoint() -> &'static str {
             .local_addr()
             .unwrap()
             .port();
-        let local = concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/moto_server");
-        let binary = if std::path::Path::new(local).exists() {
-            local.to_owned()
+        let local = super::project_dir().join(".venv/bin/moto_server");
+        let binary = if local.exists() {
+            local.display().to_string()
         } else {
             "moto_server".to_owned()
         };
@@ -85,7 +85,7 @@ pub fn unique_name(prefix: &str) -> String {
 
 /// Reads a sample event from `events/`.
 pub fn event(name: &str) -> serde_json::Value {
-    let path = format!("{}/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/events/{name}", super::project_dir().display());
     let mut text = String::new();
     std::fs::File::open(&path)
         .unwrap_or_else(|e| panic!("{path}: {e}"))
