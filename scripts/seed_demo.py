@@ -1,7 +1,10 @@
-"""Seeds a local (moto) ECR repository the way a few CI builds with buildx leave it, or prints it.
+"""Seeds a local (moto) ECR repository the way a few CI builds with buildx leave it, prints it,
+or prints what the pruner reported: every figure and reason in `report` comes from the pruner's
+own JSON report and audit lines, none from this script.
 
-usage: seed_demo.py seed REPOSITORY | show REPOSITORY | report REPORT.json REPOSITORY
-Endpoint and credentials come from the standard AWS environment (AWS_ENDPOINT_URL, ...).
+usage: seed_demo.py seed REPOSITORY | show REPOSITORY | report REPORT.json FUNCTION.log
+Endpoint and credentials come from the standard AWS environment (AWS_ENDPOINT_URL, AWS_REGION or
+AWS_DEFAULT_REGION, ...).
 """
 import hashlib
 import json
@@ -13,8 +16,6 @@ import boto3
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 CACHE_CONFIG = "application/vnd.buildkit.cacheconfig.v0"
-SIZES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".venv", "demo-sizes.json")
-LAYER_BYTES = {}
 
 
 def sha(text):
@@ -29,13 +30,9 @@ def manifest(body, media_type):
 def cache_manifest(seed):
     layers = [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": sha(f"{seed}-layer-{i}"),
                "size": 150_000_000 + i} for i in range(3)]
-    m = manifest({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                  "config": {"mediaType": CACHE_CONFIG, "digest": sha(seed + "-config"), "size": 1832},
-                  "layers": layers}, OCI_MANIFEST)
-    # moto reports a manifest's config size as its imageSizeInBytes (ECR reports its layers'):
-    # the demo remembers the layers' size to show what ECR would.
-    LAYER_BYTES[m["digest"]] = sum(layer["size"] for layer in layers)
-    return m
+    return manifest({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                     "config": {"mediaType": CACHE_CONFIG, "digest": sha(seed + "-config"), "size": 1832},
+                     "layers": layers}, OCI_MANIFEST)
 
 
 def app_manifest(seed, arch):
@@ -60,6 +57,11 @@ def index(entries):
     return manifest({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
         dict({"mediaType": m["media_type"], "digest": m["digest"], "size": len(m["body"])}, **extra)
         for m, extra in entries]}, OCI_INDEX)
+
+
+def ecr_client():
+    # boto3 reads AWS_DEFAULT_REGION only; the README's commands set AWS_REGION (the SDKs' name).
+    return boto3.client("ecr", region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
 
 
 def push(ecr, repo, m, tag=None):
@@ -92,7 +94,6 @@ def seed(ecr, repo):
                                                    "vnd.docker.reference.digest": amd64["digest"]}})]), "v1.0.0")
     # An untagged application image someone pushed by digest.
     push(ecr, repo, app_manifest(repo + "-hotfix", "amd64"))
-    json.dump(LAYER_BYTES, open(SIZES, "w"))
 
 
 def show(ecr, repo):
@@ -121,6 +122,7 @@ def human(size):
         size /= 1024
 
 
+# The pruner's keep reasons (docs/reference.md), in words.
 KEEP_WORDS = {
     "referenced_by_index": "referenced by an index (a multi-arch child or its attestation)",
     "not_cache_manifest": "not BuildKit cache (an application image or an index)",
@@ -130,31 +132,37 @@ KEEP_WORDS = {
 }
 
 
-def report(path, repo):
+def report(path, function_log):
     r = json.load(open(path))
     dry = r["dry_run"]
     print(f"  outcome: {r['outcome']}, dry run: {'yes (nothing deleted)' if dry else 'no (deleted)'}")
-    ecr = boto3.client("ecr")
-    tagged = {i["imageDigest"]: i.get("imageTags", []) for i in ecr.describe_images(repositoryName=repo)["imageDetails"]
-              if i.get("imageTags")}
-    layers = json.load(open(SIZES)) if os.path.exists(SIZES) else {}
     for result in r["repositories"]:
         rows = result["would_delete" if dry else "deleted"]
         verb = "would delete" if dry else "deleted"
-        sizes = {d["digest"]: layers.get(d["digest"], d["size_bytes"] or 0) for d in rows}
         for d in rows:
-            print(f"  {verb}: {d['digest'][:19]}... {human(sizes[d['digest']])} of layers, {d['reason']}")
+            print(f"  {verb}: {d['digest'][:19]}... {d['reason']}")
         freed = result.get("reclaimed_bytes_estimate")
-        total = sum(sizes.values())
-        line = f"  {len(rows)} manifest(s) holding {human(total)} of layers"
+        line = f"  {len(rows)} cache manifest(s) {verb}"
         if freed is not None:
-            line += f", about {human(freed)} of storage freed (layers no remaining manifest uses)"
+            line += (f"; storage {'it would free' if dry else 'freed'}: about {human(freed)} (the pruner's "
+                     "estimate: layers no remaining manifest references)")
         print(line)
         for k in result["kept"]:
             why = KEEP_WORDS.get(k["reason"], k["reason"].replace("_", " "))
             print(f"  kept: {k['digest'][:19]}... {why}")
-        for digest, tags in sorted(tagged.items(), key=lambda t: t[1]):
-            print(f"  kept: {digest[:19]}... tagged {', '.join(sorted(tags))}: tagged images are never deleted")
+        print(f"  kept: {result['tagged_images']} tagged image(s): a push prunes only untagged cache; a cache "
+              "tag goes when its branch is deleted (or, with STALE_CACHE_DAYS, when unused)")
+    for t in r.get("tags", []):
+        print(f"  tag {t.get('tag')}: {t.get('outcome', t)}")
+    audit = [json.loads(line) for line in open(function_log, errors="replace")
+             if line.startswith("{") and '"audit"' in line]
+    print(f"  the function's audit lines ({len(audit)}):")
+    for a in audit:
+        print(f"    {a['audit']}: {a['repository']} {a.get('digest', '')[:19]}... {a.get('reason', '')}")
+    reported = {d["digest"] for result in r["repositories"] for d in result["would_delete" if dry else "deleted"]}
+    audited = {a.get("digest") for a in audit if a["audit"].startswith("manifest_")}
+    if reported != audited:
+        sys.exit(f"demo: the report and the audit lines disagree: {sorted(reported ^ audited)}")
 
 
 if __name__ == "__main__":
@@ -162,4 +170,4 @@ if __name__ == "__main__":
     if action == "report":
         report(arg, sys.argv[3])
     else:
-        {"seed": seed, "show": show}[action](boto3.client("ecr"), arg)
+        {"seed": seed, "show": show}[action](ecr_client(), arg)

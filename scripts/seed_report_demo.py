@@ -12,6 +12,7 @@ numbers a real registry would.
 """
 import hashlib
 import json
+import os
 import random
 import sys
 
@@ -37,7 +38,8 @@ def cache_manifest(seed, size):
 
 def main():
     prefix = sys.argv[1]
-    ecr = boto3.client("ecr")
+    # boto3 reads AWS_DEFAULT_REGION only; the README's commands set AWS_REGION (the SDKs' name).
+    ecr = boto3.client("ecr", region_name=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
     rng = random.Random(7)
     services = ["checkout-api", "payments", "search-indexer", "web-frontend", "auth", "notifications",
                 "billing-worker", "catalog", "mobile-bff", "ml-features", "docs-site", "infra-tools"]

@@ -175,11 +175,13 @@ pub fn render_report(report: &RepositoryReport) -> String {
         .reclaimed_bytes_estimate
         .map(|b| format!(", {} reclaimed (estimate)", human_bytes(b as i64)))
         .unwrap_or_default();
+    // The sizes of the rows shown: a dry run deletes nothing, so its deleted_bytes is 0.
+    let shown_bytes: i64 = rows.iter().filter_map(|d| d.size_bytes).sum();
     let _ = writeln!(
         out,
         "total: {} manifest(s) {title}, {} by manifest size{reclaimed}; {} kept untagged; {} left for a later run",
         rows.len(),
-        human_bytes(report.deleted_bytes),
+        human_bytes(shown_bytes),
         report.kept.len(),
         report.remaining
     );
@@ -197,5 +199,28 @@ mod tests {
         assert_eq!(timestamp(Some(0)), "1970-01-01 00:00Z");
         assert_eq!(timestamp(Some(1_795_774_530)), "2026-11-27 10:15Z");
         assert_eq!(timestamp(None), "-");
+    }
+
+    #[test]
+    fn a_dry_run_totals_the_sizes_it_would_delete() {
+        use crate::core::plan::{ClassifiedBy, DeleteReason, PlannedDeletion};
+        let planned = |n: i64| PlannedDeletion {
+            digest: format!("sha256:{n:064}"),
+            size_bytes: Some(n * 1024 * 1024),
+            pushed_at: Some(0),
+            reason: DeleteReason::UntaggedUnreferencedCache,
+            classified_by: ClassifiedBy::ArtifactMediaType,
+        };
+        let report = RepositoryReport {
+            repository: "r".into(),
+            dry_run: true,
+            would_delete: vec![planned(100), planned(200)],
+            ..Default::default()
+        };
+        let text = render_report(&report);
+        assert!(
+            text.contains("2 manifest(s) would delete, 300.0 MiB by manifest size"),
+            "{text}"
+        );
     }
 }
