@@ -12,6 +12,9 @@ sam validate --lint --region us-east-1
 python scripts/check_template_rules.py
 # The documented cost follows the template, and the default stack stays within $5 a month.
 python scripts/cost.py --check 2> >(grep -v "unpublished metrics" >&2)
+# The alarm, queue and output tables in the docs are generated from the template; every
+# documented samconfig.toml line holds.
+python scripts/docs_from_template.py --check
 # Upgrades in place: no stateful resource of a 0.2.0 stack is replaced or deleted.
 python scripts/check_upgrade.py 2> >(grep -v "unpublished metrics" >&2)
 # The StackSets path: the transform expanded offline (as docs/deploy.md shows) lints clean too.

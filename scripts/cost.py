@@ -2,8 +2,8 @@
 """The monthly cost of a stack, computed from template.yaml and AWS list prices: which resources
 the template's defaults (or given parameters) create, how many custom metric series the pruner
 publishes, and a workload (repositories x cache pushes a day). Prints the table docs/operations.md
-shows; `--check` fails when the table there differs from what this computes (CI runs it, so the
-documented cost follows the template).
+shows; `--check` fails when the table there, or the README's figure, differs from what this
+computes (CI runs it, so the documented cost follows the template).
 
 usage: cost.py [--repositories N] [--pushes-per-day N] [--param Key=Value ...] [--check]
 """
@@ -124,6 +124,11 @@ def main():
     if shown != text:
         sys.exit("cost check: docs/operations.md's cost table differs from scripts/cost.py's; "
                  "paste its output between the markers:\n" + text)
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    quoted = re.findall(r"about \$(\d+\.\d\d) a month for 40\s+repositories", readme)
+    if quoted != [f"{total:.2f}"]:
+        sys.exit(f"cost check: README.md must say 'about ${total:.2f} a month for 40 repositories' "
+                 f"(scripts/cost.py's total), it says {quoted}")
     if total > 5.0:
         sys.exit(f"cost check: the default stack costs ${total:.2f} a month for 40 repositories (> $5)")
     print(f"cost check: the documented table matches the template (${total:.2f} a month by default)")

@@ -36,6 +36,15 @@ WEBHOOK_STACK = "ecr-cache-pruner-webhook"
 PROMPT = re.compile(rb"(\[[^\]\r\n]*\]\s*:?\s*$|\?\s*$|:\s$)")
 
 
+def documented_lines(folder):
+    """(the shipped parameter_overrides line, the webhook opt-in line) as docs/deploy.md shows them."""
+    doc = open(os.path.join(folder, "docs", "deploy.md")).read()
+    shipped = doc.split("The line as shipped:", 1)[1]
+    connect = doc.split("### Connect GitHub", 1)[1]
+    first = lambda text: next(l for l in text.splitlines() if l.startswith("parameter_overrides"))
+    return first(shipped), first(connect)
+
+
 def fail(message):
     print(f"FAIL {message}")
     sys.exit(1)
@@ -131,14 +140,14 @@ def main():
                 fail("the deployed pruner bootstrap is not the bundle's")
             print("ok   the deployed pruner bootstrap is the bundle's arm64 executable")
 
-        # The documented webhook opt-in: one parameter added to samconfig.toml, the secret generated.
+        # The documented webhook opt-in, with the exact lines the bundle's docs/deploy.md shows:
+        # the shipped line replaced by the one under "Connect GitHub"; the secret generated.
         config = os.path.join(folder, "samconfig.toml")
         settings = open(config).read()
-        line = 'parameter_overrides = "DryRun=\\"true\\""'
+        line, opted_in = documented_lines(folder)
         if line not in settings:
-            fail(f"the bundle's samconfig.toml has no `{line}` line to edit as the docs say")
-        open(config, "w").write(settings.replace(
-            line, 'parameter_overrides = "DryRun=\\"true\\" GitHubWebhook=\\"true\\""'))
+            fail(f"the bundle's samconfig.toml has no `{line}` line to edit as docs/deploy.md says")
+        open(config, "w").write(settings.replace(line, opted_in))
         text, prompts = sam_deploy(folder, env, ["--stack-name", WEBHOOK_STACK])
         status = stack(WEBHOOK_STACK)
         if status["StackStatus"] != "CREATE_COMPLETE":
