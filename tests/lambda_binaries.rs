@@ -14,14 +14,27 @@ use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 /// The pruner binary under test: the one cargo built for the tests, or `PRUNER_BINARY` (the
-/// release build, as `scripts/release-binary-test.sh` runs it).
-fn pruner_binary() -> String {
-    std::env::var("PRUNER_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pruner").to_owned())
+/// release build, as `scripts/release-binary-test.sh` runs it), started through
+/// `PRUNER_BINARY_RUNNER` when set (an emulator and its arguments, e.g. `qemu-aarch64-static -L
+/// /usr/aarch64-linux-gnu` for the arm64 bootstrap SAM builds).
+fn pruner_command() -> Command {
+    let binary =
+        std::env::var("PRUNER_BINARY").unwrap_or_else(|_| env!("CARGO_BIN_EXE_pruner").to_owned());
+    let runner = std::env::var("PRUNER_BINARY_RUNNER").unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    match words.next() {
+        Some(program) => {
+            let mut command = Command::new(program);
+            command.args(words).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    }
 }
 
 /// The pruner binary under the fake runtime `api`, with the contract's environment and `vars`.
 fn spawn_pruner(api: &FakeRuntimeApi, vars: &[(&str, &str)]) -> tokio::process::Child {
-    Command::new(pruner_binary())
+    pruner_command()
         .env_clear()
         .envs(lambda_env(&api.address, endpoint(), "pruner"))
         .envs(vars.iter().copied())
@@ -197,7 +210,7 @@ async fn pruner_binary_writes_one_audit_line_per_digest() {
 #[tokio::test]
 async fn pruner_binary_refuses_bad_configuration_at_init() {
     let api = FakeRuntimeApi::start(vec![]).await;
-    let output = Command::new(pruner_binary())
+    let output = pruner_command()
         .env_clear()
         .envs(lambda_env(&api.address, endpoint(), "pruner"))
         .env("DRY_RUN", "maybe")
