@@ -6,7 +6,9 @@ import os
 import re
 import sys
 
-LINK = re.compile(r"(?<!\!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
+LINK = re.compile(r"(?<!\!)\[[^\]]*\]\(([^)\s]+)[^)]*\)|!\[[^\]]*\]\(([^)\s]+)[^)]*\)|^\[[^\]]+\]:\s*(\S+)", re.M)
+# GitHub resolves these against the repository's web pages (compare views, releases), not files.
+GITHUB_PAGES = ("../../compare/", "../../releases/")
 
 
 def anchors(path):
@@ -35,8 +37,8 @@ def broken_links(root, files):
         text = open(md, encoding="utf-8").read()
         text = re.sub(r"```.*?```", "", text, flags=re.S)
         for match in LINK.finditer(text):
-            target = match.group(1) or match.group(2)
-            if re.match(r"[a-z]+:", target) or target.startswith("//"):
+            target = (match.group(1) or match.group(2) or match.group(3)).strip("<>")
+            if re.match(r"[a-z]+:", target) or target.startswith("//") or target.startswith(GITHUB_PAGES):
                 continue
             path, _, anchor = target.partition("#")
             resolved = os.path.normpath(os.path.join(os.path.dirname(md), path)) if path else md

@@ -85,7 +85,7 @@ def alarms_block(template, problems):
               "LessThanThreshold": "<"}[p["ComparisonOperator"]]
         period = int(p["Period"]) * int(p["EvaluationPeriods"]) // 60
         watches = f"{what}: {p['Statistic'].lower()} {op} {p['Threshold']} over {period} min"
-        means = " ".join(str(p.get("AlarmDescription", "")).split()).replace("<", "&lt;")
+        means = " ".join(str(p.get("AlarmDescription", "")).split()).replace("<", "&lt;").replace("|", "\\|")
         if name not in ALARM_ACTIONS:
             problems.append(f"alarm {name} has no entry in scripts/docs_from_template.py ALARM_ACTIONS")
         rows.append(f"| `{name}` | {watches} | {condition(r, problems, name)} | {means} | {ALARM_ACTIONS.get(name, '?')} |")
@@ -212,7 +212,7 @@ def main():
     for p in problems:
         print(f"docs check: {p}", file=sys.stderr)
     for s in stale:
-        print(f"docs check: {s} differs from the template; run scripts/docs_from_template.py --write", file=sys.stderr)
+        print(f"docs check: {s} differs from the template; run .venv/bin/python scripts/docs_from_template.py --write", file=sys.stderr)
     if problems or stale:
         sys.exit(1)
     print(f"docs check: {len(BLOCKS)} generated tables match template.yaml; {lines} parameter_overrides lines hold")

@@ -15,4 +15,7 @@ for fn in PrunerFunction WebhookFunction; do
   machine=$(od -An -tu2 -j18 -N2 "$bootstrap" | tr -d ' ')
   [ "$machine" = "183" ] || { echo "$bootstrap is not an arm64 executable (e_machine=$machine)" >&2; exit 1; }
   echo "$fn: arm64 bootstrap, $(stat -c %s "$bootstrap") bytes"
+  # SAM copies the file with its build time; stamp it now, so a later freshness check
+  # (scripts/release-binary-test.sh) sees this build as newer than the sources it was made from.
+  touch "$bootstrap"
 done

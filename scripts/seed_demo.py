@@ -158,7 +158,8 @@ def report(path, function_log):
              if line.startswith("{") and '"audit"' in line]
     print(f"  the function's audit lines ({len(audit)}):")
     for a in audit:
-        print(f"    {a['audit']}: {a['repository']} {a.get('digest', '')[:19]}... {a.get('reason', '')}")
+        what = a.get("tag") or f"{(a.get('digest') or '')[:19]}..."
+        print(f"    {a['audit']}: {a['repository']} {what} {a.get('reason', '')}")
     reported = {d["digest"] for result in r["repositories"] for d in result["would_delete" if dry else "deleted"]}
     audited = {a.get("digest") for a in audit if a["audit"].startswith("manifest_")}
     if reported != audited:

@@ -11,9 +11,9 @@ passed = failed = ignored = 0
 failures = []
 binary = "?"
 for line in open(log, encoding="utf-8", errors="replace"):
-    running = re.match(r"\s+Running (?:unittests )?(\S+)", line)
+    running = re.match(r"\s+Running (?:unittests )?\S+ \((?:.*/)?([\w-]+?)-[0-9a-f]+\)", line)
     if running:
-        binary = running.group(1)
+        binary = running.group(1)  # the test binary's name, as the skip records give it
         continue
     result = re.match(r"test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored", line)
     if result:
@@ -23,7 +23,7 @@ for line in open(log, encoding="utf-8", errors="replace"):
         continue
     failure = re.match(r"test (\S+) \.\.\. FAILED", line)
     if failure:
-        failures.append(f"{binary}: {failure.group(1)}")
+        failures.append(f"{binary}::{failure.group(1)}")
 
 skipped = sorted({line.strip() for line in open(skips_file, encoding="utf-8") if line.strip()})
 passed -= len(skipped)
