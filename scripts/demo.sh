@@ -28,7 +28,13 @@ WATCH_LOG=.venv/cargo-lambda-watch.log
 
 cleanup() {
   [ -n "${WATCH_PID:-}" ] && kill "$WATCH_PID" 2>/dev/null || true
-  kill "$(cat ".venv/moto-$MOTO_PORT.pid")" 2>/dev/null || true
+  # Wait for moto to be gone: the next demo on the same port must start its own, not find this
+  # one still exiting.
+  local pid
+  pid="$(cat ".venv/moto-$MOTO_PORT.pid" 2>/dev/null)" || return 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f ".venv/moto-$MOTO_PORT.pid"
 }
 trap cleanup EXIT
 
