@@ -17,6 +17,7 @@ import copy
 import io
 import json
 import os
+import re
 import sys
 import time
 import zipfile
@@ -206,6 +207,22 @@ REGIONS = ["us-east-1", "eu-west-1"]
 SAME_NAME = "ecp-deploy-regions"
 
 
+def deployed_dashboard_name(region):
+    """The dashboard name the stack in `region` asks for. LocalStack does not create dashboards
+    (their Ref answers "unknown"), so the name is resolved from the template the stack was
+    deployed with, with that stack's own name and region."""
+    cfn = client("cloudformation", region)
+    body = cfn.get_template(StackName=SAME_NAME, TemplateStage="Original")["TemplateBody"]
+    text = body if isinstance(body, str) else json.dumps(body)
+    match = re.search(r"DashboardName: !Sub (\S+)", text)
+    if not match:
+        fail(f"no DashboardName in the template deployed in {region}")
+    stack = cfn.describe_stacks(StackName=SAME_NAME)["Stacks"][0]
+    region_of_stack = stack["StackId"].split(":")[3]
+    return (match.group(1).replace("${AWS::StackName}", SAME_NAME)
+            .replace("${AWS::Region}", region_of_stack))
+
+
 def two_regions():
     """docs/deploy.md: one stack per region, under the same stack name. Names global to the
     account (the dashboard) must differ between the two; regional ones may repeat."""
@@ -217,8 +234,8 @@ def two_regions():
                 StackName=SAME_NAME, TemplateBody=template,
                 Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
         for region in REGIONS:
-            _, outputs = wait_for(SAME_NAME, "CREATE_COMPLETE", region)
-            dashboards[region] = outputs["DashboardUrl"].rsplit("name=", 1)[-1]
+            wait_for(SAME_NAME, "CREATE_COMPLETE", region)
+            dashboards[region] = deployed_dashboard_name(region)
             print(f"ok   {SAME_NAME} in {region} CREATE_COMPLETE, dashboard {dashboards[region]}")
         if len(set(dashboards.values())) != len(REGIONS):
             fail(f"the same stack name in {REGIONS} builds one account-global dashboard name: {dashboards}")
