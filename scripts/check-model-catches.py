@@ -1,50 +1,56 @@
 #!/usr/bin/env python3
 """Mutation check: every safety rule and every time-and-state guard has a test that fails when
-the guard is removed. Applies each mutation to the source in turn, runs the test target that
-should catch it, restores the file, and prints a table. Exits 1 when a mutation is not caught or
+the guard is removed. First runs every target involved unmutated (each must pass: a failing
+baseline would make every mutation look caught). Then applies each mutation to the source in
+turn, runs its target, restores the file, and prints a table. A mutation is caught only when the
+test it names fails. Exits 1 when the baseline fails, or a mutation is not caught by its test or
 no longer applies (the source moved: update the mutation with it).
 
 Run from the repository root with a moto server (MOTO_ENDPOINT) for the moto targets; CI runs it
 from .ci/run. `--only SUBSTRING` runs the mutations whose name contains it."""
 import os, re, shutil, subprocess, sys, time
 
-# name: (file, original text, mutated text, test target)
-# A target is an integration test name, or "lib" for the unit tests.
+# name: (file, original text, mutated text, test target, the test that must fail)
+# A target is an integration test name, or "lib" for the unit tests. A mutation counts as caught
+# only when its named test is among the failures: a build error, an emulator outage or another
+# test failing proves nothing about the guard.
 MUTATIONS = {
     # DESIGN.md section 3, against the model-based test.
-    "rule1 classify ignored": ("src/core/plan.rs", "            Err(reason) => result.kept.push(keep(reason)),\n            Ok(_) if settings", "            Err(_) => candidates.push(PlannedDeletion { digest: image.digest.clone(), size_bytes: image.size_bytes, pushed_at: image.pushed_at, reason: DeleteReason::UntaggedUnreferencedCache, classified_by: ClassifiedBy::Manifest }),\n            Ok(_) if settings", "model"),
-    "rule2 recheck skipped": ("src/app/prune.rs", "let checked = plan::recheck(pending, &current);", "let checked = { let all = pending.clone(); plan::Rechecked { delete: all, ..plan::recheck(pending, &current) } };", "model"),
-    "rule3 references ignored": ("src/core/plan.rs", "        if let Some(index) = referenced.get(&image.digest) {", "        if let Some(index) = referenced.get(&image.digest).filter(|_| false) {", "model"),
-    "rule8 status ignored": ("src/core/plan.rs", "        if image.status != ImageStatus::Active {\n            result.kept", "        if false {\n            result.kept", "lib"),
-    "rule5 unreadable index ignored": ("src/app/prune.rs", "        if let Some(ManifestKind::Unreadable { reason }) = manifests.get(&image.digest) {", "        if let Some(ManifestKind::Unreadable { reason }) = manifests.get(&image.digest).filter(|_| false) {", "model"),
-    "rule4 tag of non-cache removed": ("src/app/branch_cleanup.rs", "    if let Err(reason) = classify(&image, manifest.as_ref()) {", "    if let Err(reason) = classify(&image, manifest.as_ref()).and(Err::<(), _>(KeepReason::TriggerDigest)).or(Ok::<(), KeepReason>(())) {", "model"),
-    "rule3 last tag of referenced image": ("src/app/branch_cleanup.rs", "        if let Some(index) = index {", "        if let Some(index) = index.filter(|_| false) {", "model"),
-    "rule8 tag of archived image": ("src/app/branch_cleanup.rs", "    if image.status != ImageStatus::Active {\n        return Some(KeepReason::NotActive", "    if false {\n        return Some(KeepReason::NotActive", "model"),
-    "rule2 delete retried without re-check": ("src/app/prune.rs", "                in_flight.extend(checked.delete.iter().map(|d| (d.digest.clone(), d.clone())));\n", "                in_flight.extend(checked.delete.iter().map(|d| (d.digest.clone(), d.clone())));\n                let _ = registry.delete_digests(repository, &digests).await;\n", "model"),
-    "rule9 KEEP_TAGS ignored by the sweep": ("src/app/sweep.rs", "    candidates.retain(|c| !any_matches(&settings.keep_tags, &c.tag));", "    candidates.retain(|_| true);", "model"),
-    "rule9 KEEP_TAGS ignored on branch deletion": ("src/core/trigger.rs", "    if any_matches(config.keep_tags, &tag) {", "    if false {", "model"),
-    "rule9 protected branch and colliding tags": ("src/core/trigger.rs", "    if config.protected_branches.is_protected(&branch) {\n        return Ok(ignore(format!(\"branch {branch} is protected\")));\n    }\n    if config\n        .protected_branches\n        .protects_tag(config.cache_tag_prefix, &tag)\n    {", "    if false {\n        return Ok(ignore(String::new()));\n    }\n    if false\n    {", "model"),
+    "rule1 classify ignored": ("src/core/plan.rs", "            Err(reason) => result.kept.push(keep(reason)),\n            Ok(_) if settings", "            Err(_) => candidates.push(PlannedDeletion { digest: image.digest.clone(), size_bytes: image.size_bytes, pushed_at: image.pushed_at, reason: DeleteReason::UntaggedUnreferencedCache, classified_by: ClassifiedBy::Manifest }),\n            Ok(_) if settings", "model", "no_rule_is_ever_broken"),
+    "rule2 recheck skipped": ("src/app/prune.rs", "let checked = plan::recheck(pending, &current);", "let checked = { let all = pending.clone(); plan::Rechecked { delete: all, ..plan::recheck(pending, &current) } };", "model", "no_rule_is_ever_broken"),
+    "rule3 references ignored": ("src/core/plan.rs", "        if let Some(index) = referenced.get(&image.digest) {", "        if let Some(index) = referenced.get(&image.digest).filter(|_| false) {", "model", "no_rule_is_ever_broken"),
+    "rule8 status ignored": ("src/core/plan.rs", "        if image.status != ImageStatus::Active {\n            result.kept", "        if false {\n            result.kept", "lib", "core::plan::tests::rule8_only_active_images_are_deleted"),
+    "rule5 unreadable index ignored": ("src/app/prune.rs", "        if let Some(ManifestKind::Unreadable { reason }) = manifests.get(&image.digest) {", "        if let Some(ManifestKind::Unreadable { reason }) = manifests.get(&image.digest).filter(|_| false) {", "model", "no_rule_is_ever_broken"),
+    "rule4 tag of non-cache removed": ("src/app/branch_cleanup.rs", "    if let Err(reason) = classify(&image, manifest.as_ref()) {", "    if let Err(reason) = classify(&image, manifest.as_ref()).and(Err::<(), _>(KeepReason::TriggerDigest)).or(Ok::<(), KeepReason>(())) {", "model", "no_rule_is_ever_broken"),
+    "rule3 last tag of referenced image": ("src/app/branch_cleanup.rs", "        if let Some(index) = index {", "        if let Some(index) = index.filter(|_| false) {", "model", "no_rule_is_ever_broken"),
+    "rule8 tag of archived image": ("src/app/branch_cleanup.rs", "    if image.status != ImageStatus::Active {\n        return Some(KeepReason::NotActive", "    if false {\n        return Some(KeepReason::NotActive", "model", "no_rule_is_ever_broken"),
+    "rule2 delete retried without re-check": ("src/app/prune.rs", "                in_flight.extend(checked.delete.iter().map(|d| (d.digest.clone(), d.clone())));\n", "                in_flight.extend(checked.delete.iter().map(|d| (d.digest.clone(), d.clone())));\n                let _ = registry.delete_digests(repository, &digests).await;\n", "model", "no_rule_is_ever_broken"),
+    "rule9 KEEP_TAGS ignored by the sweep": ("src/app/sweep.rs", "    candidates.retain(|c| !any_matches(&settings.keep_tags, &c.tag));", "    candidates.retain(|_| true);", "model", "no_rule_is_ever_broken"),
+    "rule9 KEEP_TAGS ignored on branch deletion": ("src/core/trigger.rs", "    if any_matches(config.keep_tags, &tag) {", "    if false {", "model", "no_rule_is_ever_broken"),
+    "rule9 protected branch and colliding tags": ("src/core/trigger.rs", "    if config.protected_branches.is_protected(&branch) {\n        return Ok(ignore(format!(\"branch {branch} is protected\")));\n    }\n    if config\n        .protected_branches\n        .protects_tag(config.cache_tag_prefix, &tag)\n    {", "    if false {\n        return Ok(ignore(String::new()));\n    }\n    if false\n    {", "model", "no_rule_is_ever_broken"),
     # Issue 17: time and state. Each names the test that catches it.
-    "1 event time ignored (branch created again)": ("src/app/branch_cleanup.rs", "pushed_at.is_none_or(|p| p > event_at)", "pushed_at.is_none_or(|p| p > event_at) && false", "model"),
-    "1 the deleted branch's own name skipped": ("src/core/branch.rs", "        .find(|b| cache_tag_for_branch(prefix, b) == tag)", "        .find(|b| cache_tag_for_branch(prefix, b) == tag && b.contains('#'))", "model"),
-    "2 dry run continues": ("src/inbound/pruner/sweeping.rs", "        if unfinished && !dry_run {", "        if unfinished {", "model"),
-    "2 no progress bound": ("src/core/trigger.rs", "        if !progressed && !shrank {", "        if false {", "time_and_state"),
-    "2 redelivery continues again": ("src/inbound/pruner/sweeping.rs", "            NextStep::Continue(_) if request.redelivered => {", "            NextStep::Continue(_) if false => {", "model"),
-    "3 audit only at the end": ("src/app/prune.rs", "                record(&done, &[]);\n", "", "time_and_state"),
-    "4 archived index retried": ("src/app/prune.rs", "            PruneError::UnreadableIndex { .. } => true,", "            PruneError::UnreadableIndex { .. } => false,", "time_and_state"),
-    "4 AccessDenied taken for an API error": ("src/adapters/ecr/errors.rs", "    if is_access_denied(&err) {", "    if false {", "pruner_mocks"),
-    "5 re-check ignores status": ("src/core/plan.rs", "            Some(now) if now.status != ImageStatus::Active => result.kept.push(KeptImage {", "            Some(now) if now.status != ImageStatus::Active && false => result.kept.push(KeptImage {", "time_and_state"),
-    "5 last tag look-up ignores status": ("src/app/branch_cleanup.rs", "            if let Some(reason) = refusal(&current, pushed_before) {", "            if let Some(reason) = refusal(&current, pushed_before).filter(|_| false) {", "time_and_state"),
-    "6 no deadline between read batches": ("src/app/reads.rs", "        if !time_left() {\n            return Ok(None);", "        if false {\n            return Ok(None);", "time_and_state"),
-    "7 refused token not read again": ("src/adapters/github.rs", "                if fresh == token {", "                if true {", "time_and_state"),
-    "7 missing previous secret read on every request": ("src/adapters/secrets.rs", "if !age.is_zero() && last.is_some_and", "if false && last.is_some_and", "webhook_moto"),
-    "7 previous webhook secret refused": ("src/inbound/webhook.rs", "                if fresh.is_ok() || self.signed_with_previous(body, signature).await {", "                if fresh.is_ok() {", "webhook_moto"),
-    "8 GitHub failure stops the manifests": ("src/app/sweep.rs", "            Err(err) => (None, Some(err)),", "            Err(err) => return Err(SweepError::Branches(err)),", "time_and_state"),
+    "1 event time ignored (branch created again)": ("src/app/branch_cleanup.rs", "pushed_at.is_none_or(|p| p > event_at)", "pushed_at.is_none_or(|p| p > event_at) && false", "model", "no_rule_is_ever_broken"),
+    "1 the deleted branch's own name skipped": ("src/core/branch.rs", "        .find(|b| cache_tag_for_branch(prefix, b) == tag)", "        .find(|b| cache_tag_for_branch(prefix, b) == tag && b.contains('#'))", "model", "no_rule_is_ever_broken"),
+    "2 dry run continues": ("src/inbound/pruner/sweeping.rs", "        if unfinished && !dry_run {", "        if unfinished {", "model", "no_rule_is_ever_broken"),
+    "2 dry run continues when out of time": ("src/inbound/pruner/sweeping.rs", "                if settings.dry_run =>", "                if false =>", "time_and_state", "a_dry_run_sweep_out_of_time_does_not_continue"),
+    "2 no progress bound": ("src/core/trigger.rs", "        if !progressed && !shrank {", "        if false {", "time_and_state", "a_continuation_without_progress_gives_up"),
+    "2 redelivery continues again": ("src/inbound/pruner/sweeping.rs", "            NextStep::Continue(_) if request.redelivered => {", "            NextStep::Continue(_) if false => {", "model", "no_rule_is_ever_broken"),
+    "3 audit only at the end": ("src/app/prune.rs", "                record(&done, &[]);\n", "", "time_and_state", "every_deletion_has_its_audit_record_when_a_later_batch_fails"),
+    "4 archived index retried": ("src/app/prune.rs", "            PruneError::UnreadableIndex { archived, .. } => *archived,", "            PruneError::UnreadableIndex { .. } => false,", "time_and_state", "an_archived_index_skips_the_repository_without_retries"),
+    "4 an active index's failed read taken as lasting": ("src/app/prune.rs", "            PruneError::UnreadableIndex { archived, .. } => *archived,", "            PruneError::UnreadableIndex { .. } => true,", "time_and_state", "an_active_index_whose_read_fails_once_is_retried_not_skipped"),
+    "4 AccessDenied taken for an API error": ("src/adapters/ecr/errors.rs", "    if is_access_denied(&err) {", "    if false {", "pruner_mocks", "access_denied_is_a_lasting_refusal_not_a_transient_fault"),
+    "5 re-check ignores status": ("src/core/plan.rs", "            Some(now) if now.status != ImageStatus::Active => result.kept.push(KeptImage {", "            Some(now) if now.status != ImageStatus::Active && false => result.kept.push(KeptImage {", "time_and_state", "an_image_archived_after_the_snapshot_is_not_deleted"),
+    "5 last tag look-up ignores status": ("src/app/branch_cleanup.rs", "            if let Some(reason) = refusal(&current, pushed_before) {", "            if let Some(reason) = refusal(&current, pushed_before).filter(|_| false) {", "time_and_state", "a_tag_whose_image_was_archived_before_the_last_look_up_stays"),
+    "6 no deadline between read batches": ("src/app/reads.rs", "        if !time_left() {\n            return Ok(None);", "        if false {\n            return Ok(None);", "time_and_state", "time_is_asked_before_every_manifest_read_batch"),
+    "7 refused token not read again": ("src/adapters/github.rs", "                if fresh == token {", "                if true {", "time_and_state", "a_rotated_github_token_is_read_again_when_refused"),
+    "7 missing previous secret read on every request": ("src/adapters/secrets.rs", "if !age.is_zero() && last.is_some_and", "if false && last.is_some_and", "webhook_moto", "forged_deliveries_do_not_read_the_secret_each_time"),
+    "7 previous webhook secret refused": ("src/inbound/webhook.rs", "                if fresh.is_ok() || self.signed_with_previous(body, signature).await {", "                if fresh.is_ok() {", "webhook_moto", "a_rotated_secret_is_read_again_on_a_signature_mismatch"),
+    "8 GitHub failure stops the manifests": ("src/app/sweep.rs", "            Err(err) => (None, Some(err)),", "            Err(err) => return Err(SweepError::Branches(err)),", "time_and_state", "a_transient_github_failure_in_a_sweep_still_prunes_manifests"),
     # Issue 18: the savings report only reads.
-    "report deletes": ("src/app/report.rs", "    sweep.dry_run = true;\n", "", "report"),
-    "report expires tags": ("src/app/report.rs", "    sweep.dry_run = true;\n", "    sweep.dry_run = sweep.stale_cache_days.is_none();\n", "report"),
-    "plan_only skips a deletion's re-check": ("src/app/prune.rs", "    if settings.dry_run && settings.plan_only {", "    if settings.plan_only {", "report"),
-    "9 typed manifests read": ("src/core/plan.rs", "            && image.artifact_media_type.is_none()\n", "", "time_and_state"),
+    "report deletes": ("src/app/report.rs", "    sweep.dry_run = true;\n", "", "report", "the_report_deletes_nothing_even_where_the_configuration_deletes"),
+    "report expires tags": ("src/app/report.rs", "    sweep.dry_run = true;\n", "    sweep.dry_run = sweep.stale_cache_days.is_none();\n", "report", "the_report_deletes_nothing_even_where_the_configuration_deletes"),
+    "plan_only skips a deletion's re-check": ("src/app/prune.rs", "    if settings.dry_run && settings.plan_only {", "    if settings.plan_only {", "report", "plan_only_never_skips_the_look_up_before_a_deletion"),
+    "9 typed manifests read": ("src/core/plan.rs", "            && image.artifact_media_type.is_none()\n", "", "time_and_state", "manifests_that_describe_images_classifies_are_never_read"),
 }
 
 
@@ -53,14 +59,27 @@ def run(target):
     return subprocess.run(args, capture_output=True, text=True, timeout=1800)
 
 
+def failed_tests(output):
+    """The failing tests libtest lists at the end of its output ("failures:" then indented names)."""
+    return re.findall(r"^    ([\w:]+)$", output, re.M)
+
+
 def main():
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else ""
+    selected = {name: m for name, m in MUTATIONS.items() if only in name}
+    for target in sorted({m[3] for m in selected.values()}):
+        r = run(target)
+        if r.returncode != 0:
+            out = r.stdout + r.stderr
+            print(f"check-model-catches: baseline: `{target}` fails unmutated "
+                  f"({', '.join(failed_tests(out)[:3]) or 'build or setup error'}); fix it first:\n"
+                  f"{out[-2000:]}", file=sys.stderr)
+            sys.exit(1)
+        print(f"baseline: {target} passes unmutated", file=sys.stderr, flush=True)
     failed = 0
     print("| mutation | test | verdict |")
     print("| --- | --- | --- |")
-    for name, (path, old, new, target) in MUTATIONS.items():
-        if only not in name:
-            continue
+    for name, (path, old, new, target, must_fail) in selected.items():
         src = open(path).read()
         if old not in src:
             print(f"| {name} | {target} | MUTATION NOT APPLIED |", flush=True)
@@ -78,14 +97,16 @@ def main():
             elif r.returncode == 0:
                 verdict = "NOT CAUGHT"
                 failed += 1
+            elif must_fail not in failed_tests(out):
+                verdict = f"NOT CAUGHT BY {must_fail} (failed: {', '.join(failed_tests(out)[:3]) or 'no test'})"
+                failed += 1
             else:
-                caught = re.findall(r"^    ([\w:]+)$", out, re.M)
-                verdict = "caught by " + (", ".join(caught[:2]) if caught else "a failing test")
+                verdict = f"caught by {must_fail}"
         finally:
             shutil.move(path + ".orig", path)
             # The copy's mtime predates the mutated build: touch it so cargo rebuilds.
             os.utime(path)
-        print(f"| {name} | {target} | {verdict} ({time.time() - started:.0f} s) |", flush=True)
+        print(f"| {name} | `{target}` | {verdict} ({time.time() - started:.0f} s) |", flush=True)
     if failed:
         print(f"check-model-catches: {failed} mutation(s) not caught", file=sys.stderr)
         sys.exit(1)

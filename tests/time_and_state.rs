@@ -384,6 +384,32 @@ async fn a_dry_run_sweep_reports_the_first_n_and_a_total_and_never_continues() {
     assert!(queue.continued.lock().unwrap().is_empty(), "{report}");
 }
 
+/// A dry run never continues on any path: also when time runs out before its listing.
+#[tokio::test]
+async fn a_dry_run_sweep_out_of_time_does_not_continue() {
+    let (pruner, queue) = sweeping_pruner(&[("DRY_RUN", "true")], 25);
+    let passed = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+    let report = pruner
+        .handle_with_deadline(repository_sweep(None), Some(passed))
+        .await
+        .unwrap();
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("time ran out"),
+        "{report}"
+    );
+    assert!(queue.continued.lock().unwrap().is_empty(), "{report}");
+    // The same out of time in a live run continues (the guard is the dry run, not the path).
+    let (pruner, queue) = sweeping_pruner(&[], 25);
+    pruner
+        .handle_with_deadline(repository_sweep(None), Some(passed))
+        .await
+        .unwrap();
+    assert_eq!(queue.continued.lock().unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn a_live_sweep_continues_with_its_progress_until_done() {
     let (pruner, queue) = sweeping_pruner(&[], 25);
@@ -554,6 +580,82 @@ async fn an_archived_index_skips_the_repository_without_retries() {
     let response = pruner.handle(sqs(&push_event(&pushed), 1)).await.unwrap();
     assert_eq!(response, json!({"batchItemFailures": []}));
     assert!(pruner.registry.state().deleted.is_empty());
+}
+
+/// Lasting by evidence: an ACTIVE index whose read fails once, whatever the failure (a KMS error,
+/// an upstream outage, `ImageNotFound` after a concurrent delete, no answer at all), is transient.
+/// The record goes back to the queue, nothing is deleted and the repository is not skipped; the
+/// redelivery reads the index and prunes.
+#[tokio::test]
+async fn an_active_index_whose_read_fails_once_is_retried_not_skipped() {
+    let failures = [
+        Some(("KmsError", "the key could not be used")),
+        Some(("UpstreamUnavailable", "try again")),
+        Some(("ImageNotFound", "the image does not exist")),
+        None,
+    ];
+    for failure in failures {
+        let registry = registry_at(1_000);
+        let child = registry.state().push(REPO, Kind::Cache, None);
+        let index = registry
+            .state()
+            .push(REPO, Kind::Index(vec![child.clone()]), Some("v1"));
+        let stale = registry.state().push(REPO, Kind::Cache, None);
+        let pushed = registry.state().push(REPO, Kind::Cache, Some("cache-main"));
+        let planned = failure.map(|(code, message)| (code.to_owned(), message.to_owned()));
+        registry
+            .state()
+            .read_failures
+            .insert(index, std::collections::VecDeque::from([planned]));
+        let pruner = Pruner::new(config(&[]), registry);
+
+        let response = pruner.handle(sqs(&push_event(&pushed), 1)).await.unwrap();
+        assert_eq!(
+            response,
+            json!({"batchItemFailures": [{"itemIdentifier": "m-1"}]}),
+            "{failure:?}: handed back for a retry"
+        );
+        assert!(pruner.registry.state().deleted.is_empty(), "{failure:?}");
+
+        let response = pruner.handle(sqs(&push_event(&pushed), 2)).await.unwrap();
+        assert_eq!(response, json!({"batchItemFailures": []}), "{failure:?}");
+        let deleted: Vec<String> = pruner
+            .registry
+            .state()
+            .deleted
+            .iter()
+            .map(|(_, d)| d.clone())
+            .collect();
+        assert_eq!(deleted, vec![stale], "{failure:?}: the child stays");
+    }
+}
+
+/// The same read failure on an index the listing says is ARCHIVED is lasting: skipped, not
+/// handed back, whatever the failure code.
+#[tokio::test]
+async fn an_archived_index_is_lasting_whatever_the_failure() {
+    for code in ["KmsError", "ImageNotFound", "UpstreamUnavailable"] {
+        let registry = registry_at(1_000);
+        let child = registry.state().push(REPO, Kind::Cache, None);
+        let index = registry
+            .state()
+            .push(REPO, Kind::Index(vec![child]), Some("v1"));
+        registry
+            .state()
+            .set_status(REPO, &index, ImageStatus::Archived);
+        registry.state().read_failures.insert(
+            index,
+            std::collections::VecDeque::from([Some((code.to_owned(), "x".to_owned()))]),
+        );
+        registry.state().push(REPO, Kind::Cache, None);
+        let pushed = registry.state().push(REPO, Kind::Cache, Some("cache-main"));
+        let pruner = Pruner::new(config(&[]), registry);
+        let response = pruner.handle(sqs(&push_event(&pushed), 1)).await.unwrap();
+        assert_eq!(response, json!({"batchItemFailures": []}), "{code}");
+        let report = pruner.handle(push_event(&pushed)).await.unwrap();
+        assert_eq!(report["outcome"], "skipped", "{code}: {report}");
+        assert!(pruner.registry.state().deleted.is_empty(), "{code}");
+    }
 }
 
 /// Sets whether DescribeImages reports `artifactMediaType` for every image of the repository.

@@ -59,6 +59,10 @@ pub enum PruneError {
         repository: String,
         index: String,
         reason: String,
+        /// The listing said the index is ARCHIVED: it stays unreadable until someone restores
+        /// it. Any other unreadable index (a failed read, a concurrent delete, no answer) may
+        /// read fine on the next try.
+        archived: bool,
     },
 }
 
@@ -103,12 +107,13 @@ impl PruneError {
         matches!(self, PruneError::Registry(e) if e.is_repository_gone())
     }
 
-    /// A condition a retry cannot fix: an index that cannot be read (archived: it stays so for
-    /// at least 90 days unless restored), access refused, the repository gone. The repository is
-    /// skipped and reported; only transient faults are retried.
+    /// A condition a retry cannot fix, by evidence: an index the listing says is ARCHIVED (it
+    /// stays so until restored), access refused, the repository gone. The repository is skipped
+    /// and reported; everything else (an ACTIVE or ACTIVATING index whose read failed, whatever
+    /// the failure code) is transient and retried.
     pub fn is_lasting(&self) -> bool {
         match self {
-            PruneError::UnreadableIndex { .. } => true,
+            PruneError::UnreadableIndex { archived, .. } => *archived,
             PruneError::Registry(e) => e.is_lasting(),
             PruneError::OutOfTime { .. } => false,
         }
@@ -172,6 +177,7 @@ pub async fn take_snapshot_within<R: Registry>(
                 repository: repository.to_owned(),
                 index: image.digest.clone(),
                 reason: reason.clone(),
+                archived: image.status == ImageStatus::Archived,
             });
         }
     }

@@ -8,7 +8,7 @@
 //! It is also the oracle: it knows what each image really is (the test said so when pushing), so
 //! every delete is judged against its own state at that moment, never against the planner's code.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use ecr_cache_pruner::app::ports::{
@@ -142,6 +142,9 @@ pub struct State {
     pub removed_tags: Vec<(String, String)>,
     /// Count of concurrent changes the hook made.
     pub injected: usize,
+    /// Per-digest BatchGetImage failures to answer, each once and in order: (code, message).
+    /// `None` answers neither the manifest nor a failure for that digest.
+    pub read_failures: HashMap<String, VecDeque<Option<(String, String)>>>,
     counter: u64,
     last_recheck: HashMap<(String, String), u64>,
     /// The last delete call that asked for a digest.
@@ -587,15 +590,27 @@ impl Registry for MemoryRegistry {
         repository: &str,
         digests: &[String],
     ) -> Result<HashMap<String, ManifestRead>, RegistryError> {
-        let (state, fault) = self.begin(Op::ReadManifests, repository, digests);
+        let (mut state, fault) = self.begin(Op::ReadManifests, repository, digests);
         batch_limit(Op::ReadManifests, repository, digests)?;
         refused(Op::ReadManifests, repository, fault)?;
+        let mut failures = std::mem::take(&mut state.read_failures);
         let images = state
             .repositories
             .get(repository)
             .ok_or_else(|| missing(repository))?;
         let mut out = HashMap::new();
         for digest in digests {
+            if let Some(planned) = failures.get_mut(digest).and_then(VecDeque::pop_front) {
+                if let Some((code, message)) = planned {
+                    out.insert(
+                        digest.clone(),
+                        ManifestRead::Failed {
+                            reason: format!("BatchGetImage failure {code}: {message}"),
+                        },
+                    );
+                }
+                continue;
+            }
             let read = match images.get(digest) {
                 Some(image) if image.status == ImageStatus::Active || self.archived_readable => {
                     ManifestRead::Body {
@@ -612,6 +627,7 @@ impl Registry for MemoryRegistry {
             };
             out.insert(digest.clone(), read);
         }
+        state.read_failures = failures;
         answer(Op::ReadManifests, repository, fault, out)
     }
 

@@ -224,6 +224,15 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 report.reason = Some(skipped.error);
                 return Ok(());
             }
+            Err(SweepError::Prune(crate::app::prune::PruneError::OutOfTime { .. }))
+                if settings.dry_run =>
+            {
+                // A dry run never continues, on this path too: it says it ran out of time.
+                report.reason = Some(format!(
+                    "time ran out reading {repository}; a dry run does not continue"
+                ));
+                return Ok(());
+            }
             Err(SweepError::Prune(crate::app::prune::PruneError::OutOfTime { .. })) => {
                 let next = next_step(request.continuation, None, false);
                 self.continue_later(report, repository, next, request)
