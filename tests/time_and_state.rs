@@ -549,9 +549,13 @@ async fn a_rotated_github_token_is_read_again_when_refused() {
 }
 
 fn push_event(digest: &str) -> Value {
+    push_event_in(REPO, digest)
+}
+
+fn push_event_in(repository: &str, digest: &str) -> Value {
     json!({"version": "0", "id": "push-1", "detail-type": "ECR Image Action", "source": "aws.ecr",
            "account": "123456789012", "time": rfc3339(DELETED_AT), "region": "us-east-1",
-           "resources": [], "detail": {"result": "SUCCESS", "repository-name": REPO,
+           "resources": [], "detail": {"result": "SUCCESS", "repository-name": repository,
            "image-digest": digest, "action-type": "PUSH", "image-tag": "cache-main"}})
 }
 
@@ -656,6 +660,83 @@ async fn an_archived_index_is_lasting_whatever_the_failure() {
         assert_eq!(report["outcome"], "skipped", "{code}: {report}");
         assert!(pruner.registry.state().deleted.is_empty(), "{code}");
     }
+}
+
+/// An SQS batch of `(messageId, body)` records, each received once.
+fn sqs_batch(records: &[(&str, &Value)]) -> Value {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(id, body)| {
+            let mut record = sqs(body, 1)["Records"][0].clone();
+            record["messageId"] = json!(id);
+            record
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+fn handed_back(response: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = response["batchItemFailures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["itemIdentifier"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+/// Records in one batch share the invocation's stop time: a record that cannot start before it
+/// goes back to the queue untouched, never counted as an attempt (no give-up, no continuation).
+#[tokio::test]
+async fn records_that_cannot_start_before_the_stop_are_handed_back_untouched() {
+    let (pruner, queue) = sweeping_pruner(&[], 25);
+    let pushed = pruner
+        .registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-main"));
+    let batch = sqs_batch(&[
+        ("sweep", &repository_sweep(None)),
+        ("push", &push_event(&pushed)),
+    ]);
+    let passed = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+    let response = pruner
+        .handle_with_deadline(batch, Some(passed))
+        .await
+        .unwrap();
+    assert_eq!(handed_back(&response), vec!["push", "sweep"], "{response}");
+    assert!(pruner.registry.calls().is_empty(), "nothing started");
+    assert!(
+        queue.continued.lock().unwrap().is_empty(),
+        "no attempt counted"
+    );
+}
+
+/// Cheap records first: a batch's pushes are pruned before its repository sweeps start, so a
+/// long sweep cannot leave them to time out.
+#[tokio::test]
+async fn pushes_go_before_repository_sweeps_in_a_batch() {
+    let (pruner, _queue) = sweeping_pruner(&[], 3);
+    pruner.registry.state().create_repository("other");
+    let pushed = pruner
+        .registry
+        .state()
+        .push("other", Kind::Cache, Some("cache-main"));
+    let batch = sqs_batch(&[
+        ("sweep", &repository_sweep(None)),
+        ("push", &push_event_in("other", &pushed)),
+    ]);
+    let response = pruner.handle(batch).await.unwrap();
+    assert!(handed_back(&response).is_empty(), "{response}");
+    let order: Vec<String> = pruner
+        .registry
+        .calls()
+        .iter()
+        .map(|c| c.repository.clone())
+        .collect();
+    let first_sweep_call = order.iter().position(|r| r == REPO).unwrap();
+    let last_push_call = order.iter().rposition(|r| r == "other").unwrap();
+    assert!(last_push_call < first_sweep_call, "{order:?}");
 }
 
 /// Sets whether DescribeImages reports `artifactMediaType` for every image of the repository.

@@ -111,36 +111,17 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             repository_sweeps,
         } = self.group(event);
 
-        if !sweep_requested.is_empty() {
-            let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
-            let cause = Cause::new(Trigger::SWEEP, message_ids(&sweep_requested));
-            if Box::pin(self.scheduled_sweep(&mut report, deadline, &cause))
-                .await
-                .is_err()
-            {
-                failed.extend(sweep_requested);
-            }
-        }
-
-        // Only the records whose repository failed are retried.
-        for (repository, (ids, request)) in repository_sweeps {
-            let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
-            let cause = Cause::new(Trigger::REPOSITORY_SWEEP, message_ids(&ids));
-            let swept = Box::pin(self.sweep_repository(
-                &mut report,
-                &repository,
-                request,
-                deadline,
-                &cause,
-            ))
-            .await;
-            if let Err(err) = swept {
-                warn!(%repository, error = %err, "repository sweep failed; its records will be retried");
-                failed.extend(ids);
-            }
-        }
+        // Each unit of work starts only with time left; one that cannot start goes back to the
+        // queue untouched (handed back, not attempted: a continuation counts no attempt for it).
+        // Cheap work first: pushes and branch deletions take a listing or a tag look-up, a
+        // repository sweep can take the rest of the invocation, so sweeps never starve them.
+        let time_left = || deadline.is_none_or(|d| SystemTime::now() < d);
 
         for (id, trigger) in branch_deletions {
+            if !time_left() {
+                failed.push(id);
+                continue;
+            }
             let cause = Cause::new(trigger.kind(), id.clone());
             if self.remove_branch_tags(&trigger, &cause).await.is_err() {
                 failed.push(id);
@@ -148,6 +129,11 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         }
 
         for (repository, (ids, digests)) in pushes {
+            if !time_left() {
+                info!(%repository, records = ids.len(), "out of time before this push: handed back");
+                failed.extend(ids);
+                continue;
+            }
             let cause = Cause::new(Trigger::CACHE_PUSH, message_ids(&ids));
             let outcome = match self.prune(&repository, &digests, &cause, deadline).await {
                 Ok(report) => failures_to_error(&report),
@@ -161,6 +147,44 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             };
             if let Err(err) = outcome {
                 warn!(%repository, error = %err, records = ids.len(), "repository not pruned; records will be retried");
+                failed.extend(ids);
+            }
+        }
+
+        if !sweep_requested.is_empty() {
+            if time_left() {
+                let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
+                let cause = Cause::new(Trigger::SWEEP, message_ids(&sweep_requested));
+                if Box::pin(self.scheduled_sweep(&mut report, deadline, &cause))
+                    .await
+                    .is_err()
+                {
+                    failed.extend(sweep_requested);
+                }
+            } else {
+                failed.extend(sweep_requested);
+            }
+        }
+
+        // Only the records whose repository failed are retried.
+        for (repository, (ids, request)) in repository_sweeps {
+            if !time_left() {
+                info!(%repository, "out of time before this repository's sweep: handed back");
+                failed.extend(ids);
+                continue;
+            }
+            let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
+            let cause = Cause::new(Trigger::REPOSITORY_SWEEP, message_ids(&ids));
+            let swept = Box::pin(self.sweep_repository(
+                &mut report,
+                &repository,
+                request,
+                deadline,
+                &cause,
+            ))
+            .await;
+            if let Err(err) = swept {
+                warn!(%repository, error = %err, "repository sweep failed; its records will be retried");
                 failed.extend(ids);
             }
         }
