@@ -271,6 +271,7 @@ async fn a_tag_whose_image_was_archived_before_the_last_look_up_stays() {
 #[derive(Default)]
 struct Recorder {
     manifests: Mutex<Vec<String>>,
+    unconfirmed: Mutex<Vec<String>>,
     tags: Mutex<Vec<String>>,
 }
 
@@ -279,6 +280,10 @@ impl AuditTrail for Recorder {
         let mut m = self.manifests.lock().unwrap();
         m.extend(batch.deleted.iter().map(|d| d.digest.clone()));
         m.extend(batch.would_delete.iter().map(|d| d.digest.clone()));
+        self.unconfirmed
+            .lock()
+            .unwrap()
+            .extend(batch.delete_unconfirmed.iter().map(|d| d.digest.clone()));
     }
     fn tags(&self, tags: &[TagReport]) {
         self.tags
@@ -319,6 +324,88 @@ async fn every_deletion_has_its_audit_record_when_a_later_batch_fails() {
         .collect();
     assert_eq!(deleted.len(), 100);
     assert_eq!(*audit.manifests.lock().unwrap(), deleted);
+}
+
+fn deleted_digests(registry: &MemoryRegistry) -> Vec<String> {
+    let mut deleted: Vec<String> = registry
+        .state()
+        .deleted
+        .iter()
+        .map(|(_, d)| d.clone())
+        .collect();
+    deleted.sort();
+    deleted
+}
+
+fn sorted(items: &Mutex<Vec<String>>) -> Vec<String> {
+    let mut items = items.lock().unwrap().clone();
+    items.sort();
+    items
+}
+
+/// A delete whose answer was lost, then no time for the retry: before giving up, one more look-up
+/// confirms what that call deleted, and each of those has its `manifest_deleted` line.
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_without_time_to_retry_is_still_audited() {
+    let registry = registry_at(1_000);
+    for _ in 0..5 {
+        registry.state().push(REPO, Kind::Cache, None);
+    }
+    let time = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let clock = time.clone();
+    registry.set_hook(move |op, _| {
+        if op == Op::DeleteDigests {
+            clock.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    registry.set_faults(|op| (op == Op::DeleteDigests).then_some(Fault::LostAnswer));
+    let audit = Recorder::default();
+    let time_left = || time.load(std::sync::atomic::Ordering::SeqCst);
+    let run = Run {
+        time_left: &time_left,
+        audit: &audit,
+    };
+    let result =
+        prune_repository_within(&registry, REPO, &HashSet::new(), prune_settings(false), run).await;
+    assert!(
+        result.is_err(),
+        "the delete's answer was lost and no time was left"
+    );
+    let deleted = deleted_digests(&registry);
+    assert_eq!(deleted.len(), 5, "the lost call took effect");
+    assert_eq!(sorted(&audit.manifests), deleted);
+}
+
+/// A delete whose answer was lost, then the re-check fails for good: whether the digests are gone
+/// cannot be read, and each gets a `manifest_delete_unconfirmed` line rather than none.
+#[tokio::test(start_paused = true)]
+async fn a_lost_answer_whose_recheck_fails_leaves_unconfirmed_lines() {
+    let registry = registry_at(1_000);
+    for _ in 0..5 {
+        registry.state().push(REPO, Kind::Cache, None);
+    }
+    let mut deletes = 0;
+    registry.set_faults(move |op| match op {
+        Op::DeleteDigests => {
+            deletes += 1;
+            Some(Fault::LostAnswer)
+        }
+        // Every look-up after the first delete fails (the first is the planning re-check).
+        Op::CurrentTags if deletes > 0 => Some(Fault::ServerError),
+        _ => None,
+    });
+    let audit = Recorder::default();
+    let run = Run {
+        time_left: &|| true,
+        audit: &audit,
+    };
+    let result =
+        prune_repository_within(&registry, REPO, &HashSet::new(), prune_settings(false), run).await;
+    assert!(result.is_err());
+    let deleted = deleted_digests(&registry);
+    assert_eq!(deleted.len(), 5);
+    assert!(audit.manifests.lock().unwrap().is_empty(), "none confirmed");
+    assert_eq!(sorted(&audit.unconfirmed), deleted, "each has its line");
 }
 
 #[tokio::test]

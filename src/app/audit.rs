@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::core::plan::ClassifiedBy;
+use crate::core::plan::{ClassifiedBy, PlannedDeletion};
 
 use super::branch_cleanup::{TagOutcome, TagReport};
 use super::prune::RepositoryReport;
@@ -33,6 +33,8 @@ impl AuditTrail for NoAudit {
 pub enum AuditAction {
     ManifestDeleted,
     ManifestWouldDelete,
+    /// Sent in a delete call whose answer was lost; whether it is gone could not be read.
+    ManifestDeleteUnconfirmed,
     TagRemoved,
     TagWouldRemove,
 }
@@ -42,6 +44,7 @@ impl AuditAction {
         match self {
             AuditAction::ManifestDeleted => "manifest_deleted",
             AuditAction::ManifestWouldDelete => "manifest_would_delete",
+            AuditAction::ManifestDeleteUnconfirmed => "manifest_delete_unconfirmed",
             AuditAction::TagRemoved => "tag_removed",
             AuditAction::TagWouldRemove => "tag_would_remove",
         }
@@ -92,15 +95,28 @@ pub struct AuditRecord {
     pub cause: Cause,
 }
 
-/// The records of a repository's manifests: deleted ones, or in a dry run the would-be ones.
+/// The records of a repository's manifests: deleted ones (and those perhaps deleted by a call
+/// whose answer was lost), or in a dry run the would-be ones.
 pub fn manifest_records(report: &RepositoryReport, cause: &Cause) -> Vec<AuditRecord> {
-    let (action, rows) = if report.dry_run {
-        (AuditAction::ManifestWouldDelete, &report.would_delete)
+    let rows: Vec<(AuditAction, &PlannedDeletion)> = if report.dry_run {
+        report
+            .would_delete
+            .iter()
+            .map(|d| (AuditAction::ManifestWouldDelete, d))
+            .collect()
     } else {
-        (AuditAction::ManifestDeleted, &report.deleted)
+        let deleted = report
+            .deleted
+            .iter()
+            .map(|d| (AuditAction::ManifestDeleted, d));
+        let unconfirmed = report
+            .delete_unconfirmed
+            .iter()
+            .map(|d| (AuditAction::ManifestDeleteUnconfirmed, d));
+        deleted.chain(unconfirmed).collect()
     };
-    rows.iter()
-        .map(|d| AuditRecord {
+    rows.into_iter()
+        .map(|(action, d)| AuditRecord {
             action,
             repository: report.repository.clone(),
             digest: Some(d.digest.clone()),

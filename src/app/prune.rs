@@ -81,6 +81,10 @@ pub struct RepositoryReport {
     pub would_delete: Vec<PlannedDeletion>,
     /// Planned but already gone (a concurrent or earlier run deleted them).
     pub already_deleted: Vec<String>,
+    /// Sent in a delete call whose answer was lost, and whether they are gone could not be read
+    /// afterwards: perhaps deleted. Each has an audit line of its own (ECR has no undelete).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub delete_unconfirmed: Vec<PlannedDeletion>,
     pub kept: Vec<KeptImage>,
     pub failures: Vec<ImageFailure>,
     /// Deletable cache manifests left for a later run by the deletion cap or the deadline.
@@ -364,12 +368,42 @@ async fn recheck_and_delete<R: Registry>(
             ..Default::default()
         });
     };
+    // Before giving up after a delete call whose answer was lost: a digest it asked for may be
+    // gone. Confirmed gone by one more look-up: a `manifest_deleted` line; the look-up failing
+    // too: a `manifest_delete_unconfirmed` line. Never silence: ECR has no undelete.
+    let settle_lost = |sent: Vec<PlannedDeletion>| async move {
+        if sent.is_empty() {
+            return;
+        }
+        let digests: Vec<String> = sent.iter().map(|d| d.digest.clone()).collect();
+        match reads::current_tags(registry, repository, &digests).await {
+            Ok(current) => {
+                let gone: Vec<PlannedDeletion> = sent
+                    .into_iter()
+                    .filter(|d| !current.contains_key(&d.digest))
+                    .collect();
+                record(&gone, &[]);
+            }
+            Err(_) => run.audit.manifests(&RepositoryReport {
+                repository: repository.to_owned(),
+                dry_run,
+                delete_unconfirmed: sent,
+                ..Default::default()
+            }),
+        }
+    };
     let mut outcome = BatchOutcome::default();
     // Sent in an attempt that failed: if they are gone now, that attempt most likely did it.
     let mut in_flight: HashMap<String, PlannedDeletion> = HashMap::new();
     for attempt in 1..=retry::ATTEMPTS {
         let digests: Vec<String> = pending.iter().map(|d| d.digest.clone()).collect();
-        let current = reads::current_tags(registry, repository, &digests).await?;
+        let current = match reads::current_tags(registry, repository, &digests).await {
+            Ok(current) => current,
+            Err(err) => {
+                settle_lost(in_flight.into_values().collect()).await;
+                return Err(err.into());
+            }
+        };
         let checked = plan::recheck(pending, &current);
         let mut deleted_before = Vec::new();
         for digest in checked.gone {
@@ -411,7 +445,14 @@ async fn recheck_and_delete<R: Registry>(
                 pending = checked.delete;
                 retry::pause(attempt).await;
             }
-            Err(err) => return Err(err.into()),
+            Err(err) => {
+                if matches!(err, RegistryError::Transient { .. }) {
+                    // The call may have taken effect before its answer was lost.
+                    in_flight.extend(checked.delete.iter().map(|d| (d.digest.clone(), d.clone())));
+                    settle_lost(in_flight.into_values().collect()).await;
+                }
+                return Err(err.into());
+            }
         }
     }
     unreachable!("the last attempt returns")
