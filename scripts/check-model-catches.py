@@ -50,6 +50,7 @@ MUTATIONS = {
     "7 previous webhook secret refused": ("src/inbound/webhook.rs", "                if fresh.is_ok() || self.signed_with_previous(body, signature).await {", "                if fresh.is_ok() {", "webhook_moto", "a_rotated_secret_is_read_again_on_a_signature_mismatch"),
     "8 GitHub failure stops the manifests": ("src/app/sweep.rs", "            Err(err) => (None, Some(err)),", "            Err(err) => return Err(SweepError::Branches(err)),", "time_and_state", "a_transient_github_failure_in_a_sweep_still_prunes_manifests"),
     # Issue 18: the savings report only reads.
+    "8 a transient GitHub failure counted as skipped": ("src/adapters/metrics.rs", "report.tag_expiry_skipped.is_some() && report.tag_expiry_skipped_lasting", "report.tag_expiry_skipped.is_some()", "lib", "adapters::metrics::tests::only_a_lasting_github_failure_counts_as_a_skipped_repository"),
     "report deletes": ("src/app/report.rs", "    sweep.dry_run = true;\n", "", "report", "the_report_deletes_nothing_even_where_the_configuration_deletes"),
     "report expires tags": ("src/app/report.rs", "    sweep.dry_run = true;\n", "    sweep.dry_run = sweep.stale_cache_days.is_none();\n", "report", "the_report_deletes_nothing_even_where_the_configuration_deletes"),
     "plan_only skips a deletion's re-check": ("src/app/prune.rs", "    if settings.dry_run && settings.plan_only {", "    if settings.plan_only {", "report", "plan_only_never_skips_the_look_up_before_a_deletion"),

@@ -86,9 +86,10 @@ async fn the_report_deletes_nothing_even_where_the_configuration_deletes() {
 #[tokio::test]
 async fn the_report_reads_the_listings_and_looks_nothing_up_again() {
     let registry = registry();
-    report(
+    // With tag expiry on, so that there are stale manifests and an expiring tag to look up.
+    let saved = report(
         &registry,
-        &settings(&[]),
+        &settings(&[("STALE_CACHE_DAYS", "30")]),
         None::<&NoBranches>,
         NOW,
         &|| true,
@@ -96,10 +97,13 @@ async fn the_report_reads_the_listings_and_looks_nothing_up_again() {
     )
     .await
     .unwrap();
+    assert_eq!(saved.totals.stale_manifests, 2);
+    assert_eq!(saved.repositories[0].unused_tags, ["cache-old-branch"]);
     // The listing pages, and the manifests DescribeImages cannot classify (the index, cache
-    // manifests without artifactMediaType); no look-up before a deletion that never comes.
+    // manifests without artifactMediaType); no re-check before a deletion that never comes, and
+    // one look-up per expiring tag (what removing it would do to its image).
     assert_eq!(registry.count(Op::CurrentTags), 0);
-    assert_eq!(registry.count(Op::DescribeTag), 0);
+    assert_eq!(registry.count(Op::DescribeTag), 1);
     assert_eq!(registry.count(Op::ListRepositories), 1);
     assert!(registry.count(Op::ListImages) <= 5);
 }

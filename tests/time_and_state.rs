@@ -195,16 +195,23 @@ async fn a_github_repository_that_does_not_exist_keeps_the_tag_and_succeeds() {
     assert_eq!(report["tags"][0]["reason"], "branches_unknown", "{report}");
     assert_eq!(tag_of(&pruner.registry, "cache-feature-x"), Some(old));
 
-    // A transient GitHub failure is retried (the invocation fails), and nothing is removed.
+    // A transient GitHub failure is retried (the invocation fails), and nothing is removed: the
+    // same repository, the tag there to remove.
     let failing = Branches {
         failing: true,
         ..Branches::default()
     };
-    let pruner = Pruner::new(config(&[]), MemoryRegistry::default()).with_github(failing);
+    let registry = registry_at(DELETED_AT - 3600);
+    let old = registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-feature-x"));
+    let pruner = Pruner::new(config(&[]), registry).with_github(failing);
     assert!(pruner
         .handle(branch_deleted("feature/x", DELETED_AT))
         .await
         .is_err());
+    assert_eq!(tag_of(&pruner.registry, "cache-feature-x"), Some(old));
+    assert!(pruner.registry.state().removed_tags.is_empty());
 }
 
 #[tokio::test]

@@ -37,7 +37,11 @@ impl RepositoryMetrics {
             tags_would_remove: 0,
             dry_run: report.dry_run,
             failures: report.failures.len(),
-            skipped: 0,
+            // Tags not judged for a lasting reason (GitHub does not know the repository); a
+            // transient GitHub failure is not a skip: the next sweep judges them.
+            skipped: usize::from(
+                report.tag_expiry_skipped.is_some() && report.tag_expiry_skipped_lasting,
+            ),
             sweeps_given_up: 0,
             bytes_reclaimed_estimate: if report.dry_run {
                 None
@@ -150,6 +154,20 @@ impl Emf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_lasting_github_failure_counts_as_a_skipped_repository() {
+        let mut report = RepositoryReport {
+            repository: "app".into(),
+            tag_expiry_skipped: Some("listing branches of acme/app: HTTP 502".into()),
+            ..Default::default()
+        };
+        assert_eq!(RepositoryMetrics::from_prune(&report).skipped, 0, "a 5xx");
+        report.tag_expiry_skipped_lasting = true;
+        assert_eq!(RepositoryMetrics::from_prune(&report).skipped, 1, "a 404");
+        report.tag_expiry_skipped = None;
+        assert_eq!(RepositoryMetrics::from_prune(&report).skipped, 0);
+    }
 
     /// Checks the EMF specification's structural rules on a document.
     fn assert_valid_emf(doc: &Value) {

@@ -103,6 +103,10 @@ pub struct RepositoryReport {
     /// say which branches exist). The manifests were still pruned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag_expiry_skipped: Option<String>,
+    /// The GitHub failure behind `tag_expiry_skipped` is lasting (the repository unknown to
+    /// GitHub): only then is the repository counted as skipped; a 5xx waits for the next sweep.
+    #[serde(skip)]
+    pub tag_expiry_skipped_lasting: bool,
 }
 
 impl PruneError {

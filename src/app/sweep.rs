@@ -278,6 +278,7 @@ pub async fn sweep_one_listed<R: Registry, B: BranchLister>(
         // Without the branch list no tag can be judged: not even by age, since a branch that
         // exists keeps its cache however old.
         pruned.tag_expiry_skipped = Some(err.to_string());
+        pruned.tag_expiry_skipped_lasting = err.is_lasting();
         return Ok(SweptRepository::untouched_tags(pruned, snapshot.images));
     }
     let expire_tags = settings.stale_cache_days.is_some() || existing_tags.is_some();

@@ -85,8 +85,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 log_summary(report);
                 let mut metrics = RepositoryMetrics::from_prune(report);
                 if let Some(error) = &report.tag_expiry_skipped {
-                    warn!(repository = %report.repository, %error, "branch tags not judged: GitHub could not say which branches exist; manifests pruned");
-                    metrics.skipped = 1;
+                    warn!(repository = %report.repository, %error, lasting = report.tag_expiry_skipped_lasting, "branch tags not judged: GitHub could not say which branches exist; manifests pruned");
                 }
                 for tag in tags {
                     metrics.add_tag(tag);
