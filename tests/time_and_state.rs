@@ -40,6 +40,8 @@ const DELETED_AT: i64 = 1_796_040_000;
 struct Branches {
     repositories: Arc<Mutex<HashMap<String, Vec<String>>>>,
     failing: bool,
+    /// How many times GitHub was asked.
+    asked: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Branches {
@@ -55,6 +57,7 @@ impl Branches {
 
 impl BranchLister for Branches {
     async fn branches(&self, full_name: &str) -> Result<Vec<String>, BranchListError> {
+        self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let refused = |status| BranchListError::Refused {
             repository: full_name.to_owned(),
             status,
@@ -212,6 +215,38 @@ async fn a_github_repository_that_does_not_exist_keeps_the_tag_and_succeeds() {
         .is_err());
     assert_eq!(tag_of(&pruner.registry, "cache-feature-x"), Some(old));
     assert!(pruner.registry.state().removed_tags.is_empty());
+}
+
+/// Branch-tag removal asks the deadline too: a deletion handled after the stop removes nothing
+/// and fails, so the record is retried.
+#[tokio::test]
+async fn a_branch_deletion_after_the_stop_removes_nothing_and_is_retried() {
+    let registry = registry_at(DELETED_AT - 3600);
+    let old = registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-feature-x"));
+    let pruner = Pruner::new(config(&[]), registry);
+    let passed = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+    // Invoked directly (EventBridge to Lambda): the invocation fails, Lambda retries it.
+    let result = pruner
+        .handle_with_deadline(branch_deleted("feature/x", DELETED_AT), Some(passed))
+        .await;
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(
+        tag_of(&pruner.registry, "cache-feature-x"),
+        Some(old.clone())
+    );
+    assert!(pruner.registry.calls().is_empty(), "nothing started");
+    // Through the queue: handed back untouched.
+    let response = pruner
+        .handle_with_deadline(
+            sqs(&branch_deleted("feature/x", DELETED_AT), 1),
+            Some(passed),
+        )
+        .await
+        .unwrap();
+    assert_eq!(handed_back(&response), vec!["m-1"], "{response}");
+    assert_eq!(tag_of(&pruner.registry, "cache-feature-x"), Some(old));
 }
 
 #[tokio::test]
@@ -502,6 +537,28 @@ async fn a_dry_run_sweep_out_of_time_does_not_continue() {
         .await
         .unwrap();
     assert_eq!(queue.continued.lock().unwrap().len(), 1);
+}
+
+/// A sweep asks the deadline before its first call, GitHub's branch listing included.
+#[tokio::test]
+async fn a_sweep_after_the_stop_does_not_ask_github() {
+    let registry = registry_at(1_000);
+    registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-gone-branch"));
+    let github = Branches::with("acme/app", &["main"]);
+    let asked = github.asked.clone();
+    let pruner = Pruner::new(
+        config(&[("SWEEP_REPOSITORIES", "*"), ("GITHUB_OWNER", "acme")]),
+        registry,
+    )
+    .with_github(github);
+    let passed = std::time::SystemTime::now() - std::time::Duration::from_secs(1);
+    let _ = pruner
+        .handle_with_deadline(repository_sweep(None), Some(passed))
+        .await;
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert!(pruner.registry.calls().is_empty());
 }
 
 #[tokio::test]

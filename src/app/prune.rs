@@ -330,11 +330,12 @@ pub async fn prune_snapshot_within<R: Registry>(
             .chain(&report.would_delete)
             .map(|d| d.digest.clone())
             .collect();
-        report.reclaimed_bytes_estimate = Some(if gone.is_empty() {
-            0
+        // Out of time for the estimate's reads: no estimate (the deletions stand).
+        report.reclaimed_bytes_estimate = if gone.is_empty() {
+            Some(0)
         } else {
-            estimate_reclaimed(registry, repository, snapshot, &gone).await?
-        });
+            estimate_reclaimed(registry, repository, snapshot, &gone, run.time_left).await?
+        };
     }
     Ok(report)
 }
@@ -462,13 +463,15 @@ async fn recheck_and_delete<R: Registry>(
     unreachable!("the last attempt returns")
 }
 
-/// Reads the blobs of every single manifest not read yet, then applies the pure estimate.
+/// Reads the blobs of every single manifest not read yet, then applies the pure estimate; None
+/// when time ran out before the reads were done.
 async fn estimate_reclaimed<R: Registry>(
     registry: &R,
     repository: &str,
     snapshot: &Snapshot,
     gone: &[String],
-) -> Result<u64, PruneError> {
+    time_left: &(dyn Fn() -> bool + Sync),
+) -> Result<Option<u64>, PruneError> {
     let unread: Vec<String> = snapshot
         .images
         .iter()
@@ -476,11 +479,11 @@ async fn estimate_reclaimed<R: Registry>(
         .filter(|i| !snapshot.blobs.contains_key(&i.digest))
         .map(|i| i.digest.clone())
         .collect();
+    let Some(read) = reads::read_manifests_within(registry, repository, &unread, time_left).await?
+    else {
+        return Ok(None);
+    };
     let mut blobs = snapshot.blobs.clone();
-    blobs.extend(
-        reads::read_manifests(registry, repository, &unread)
-            .await?
-            .blobs,
-    );
-    Ok(crate::core::reclaim::reclaimed_bytes(gone, &blobs))
+    blobs.extend(read.blobs);
+    Ok(Some(crate::core::reclaim::reclaimed_bytes(gone, &blobs)))
 }

@@ -244,6 +244,12 @@ pub async fn sweep_one_listed<R: Registry, B: BranchLister>(
     run: Run<'_>,
 ) -> Result<SweptRepository, SweepError> {
     let prefix = &settings.cache_tag_prefix;
+    // Time is asked before the first call, GitHub's included.
+    if !(run.time_left)() {
+        return Err(SweepError::Prune(PruneError::OutOfTime {
+            repository: repository.to_owned(),
+        }));
+    }
     // Asked first, so that every branch pushed after this listing is judged fresh (event time
     // wins: `now_secs` is no later than the listing).
     let (existing_tags, github_error): (_, Option<BranchListError>) = match github {

@@ -207,7 +207,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             }
             Trigger::BranchDeleted { .. } => {
                 report.outcome = Outcome::TagsProcessed;
-                report.tags = self.remove_branch_tags(&trigger, &cause).await?;
+                report.tags = self.remove_branch_tags(&trigger, &cause, deadline).await?;
             }
             Trigger::Sweep => {
                 // Boxed: the sweep's state machine is large and would deepen every caller's.
@@ -231,10 +231,13 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
     /// Removes a deleted branch's cache tag from every mapped repository. All repositories are
     /// attempted; any error fails the invocation afterwards so it is retried (removal is
     /// idempotent).
+    /// Within the deadline: time is asked before the GitHub look-up and before each repository;
+    /// out of time, the event fails and is retried (what was removed already is audited).
     async fn remove_branch_tags(
         &self,
         trigger: &Trigger,
         cause: &Cause,
+        deadline: Option<SystemTime>,
     ) -> Result<Vec<TagReport>, HandlerError> {
         let Trigger::BranchDeleted {
             github_repository,
@@ -248,9 +251,18 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         };
         // Event time wins: only a cache pushed before the deletion was the deleted branch's.
         let pushed_before = Some(deleted_at.unwrap_or_else(sweeping::now_secs));
+        let time_left = sweeping::time_left(deadline);
+        let out_of_time = |repository: &str| {
+            HandlerError::Prune(PruneError::OutOfTime {
+                repository: repository.to_owned(),
+            })
+        };
         // With a GitHub token: a branch that exists now and maps to the tag owns it, the deleted
         // branch itself included when it was created again.
         if let Some(github) = self.github() {
+            if !time_left() {
+                return Err(out_of_time(github_repository));
+            }
             let prefix = &self.config.cache_tag_prefix;
             let reason = match live_branch_with_tag(github, github_repository, tag, prefix).await {
                 Ok(None) => None,
@@ -295,6 +307,9 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                     removal: Some(TagExpiry::BranchDeleted),
                 });
                 continue;
+            }
+            if !time_left() {
+                return Err(out_of_time(repository));
             }
             let dry_run = self.config.dry_run;
             let removed = remove_cache_tag(

@@ -123,7 +123,11 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 continue;
             }
             let cause = Cause::new(trigger.kind(), id.clone());
-            if self.remove_branch_tags(&trigger, &cause).await.is_err() {
+            if self
+                .remove_branch_tags(&trigger, &cause, deadline)
+                .await
+                .is_err()
+            {
                 failed.push(id);
             }
         }
