@@ -55,11 +55,30 @@ enum Action {
     },
     /// A scheduled sweep: fanned out over the queue, then every message and continuation handled.
     Sweep,
-    /// One repository's sweep message; `redeliver` delivers it a second time (SQS redelivery
-    /// after a timeout).
+    /// One repository's sweep message, delivered as `delivery` says.
     RepositorySweep {
-        redeliver: bool,
+        delivery: Delivery,
     },
+}
+
+/// How a repository-sweep message's first delivery goes (SQS delivers at least once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    Once,
+    /// The invocation timed out after queueing its continuation: SQS delivers it again.
+    TimedOutAfterQueueing,
+    /// Its continuation's SendMessage failed: the record fails and SQS delivers it again.
+    SendFails,
+    /// Its continuation's SendMessage took effect but the answer was lost: the record fails
+    /// and SQS delivers it again, with the continuation already queued.
+    SendLost,
+}
+
+/// A fault of one continuation send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SendFault {
+    Fails,
+    Lost,
 }
 
 #[derive(Debug, Clone)]
@@ -97,7 +116,13 @@ fn arb_action() -> impl Strategy<Value = Action> {
         1 => (0..BRANCHES.len(), any::<bool>())
             .prop_map(|(branch, pushed)| Action::DeleteThenRecreate { branch, pushed }),
         1 => Just(Action::Sweep),
-        1 => any::<bool>().prop_map(|redeliver| Action::RepositorySweep { redeliver }),
+        1 => prop_oneof![
+            Just(Delivery::Once),
+            Just(Delivery::TimedOutAfterQueueing),
+            Just(Delivery::SendFails),
+            Just(Delivery::SendLost),
+        ]
+        .prop_map(|delivery| Action::RepositorySweep { delivery }),
     ]
 }
 
@@ -266,6 +291,8 @@ impl Github {
 struct Queue {
     messages: Arc<Mutex<Vec<Value>>>,
     continuations: Arc<Mutex<usize>>,
+    /// Faults for the next continuation sends, in order.
+    send_faults: Arc<Mutex<std::collections::VecDeque<SendFault>>>,
 }
 
 impl SweepQueue for Queue {
@@ -279,10 +306,17 @@ impl SweepQueue for Queue {
         repository: &str,
         continuation: Continuation,
     ) -> Result<(), QueueError> {
+        let fault = self.send_faults.lock().unwrap().pop_front();
+        if fault == Some(SendFault::Fails) {
+            return Err(QueueError("SendMessage failed (model)".into()));
+        }
         *self.continuations.lock().unwrap() += 1;
         let mut messages = self.messages.lock().unwrap();
         messages.push(continued_sweep_event(repository, Some(continuation)));
-        Ok(())
+        match fault {
+            Some(SendFault::Lost) => Err(QueueError("SendMessage answer lost (model)".into())),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -463,45 +497,73 @@ fn run(scenario: &Scenario) -> Outcome {
             }
         });
         let continuations_before = *queue.continuations.lock().unwrap();
-        let mut result = runtime.block_on(pruner.handle(event.clone())).map(|_| ());
-        if let Action::RepositorySweep { redeliver: true } = action {
-            // Its first invocation timed out after queueing the continuation: SQS delivers it
-            // again, and the redelivery must not add a second one.
-            let queued = *queue.continuations.lock().unwrap();
-            let again = runtime.block_on(pruner.handle(sqs(&continued_sweep_event(REPO, None), 2)));
-            if *queue.continuations.lock().unwrap() != queued {
-                outcome
-                    .violations
-                    .push(format!("{action:?}: the redelivery added a continuation"));
+        // SQS: a record that fails is delivered again, up to maxReceiveCount (5) receives, then
+        // goes to the dead-letter queue.
+        let handle_record = |body: &Value, receive_count: u32| {
+            let answer = runtime.block_on(pruner.handle(sqs(body, receive_count)));
+            answer
+                .as_ref()
+                .ok()
+                .and_then(|a| a["batchItemFailures"].as_array().map(|f| !f.is_empty()))
+                .unwrap_or(true)
+        };
+        let mut result: Result<(), ecr_cache_pruner::inbound::pruner::HandlerError> = Ok(());
+        let mut redeliveries: Vec<(Value, u32)> = Vec::new();
+        let mut dead_letters = 0;
+        match action {
+            Action::RepositorySweep { delivery } => {
+                let body = continued_sweep_event(REPO, None);
+                match delivery {
+                    Delivery::SendFails => queue
+                        .send_faults
+                        .lock()
+                        .unwrap()
+                        .push_back(SendFault::Fails),
+                    Delivery::SendLost => {
+                        queue.send_faults.lock().unwrap().push_back(SendFault::Lost)
+                    }
+                    _ => {}
+                }
+                let failed = handle_record(&body, 1);
+                if failed || *delivery == Delivery::TimedOutAfterQueueing {
+                    redeliveries.push((body, 2));
+                }
+                queue.send_faults.lock().unwrap().clear();
             }
-            result = result.and(again.map(|_| ()));
+            _ => result = runtime.block_on(pruner.handle(event.clone())).map(|_| ()),
         }
-        // Every queued message (fan-out, continuations) is handled, as the event source would.
+        // Every queued message (fan-out, continuations) and every redelivery is handled, as the
+        // event source would. Chains are bounded: each forks only on a redelivery.
         let mut handled = 0;
         loop {
-            let next = queue.messages.lock().unwrap().pop();
-            let Some(message) = next else { break };
+            let next = redeliveries
+                .pop()
+                .or_else(|| queue.messages.lock().unwrap().pop().map(|m| (m, 1)));
+            let Some((message, receive_count)) = next else {
+                break;
+            };
             handled += 1;
-            if handled > 2 * MAX_CONTINUATIONS as usize + 8 {
+            if handled > 4 * (MAX_CONTINUATIONS as usize + 2) + 8 {
                 outcome.violations.push(format!(
                     "{action:?}: the sweep re-queued itself without end"
                 ));
                 queue.messages.lock().unwrap().clear();
                 break;
             }
-            let answer = runtime.block_on(pruner.handle(sqs(&message, 1)));
-            let failed = answer
-                .as_ref()
-                .ok()
-                .and_then(|a| a["batchItemFailures"].as_array().map(|f| !f.is_empty()))
-                .unwrap_or(true);
-            if failed {
-                result = result.and(Err(
-                    ecr_cache_pruner::inbound::pruner::HandlerError::UnknownInput(format!(
-                        "a queued message failed: {answer:?}"
-                    )),
-                ));
+            if handle_record(&message, receive_count) {
+                if receive_count < 5 {
+                    redeliveries.push((message, receive_count + 1));
+                } else {
+                    dead_letters += 1;
+                }
             }
+        }
+        if dead_letters > 0 {
+            result = result.and(Err(
+                ecr_cache_pruner::inbound::pruner::HandlerError::UnknownInput(format!(
+                    "{dead_letters} record(s) reached the dead-letter queue"
+                )),
+            ));
         }
         if scenario.dry_run && *queue.continuations.lock().unwrap() != continuations_before {
             outcome
@@ -610,4 +672,41 @@ fn heavy_concurrent_change_breaks_no_rule() {
         scenarios += 1;
     }
     eprintln!("model: {scenarios} scenarios under concurrent change, {races} excused races");
+}
+
+/// Continuations under every way a delivery can go (issue: a redelivered sweep never continued,
+/// so a first delivery whose continuation send failed left the rest of the repository until the
+/// next schedule). No registry fault and no concurrent change, a deletion cap of 2 so every sweep
+/// continues: each repository must be finished (no leftovers), and the chains bounded.
+#[test]
+fn continuation_chains_survive_failed_and_lost_sends_and_redeliveries() {
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let deliveries = [
+        Delivery::Once,
+        Delivery::TimedOutAfterQueueing,
+        Delivery::SendFails,
+        Delivery::SendLost,
+    ];
+    for n in 0..120 {
+        let mut scenario = arb_scenario().new_tree(&mut runner).unwrap().current();
+        scenario.fault_percent = 0;
+        scenario.change_percent = 0;
+        scenario.dry_run = false;
+        scenario.cap = 2;
+        // Enough stale cache that one delivery cannot finish it.
+        scenario
+            .seeds
+            .extend((0..6).map(|_| (Seed::Cache(None), false)));
+        scenario.actions = vec![Action::RepositorySweep {
+            delivery: deliveries[n % deliveries.len()],
+        }];
+        let outcome = run(&scenario);
+        assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
+        assert!(
+            outcome.leftovers.is_empty(),
+            "{:?}: {:?}",
+            scenario.actions,
+            outcome.leftovers
+        );
+    }
 }

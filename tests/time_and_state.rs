@@ -80,6 +80,8 @@ impl BranchLister for Branches {
 struct Queue {
     fanned_out: Arc<Mutex<Vec<String>>>,
     continued: Arc<Mutex<Vec<(String, Continuation)>>>,
+    /// Continuation sends to fail (SendMessage refused), counted down.
+    failing_sends: Arc<Mutex<usize>>,
 }
 
 impl SweepQueue for Queue {
@@ -95,6 +97,11 @@ impl SweepQueue for Queue {
         repository: &str,
         continuation: Continuation,
     ) -> Result<(), QueueError> {
+        let mut failing = self.failing_sends.lock().unwrap();
+        if *failing > 0 {
+            *failing -= 1;
+            return Err(QueueError("SendMessage failed (test)".into()));
+        }
         self.continued
             .lock()
             .unwrap()
@@ -618,19 +625,61 @@ async fn a_continuation_without_progress_gives_up() {
 }
 
 #[tokio::test]
-async fn a_redelivered_sweep_message_adds_no_second_continuation() {
+async fn a_redelivered_sweep_message_continues_when_its_first_send_failed() {
+    let (pruner, queue) = sweeping_pruner(&[], 25);
+    *queue.failing_sends.lock().unwrap() = 1;
+    let body = repository_sweep(None);
+    // The first delivery deletes 10, then cannot queue its continuation: the record goes back.
+    let first = pruner.handle(sqs(&body, 1)).await.unwrap();
+    assert_eq!(handed_back(&first), vec!["m-1"], "{first}");
+    assert!(queue.continued.lock().unwrap().is_empty());
+    // SQS delivers it again: it continues, and the chain finishes the repository.
+    let mut message = sqs(&body, 2);
+    let mut invocations = 0;
+    loop {
+        invocations += 1;
+        assert!(invocations < 10, "the chain ends");
+        let answer = pruner.handle(message).await.unwrap();
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+        let Some((_, next)) = queue.continued.lock().unwrap().pop() else {
+            break;
+        };
+        message = sqs(&repository_sweep(Some(next)), 1);
+    }
+    assert_eq!(
+        pruner.registry.state().deleted.len(),
+        25,
+        "nothing left behind"
+    );
+}
+
+/// A redelivery after the first delivery did queue its continuation forks a second chain: both
+/// end once the repository is done, and nothing is deleted twice.
+#[tokio::test]
+async fn a_duplicate_continuation_chain_ends_with_the_work() {
     let (pruner, queue) = sweeping_pruner(&[], 25);
     let body = repository_sweep(None);
-    let first = pruner.handle(sqs(&body, 1)).await.unwrap();
-    assert_eq!(first, json!({"batchItemFailures": []}));
-    assert_eq!(queue.continued.lock().unwrap().len(), 1);
-    // The same message again (its first invocation timed out after queueing the continuation).
+    pruner.handle(sqs(&body, 1)).await.unwrap();
     pruner.handle(sqs(&body, 2)).await.unwrap();
-    assert_eq!(
-        queue.continued.lock().unwrap().len(),
-        1,
-        "the redelivery queued no second continuation"
-    );
+    assert_eq!(queue.continued.lock().unwrap().len(), 2, "two chains");
+    let mut handled = 0;
+    loop {
+        let next = queue.continued.lock().unwrap().pop();
+        let Some((_, next)) = next else { break };
+        handled += 1;
+        assert!(
+            handled <= 2 * (MAX_CONTINUATIONS as usize + 1),
+            "chains are bounded"
+        );
+        let answer = pruner
+            .handle(sqs(&repository_sweep(Some(next)), 1))
+            .await
+            .unwrap();
+        assert_eq!(answer, json!({"batchItemFailures": []}));
+    }
+    let state = pruner.registry.state();
+    assert_eq!(state.deleted.len(), 25, "everything, once each");
+    assert!(state.violations.is_empty(), "{:?}", state.violations);
 }
 
 #[tokio::test]

@@ -180,7 +180,12 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
     /// progress goes on the queue instead of waiting for the next schedule, unless it made no
     /// progress or reached the bound ([`next_step`]). A dry run never continues: it reports the
     /// first `MAX_DELETIONS_PER_INVOCATION` and how many more (`remaining`), and stops. A
-    /// redelivered message sends no continuation: its first delivery may have sent one already.
+    /// redelivered message continues too: its first delivery most likely failed before its
+    /// continuation was queued (an error, or the send itself failing), and refusing would leave
+    /// the rest of the repository until the next schedule. When the first delivery did queue one,
+    /// two chains run; each ends when the repository is done, makes no progress, or reaches
+    /// [`MAX_CONTINUATIONS`](crate::core::trigger::MAX_CONTINUATIONS), and a chain forks only
+    /// on a redelivery (at most `maxReceiveCount` per message), so their number stays bounded.
     pub(super) async fn sweep_repository(
         &self,
         report: &mut InvocationReport,
@@ -293,12 +298,9 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 self.config.emf().emit(&[metrics]);
                 report.gave_up = Some(reason);
             }
-            NextStep::Continue(_) if request.redelivered => {
-                info!(%repository, "redelivered sweep message: no second continuation");
-            }
             NextStep::Continue(continuation) => {
                 queue.continue_sweep(repository, continuation).await?;
-                info!(%repository, attempt = continuation.attempt, remaining = ?continuation.remaining, "sweep continues in a new message");
+                info!(%repository, attempt = continuation.attempt, remaining = ?continuation.remaining, redelivered = request.redelivered, "sweep continues in a new message");
                 report.enqueued = vec![repository.to_owned()];
             }
         }
