@@ -736,7 +736,7 @@ async fn a_delete_failure_without_a_digest_is_never_counted_as_deleted() {
 /// (moto never reports one).
 #[tokio::test]
 async fn the_listing_carries_the_last_recorded_pull_time() {
-    use ecr_cache_pruner::app::ports::Registry;
+    use ecr_cache_pruner::app::ports::RegistryReader;
     let pulled = DateTime::from_secs(1_795_000_000);
     let rule = mock!(Client::describe_images).then_output(move || {
         let base = detail(&tagged_cache(1));

@@ -7,7 +7,7 @@ use ecr_cache_pruner::app::ports::{BranchListError, BranchLister};
 use ecr_cache_pruner::app::prune::Run;
 use ecr_cache_pruner::app::report::{report, ReportSettings};
 use ecr_cache_pruner::app::sweep::sweep_one;
-use support::memory::{Kind, MemoryRegistry, Op};
+use support::memory::{Kind, MemoryRegistry, Op, ReaderOnly};
 use support::moto::config;
 
 /// 2026-11-30T12:00:00Z.
@@ -62,7 +62,10 @@ async fn the_report_deletes_nothing_even_where_the_configuration_deletes() {
         ("STALE_CACHE_DAYS", "30"),
         ("SWEEP_REPOSITORIES", "*"),
     ]);
-    let saved = report(&registry, &live, None::<&NoBranches>, NOW, &|| true, &())
+    // Over a registry that can only be read: the report compiles against it (it holds no way to
+    // delete or untag), whatever the configuration says.
+    let reader = ReaderOnly(&registry);
+    let saved = report(&reader, &live, None::<&NoBranches>, NOW, &|| true, &())
         .await
         .unwrap();
 

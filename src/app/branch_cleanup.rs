@@ -10,7 +10,10 @@ use crate::core::manifest::{is_single_manifest_type, ManifestKind};
 use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
 use crate::core::stale::TagExpiry;
 
-use super::ports::{BranchListError, BranchLister, Registry, RegistryError};
+use super::ports::{
+    BranchListError, BranchLister, ReadOnly, Registry, RegistryError, RegistryReader,
+    RegistryWriter,
+};
 use super::prune::{take_snapshot, PruneError};
 use super::{reads, retry};
 
@@ -87,6 +90,52 @@ pub async fn remove_cache_tag<R: Registry>(
     pushed_before: Option<i64>,
     known: Option<&KnownRepository<'_>>,
     dry_run: bool,
+) -> Result<TagReport, PruneError> {
+    let writer = (!dry_run).then_some(registry);
+    judge_cache_tag(
+        registry,
+        writer,
+        repository,
+        tag,
+        expected_digest,
+        pushed_before,
+        known,
+    )
+    .await
+}
+
+/// What [`remove_cache_tag`] would do, over a registry it can only read: `WouldRemove` or why it
+/// is kept (the savings report's and `plan`'s tag verdicts).
+pub async fn judge_tag_removal<R: RegistryReader>(
+    reader: &R,
+    repository: &str,
+    tag: &str,
+    expected_digest: Option<&str>,
+    pushed_before: Option<i64>,
+    known: Option<&KnownRepository<'_>>,
+) -> Result<TagReport, PruneError> {
+    judge_cache_tag(
+        reader,
+        None::<&ReadOnly>,
+        repository,
+        tag,
+        expected_digest,
+        pushed_before,
+        known,
+    )
+    .await
+}
+
+/// The one implementation: reads through `registry`, removes through `writer`; without a writer
+/// it only says what it would do.
+pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
+    registry: &R,
+    writer: Option<&W>,
+    repository: &str,
+    tag: &str,
+    expected_digest: Option<&str>,
+    pushed_before: Option<i64>,
+    known: Option<&KnownRepository<'_>>,
 ) -> Result<TagReport, PruneError> {
     let report = |digest: Option<String>, image: Option<&ImageRecord>, outcome| TagReport {
         repository: repository.to_owned(),
@@ -198,15 +247,15 @@ pub async fn remove_cache_tag<R: Registry>(
                 return keep(&current, KeepReason::ReferencedByIndex { index });
             }
         }
-        if dry_run {
+        let Some(writer) = writer else {
             return Ok(report(
                 Some(judged.clone()),
                 Some(&current),
                 TagOutcome::WouldRemove { image_deleted },
             ));
-        }
+        };
         attempts += 1;
-        match registry.remove_tag(repository, tag).await {
+        match writer.remove_tag(repository, tag).await {
             Ok(true) => {
                 return Ok(report(
                     Some(judged.clone()),

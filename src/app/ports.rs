@@ -121,8 +121,9 @@ pub struct DeleteOutcome {
     pub failures: Vec<ImageFailure>,
 }
 
-/// A container registry (Amazon ECR in production).
-pub trait Registry: Send + Sync {
+/// Reading a container registry (Amazon ECR in production). The savings report and `plan` are
+/// built over this alone: they hold no way to delete or untag.
+pub trait RegistryReader: Send + Sync {
     /// One DescribeImages page of every image of every status (ACTIVE, ARCHIVED, ACTIVATING).
     fn list_images_page(
         &self,
@@ -152,6 +153,16 @@ pub trait Registry: Send + Sync {
         digests: &[String],
     ) -> impl Future<Output = Result<HashMap<String, ImageNow>, RegistryError>> + Send;
 
+    /// The image a tag names, or None when the tag does not exist.
+    fn describe_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> impl Future<Output = Result<Option<ImageRecord>, RegistryError>> + Send;
+}
+
+/// Changing a container registry: deleting images and removing tags.
+pub trait RegistryWriter: Send + Sync {
     /// Deletes up to [`BATCH_SIZE`] images by digest, removing every tag they have: callers
     /// re-check tags first. Never retried inside the adapter: a retry must follow a new re-check,
     /// so a failure that may be retried is [`RegistryError::Transient`].
@@ -161,21 +172,33 @@ pub trait Registry: Send + Sync {
         digests: &[String],
     ) -> impl Future<Output = Result<DeleteOutcome, RegistryError>> + Send;
 
-    /// The image a tag names, or None when the tag does not exist.
-    fn describe_tag(
-        &self,
-        repository: &str,
-        tag: &str,
-    ) -> impl Future<Output = Result<Option<ImageRecord>, RegistryError>> + Send;
-
     /// Removes one tag (BatchDeleteImage by tag): other tags on the digest survive, the image
     /// goes only when it was the last one. Returns false when the tag did not exist. Not retried
-    /// inside the adapter, like [`Registry::delete_digests`].
+    /// inside the adapter, like [`RegistryWriter::delete_digests`].
     fn remove_tag(
         &self,
         repository: &str,
         tag: &str,
     ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+}
+
+/// A registry that can be read and changed: what the pruner and `sweep` take.
+pub trait Registry: RegistryReader + RegistryWriter {}
+
+impl<T: RegistryReader + RegistryWriter> Registry for T {}
+
+/// No writer: a run given `None::<&ReadOnly>` for its writer can only report what it would do.
+/// The type has no values, so no call through it can ever be made.
+pub enum ReadOnly {}
+
+impl RegistryWriter for ReadOnly {
+    async fn delete_digests(&self, _: &str, _: &[String]) -> Result<DeleteOutcome, RegistryError> {
+        match *self {}
+    }
+
+    async fn remove_tag(&self, _: &str, _: &str) -> Result<bool, RegistryError> {
+        match *self {}
+    }
 }
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]

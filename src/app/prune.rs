@@ -11,7 +11,9 @@ use crate::core::manifest::{is_single_manifest_type, Blob, ManifestKind};
 use crate::core::plan::{self, ImageRecord, ImageStatus, KeptImage, PlanSettings, PlannedDeletion};
 
 use super::audit::{AuditTrail, NoAudit};
-use super::ports::{ImageFailure, Registry, RegistryError, BATCH_SIZE};
+use super::ports::{
+    ImageFailure, ReadOnly, Registry, RegistryError, RegistryReader, RegistryWriter, BATCH_SIZE,
+};
 use super::{reads, retry};
 
 fn always() -> bool {
@@ -145,7 +147,7 @@ pub struct Snapshot {
 
 /// Lists the repository and reads every manifest the planner needs. Any failure, or an index that
 /// could not be read, is an error: the caller must then delete nothing there (rule 5).
-pub async fn take_snapshot<R: Registry>(
+pub async fn take_snapshot<R: RegistryReader>(
     registry: &R,
     repository: &str,
 ) -> Result<Snapshot, PruneError> {
@@ -154,7 +156,7 @@ pub async fn take_snapshot<R: Registry>(
 
 /// Like [`take_snapshot`], asking `time_left` before each call: out of time is
 /// [`PruneError::OutOfTime`], and nothing is deleted.
-pub async fn take_snapshot_within<R: Registry>(
+pub async fn take_snapshot_within<R: RegistryReader>(
     registry: &R,
     repository: &str,
     time_left: &(dyn Fn() -> bool + Sync),
@@ -270,6 +272,65 @@ pub async fn prune_snapshot_within<R: Registry>(
     settings: PruneSettings,
     run: Run<'_>,
 ) -> Result<RepositoryReport, PruneError> {
+    prune_snapshot_with(
+        registry,
+        Some(registry),
+        repository,
+        snapshot,
+        protect_digests,
+        only_digests,
+        settings,
+        run,
+    )
+    .await
+}
+
+/// What [`prune_snapshot_within`] would do, over a registry it can only read: always a dry run
+/// (the would-be deletions, re-checked unless `plan_only`, and their audit lines). The savings
+/// report and `plan` are built on this: holding no writer, they cannot delete.
+pub async fn plan_snapshot<R: RegistryReader>(
+    reader: &R,
+    repository: &str,
+    snapshot: &Snapshot,
+    only_digests: Option<&HashSet<String>>,
+    settings: PruneSettings,
+    run: Run<'_>,
+) -> Result<RepositoryReport, PruneError> {
+    let settings = PruneSettings {
+        dry_run: true,
+        ..settings
+    };
+    prune_snapshot_with(
+        reader,
+        None::<&ReadOnly>,
+        repository,
+        snapshot,
+        &HashSet::new(),
+        only_digests,
+        settings,
+        run,
+    )
+    .await
+}
+
+/// The one implementation: reads through `reader`, deletes through `writer`; without a writer
+/// it is a dry run whatever `settings` say.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn prune_snapshot_with<R: RegistryReader, W: RegistryWriter>(
+    reader: &R,
+    writer: Option<&W>,
+    repository: &str,
+    snapshot: &Snapshot,
+    protect_digests: &HashSet<String>,
+    only_digests: Option<&HashSet<String>>,
+    settings: PruneSettings,
+    run: Run<'_>,
+) -> Result<RepositoryReport, PruneError> {
+    let writer = writer.filter(|_| !settings.dry_run);
+    let settings = PruneSettings {
+        dry_run: writer.is_none(),
+        ..settings
+    };
     let (images, manifests) = (&snapshot.images, &snapshot.manifests);
     let mut plan = plan::plan(
         images,
@@ -307,8 +368,7 @@ pub async fn prune_snapshot_within<R: Registry>(
             report.remaining += planned.len() - n * BATCH_SIZE;
             break;
         }
-        let done =
-            recheck_and_delete(registry, repository, batch.to_vec(), settings.dry_run, run).await?;
+        let done = recheck_and_delete(reader, writer, repository, batch.to_vec(), run).await?;
         plan.kept.extend(done.kept);
         report.deleted.extend(done.deleted);
         report.would_delete.extend(done.would_delete);
@@ -334,7 +394,7 @@ pub async fn prune_snapshot_within<R: Registry>(
         report.reclaimed_bytes_estimate = if gone.is_empty() {
             Some(0)
         } else {
-            estimate_reclaimed(registry, repository, snapshot, &gone, run.time_left).await?
+            estimate_reclaimed(reader, repository, snapshot, &gone, run.time_left).await?
         };
     }
     Ok(report)
@@ -354,13 +414,14 @@ struct BatchOutcome {
 /// When that call fails in a way a retry may fix (throttle, 5xx, no answer), the batch is
 /// re-checked again before the next attempt: an attempt whose answer was lost may have deleted
 /// some of it, and a tag may have arrived meanwhile.
-async fn recheck_and_delete<R: Registry>(
+async fn recheck_and_delete<R: RegistryReader, W: RegistryWriter>(
     registry: &R,
+    writer: Option<&W>,
     repository: &str,
     mut pending: Vec<PlannedDeletion>,
-    dry_run: bool,
     run: Run<'_>,
 ) -> Result<BatchOutcome, PruneError> {
+    let dry_run = writer.is_none();
     let record = |deleted: &[PlannedDeletion], would_delete: &[PlannedDeletion]| {
         if deleted.is_empty() && would_delete.is_empty() {
             return;
@@ -421,16 +482,16 @@ async fn recheck_and_delete<R: Registry>(
         record(&deleted_before, &[]);
         outcome.deleted.extend(deleted_before);
         outcome.kept.extend(checked.kept);
-        if dry_run {
+        let Some(writer) = writer else {
             record(&[], &checked.delete);
             outcome.would_delete = checked.delete;
             return Ok(outcome);
-        }
+        };
         if checked.delete.is_empty() {
             return Ok(outcome);
         }
         let digests: Vec<String> = checked.delete.iter().map(|d| d.digest.clone()).collect();
-        match registry.delete_digests(repository, &digests).await {
+        match writer.delete_digests(repository, &digests).await {
             Ok(result) => {
                 let deleted: HashSet<&String> = result.deleted.iter().collect();
                 let (done, _): (Vec<_>, Vec<_>) = checked
@@ -465,7 +526,7 @@ async fn recheck_and_delete<R: Registry>(
 
 /// Reads the blobs of every single manifest not read yet, then applies the pure estimate; None
 /// when time ran out before the reads were done.
-async fn estimate_reclaimed<R: Registry>(
+async fn estimate_reclaimed<R: RegistryReader>(
     registry: &R,
     repository: &str,
     snapshot: &Snapshot,

@@ -1,4 +1,4 @@
-//! Whole-repository reads over the [`Registry`] port: listings that follow every page (and refuse
+//! Whole-repository reads over the [`RegistryReader`] port: listings that follow every page (and refuse
 //! a page token that repeats, which would otherwise end a listing early and silently), manifest
 //! reads in batches, and the tag re-check.
 
@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::core::manifest::{blobs, classify_manifest, Blob, ManifestKind};
 use crate::core::plan::ImageRecord;
 
-use super::ports::{ImageNow, ManifestRead, Page, Registry, RegistryError, BATCH_SIZE};
+use super::ports::{ImageNow, ManifestRead, Page, RegistryError, RegistryReader, BATCH_SIZE};
 
 /// Follows `fetch` from the first page to the last. A token seen before means the listing would
 /// loop (or, with the SDK paginator, stop early): that is an error, never a complete listing.
@@ -42,7 +42,7 @@ where
 }
 
 /// Every image of the repository, of every status, all pages.
-pub async fn list_images<R: Registry>(
+pub async fn list_images<R: RegistryReader>(
     registry: &R,
     repository: &str,
 ) -> Result<Vec<ImageRecord>, RegistryError> {
@@ -53,7 +53,7 @@ pub async fn list_images<R: Registry>(
 }
 
 /// Like [`list_images`], asking `time_left` before each page; None when time ran out.
-pub async fn list_images_within<R: Registry>(
+pub async fn list_images_within<R: RegistryReader>(
     registry: &R,
     repository: &str,
     time_left: &(dyn Fn() -> bool + Sync),
@@ -75,7 +75,9 @@ pub async fn list_images_within<R: Registry>(
 }
 
 /// Names of every repository in the registry, sorted.
-pub async fn list_repositories<R: Registry>(registry: &R) -> Result<Vec<String>, RegistryError> {
+pub async fn list_repositories<R: RegistryReader>(
+    registry: &R,
+) -> Result<Vec<String>, RegistryError> {
     let mut names = all_pages("DescribeRepositories", "*", |token| async move {
         registry.list_repositories_page(token.as_deref()).await
     })
@@ -92,7 +94,7 @@ pub struct ManifestsRead {
 }
 
 /// Reads and classifies manifests in batches. A digest ECR could not return is `Unreadable`.
-pub async fn read_manifests<R: Registry>(
+pub async fn read_manifests<R: RegistryReader>(
     registry: &R,
     repository: &str,
     digests: &[String],
@@ -105,7 +107,7 @@ pub async fn read_manifests<R: Registry>(
 }
 
 /// Like [`read_manifests`], asking `time_left` before each batch; None when time ran out.
-pub async fn read_manifests_within<R: Registry>(
+pub async fn read_manifests_within<R: RegistryReader>(
     registry: &R,
     repository: &str,
     digests: &[String],
@@ -138,7 +140,7 @@ pub async fn read_manifests_within<R: Registry>(
 /// gone.
 /// DescribeImages by id fails whole when any id is gone (a concurrent run deleted it): then a
 /// full listing answers instead, slower and rare, still exact.
-pub async fn current_tags<R: Registry>(
+pub async fn current_tags<R: RegistryReader>(
     registry: &R,
     repository: &str,
     digests: &[String],

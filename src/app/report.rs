@@ -1,6 +1,8 @@
 //! The savings report: the sweep's own dry run over every repository in scope, a few at a time,
-//! sized by DescribeImages. Read-only by construction: every repository is swept with
-//! `dry_run` forced on, whatever the configuration says.
+//! sized by DescribeImages. Read-only by type: it is built over a [`RegistryReader`], which has
+//! no method that deletes or untags, and surveys each repository with
+//! [`survey_one`](super::sweep::survey_one), which holds no writer; a deletion from here does not
+//! compile.
 
 use futures_util::stream::{self, StreamExt};
 
@@ -11,10 +13,10 @@ use crate::core::savings::{
 
 use super::audit::NoAudit;
 use super::branch_cleanup::TagOutcome;
-use super::ports::{BranchLister, Registry, RegistryError};
+use super::ports::{BranchLister, RegistryError, RegistryReader};
 use super::prune::{PruneError, Run};
 use super::reads;
-use super::sweep::{sweep_one_listed, SweepError, SweepSettings};
+use super::sweep::{survey_one, SweepError, SweepSettings};
 
 /// What to report on and how.
 #[derive(Debug, Clone)]
@@ -39,7 +41,7 @@ impl Progress for () {}
 /// Reads every repository in scope, `concurrency` at a time, and reports what it holds and what
 /// a sweep would delete now. A repository that cannot be read is reported with its error; only
 /// a failure to list the repositories fails the report. Deletes nothing.
-pub async fn report<R: Registry, B: BranchLister>(
+pub async fn report<R: RegistryReader, B: BranchLister>(
     registry: &R,
     settings: &ReportSettings,
     github: Option<&B>,
@@ -48,8 +50,8 @@ pub async fn report<R: Registry, B: BranchLister>(
     progress: &dyn Progress,
 ) -> Result<SavingsReport, RegistryError> {
     let mut sweep = settings.sweep.clone();
-    // The report never deletes: the sweep only plans.
-    sweep.dry_run = true;
+    // Only the plan: every would-be deletion, as listed (no look-up before deletions that never
+    // come).
     sweep.max_deletions = usize::MAX;
     sweep.confirmed = None;
     sweep.estimate_reclaimed = false;
@@ -68,7 +70,7 @@ pub async fn report<R: Registry, B: BranchLister>(
     };
     let surveyed: Vec<Option<RepositorySavings>> = stream::iter(in_scope)
         .map(|repository| async move {
-            let one = survey_one(registry, sweep, github, &repository, now_secs, run).await;
+            let one = survey_repository(registry, sweep, github, &repository, now_secs, run).await;
             if let Some(one) = &one {
                 progress.finished(one);
             }
@@ -84,7 +86,7 @@ pub async fn report<R: Registry, B: BranchLister>(
 }
 
 /// One repository; None when it was deleted since the listing.
-async fn survey_one<R: Registry, B: BranchLister>(
+async fn survey_repository<R: RegistryReader, B: BranchLister>(
     registry: &R,
     sweep: &SweepSettings,
     github: Option<&B>,
@@ -95,7 +97,7 @@ async fn survey_one<R: Registry, B: BranchLister>(
     if !(run.time_left)() {
         return Some(unreadable(repository, not_finished()));
     }
-    let swept = match sweep_one_listed(registry, sweep, github, repository, now_secs, run).await {
+    let swept = match survey_one(registry, sweep, github, repository, now_secs, run).await {
         Ok(swept) => swept,
         Err(SweepError::Prune(err)) if err.is_repository_gone() => return None,
         Err(SweepError::Prune(PruneError::OutOfTime { .. })) => {

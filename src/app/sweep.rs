@@ -13,10 +13,13 @@ use crate::core::plan::{referenced_digests, ImageRecord};
 use crate::core::repository_map::RepositoryMap;
 use crate::core::stale::{gone_branch_tags, prefixed_to_read, stale_cache_tags, StaleTag};
 
-use super::branch_cleanup::{remove_cache_tag, KnownRepository, TagOutcome, TagReport};
-use super::ports::{BranchListError, BranchLister, Registry, RegistryError};
+use super::branch_cleanup::{judge_cache_tag, KnownRepository, TagOutcome, TagReport};
+use super::ports::{
+    BranchListError, BranchLister, ReadOnly, Registry, RegistryError, RegistryReader,
+    RegistryWriter,
+};
 use super::prune::{
-    prune_snapshot_within, take_snapshot_within, PruneError, PruneSettings, RepositoryReport, Run,
+    prune_snapshot_with, take_snapshot_within, PruneError, PruneSettings, RepositoryReport, Run,
 };
 use super::reads;
 
@@ -243,6 +246,56 @@ pub async fn sweep_one_listed<R: Registry, B: BranchLister>(
     now_secs: i64,
     run: Run<'_>,
 ) -> Result<SweptRepository, SweepError> {
+    sweep_one_with(
+        registry,
+        Some(registry),
+        settings,
+        github,
+        repository,
+        now_secs,
+        run,
+    )
+    .await
+}
+
+/// What [`sweep_one_listed`] would do, over a registry it can only read: always a dry run. The
+/// savings report is built on this: it holds no writer, so it cannot delete or untag.
+pub async fn survey_one<R: RegistryReader, B: BranchLister>(
+    reader: &R,
+    settings: &SweepSettings,
+    github: Option<&B>,
+    repository: &str,
+    now_secs: i64,
+    run: Run<'_>,
+) -> Result<SweptRepository, SweepError> {
+    let settings = SweepSettings {
+        dry_run: true,
+        ..settings.clone()
+    };
+    sweep_one_with(
+        reader,
+        None::<&ReadOnly>,
+        &settings,
+        github,
+        repository,
+        now_secs,
+        run,
+    )
+    .await
+}
+
+/// The one implementation: reads through `registry`, deletes and untags through `writer`;
+/// without a writer it is a dry run whatever `settings` say.
+async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
+    registry: &R,
+    writer: Option<&W>,
+    settings: &SweepSettings,
+    github: Option<&B>,
+    repository: &str,
+    now_secs: i64,
+    run: Run<'_>,
+) -> Result<SweptRepository, SweepError> {
+    let writer = writer.filter(|_| !settings.dry_run);
     let prefix = &settings.cache_tag_prefix;
     // Time is asked before the first call, GitHub's included.
     if !(run.time_left)() {
@@ -269,8 +322,9 @@ pub async fn sweep_one_listed<R: Registry, B: BranchLister>(
     let mut snapshot = take_snapshot_within(registry, repository, run.time_left).await?;
     let no_digest = HashSet::new();
     let confirmed = settings.confirmed.as_ref();
-    let pruned = prune_snapshot_within(
+    let pruned = prune_snapshot_with(
         registry,
+        writer,
         repository,
         &snapshot,
         &no_digest,
@@ -372,14 +426,14 @@ pub async fn sweep_one_listed<R: Registry, B: BranchLister>(
             pruned.out_of_time = true;
             break;
         }
-        let report = remove_cache_tag(
+        let report = judge_cache_tag(
             registry,
+            writer,
             repository,
             &tag.tag,
             Some(&tag.digest),
             Some(now_secs),
             Some(&known),
-            settings.dry_run,
         )
         .await?
         .because(tag.why);

@@ -22,8 +22,8 @@ use ecr_cache_pruner::core::savings::DEFAULT_PRICE_PER_GB_MONTH;
 use ecr_cache_pruner::core::time::format_rfc3339;
 use ecr_cache_pruner::inbound::cli::report::{render_html, render_table};
 use ecr_cache_pruner::inbound::cli::session::{
-    confirm, print, savings_report, session, sweep_repository, Failure, SessionOptions,
-    EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_PARTIAL,
+    confirm, plan_repository, print, savings_report, session, sweep_repository, Failure,
+    SessionOptions, EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_PARTIAL,
 };
 use ecr_cache_pruner::inbound::config::DEFAULT_CACHE_TAG_PREFIX;
 
@@ -158,9 +158,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             options.estimate_bytes = *estimate_bytes;
             let session = session(&options).await?;
             let mut settings = session.settings.clone();
-            settings.dry_run = true;
             settings.max_deletions = usize::MAX;
-            let report = sweep_repository(&session, repository, &settings, json, json).await?;
+            let report = plan_repository(&session, repository, &settings, json, json).await?;
             print(&report, json);
             Ok(if *exit_code && report.changes_pending {
                 EXIT_CHANGES_PENDING
@@ -213,9 +212,8 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         } => {
             let session = session(&options).await?;
             let mut settings = session.settings.clone();
-            settings.dry_run = true;
             settings.max_deletions = *max_deletions;
-            let planned = sweep_repository(&session, repository, &settings, json, false).await?;
+            let planned = plan_repository(&session, repository, &settings, json, false).await?;
             if !planned.changes_pending {
                 print(&planned, json);
                 return Ok(0);

@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use ecr_cache_pruner::app::ports::{
-    DeleteOutcome, ImageFailure, ImageNow, ManifestRead, Page, Registry, RegistryError, BATCH_SIZE,
+    DeleteOutcome, ImageFailure, ImageNow, ManifestRead, Page, RegistryError, RegistryReader,
+    RegistryWriter, BATCH_SIZE,
 };
 use ecr_cache_pruner::core::plan::{ImageRecord, ImageStatus};
 use serde_json::json;
@@ -547,7 +548,7 @@ fn page_of<V, T>(
     (page, last.filter(|_| more).map(|k| format!("after:{k}")))
 }
 
-impl Registry for MemoryRegistry {
+impl RegistryReader for MemoryRegistry {
     async fn list_images_page(
         &self,
         repository: &str,
@@ -668,6 +669,33 @@ impl Registry for MemoryRegistry {
         answer(Op::CurrentTags, repository, fault, out)
     }
 
+    async fn describe_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<ImageRecord>, RegistryError> {
+        let (mut state, fault) = self.begin(Op::DescribeTag, repository, &[tag.to_owned()]);
+        refused(Op::DescribeTag, repository, fault)?;
+        let seq = state.seq;
+        let images = state
+            .repositories
+            .get(repository)
+            .ok_or_else(|| missing(repository))?;
+        let found = images
+            .values()
+            .find(|i| i.tags.contains(tag))
+            .map(StoredImage::record);
+        if let Some(image) = &found {
+            state.last_lookup.insert(
+                (repository.to_owned(), tag.to_owned()),
+                (seq, image.digest.clone()),
+            );
+        }
+        answer(Op::DescribeTag, repository, fault, found)
+    }
+}
+
+impl RegistryWriter for MemoryRegistry {
     async fn delete_digests(
         &self,
         repository: &str,
@@ -721,31 +749,6 @@ impl Registry for MemoryRegistry {
             outcome.deleted.push(digest.clone());
         }
         answer(Op::DeleteDigests, repository, fault, outcome)
-    }
-
-    async fn describe_tag(
-        &self,
-        repository: &str,
-        tag: &str,
-    ) -> Result<Option<ImageRecord>, RegistryError> {
-        let (mut state, fault) = self.begin(Op::DescribeTag, repository, &[tag.to_owned()]);
-        refused(Op::DescribeTag, repository, fault)?;
-        let seq = state.seq;
-        let images = state
-            .repositories
-            .get(repository)
-            .ok_or_else(|| missing(repository))?;
-        let found = images
-            .values()
-            .find(|i| i.tags.contains(tag))
-            .map(StoredImage::record);
-        if let Some(image) = &found {
-            state.last_lookup.insert(
-                (repository.to_owned(), tag.to_owned()),
-                (seq, image.digest.clone()),
-            );
-        }
-        answer(Op::DescribeTag, repository, fault, found)
     }
 
     async fn remove_tag(&self, repository: &str, tag: &str) -> Result<bool, RegistryError> {
@@ -828,5 +831,50 @@ impl Registry for MemoryRegistry {
         }
         state.removed_tags.push(key);
         answer(Op::RemoveTag, repository, fault, true)
+    }
+}
+
+/// The in-memory registry seen through [`RegistryReader`] alone: no delete, no untag. What is
+/// built over it (the savings report, `plan`) shows by compiling that it needs no writer.
+pub struct ReaderOnly<'a>(pub &'a MemoryRegistry);
+
+impl RegistryReader for ReaderOnly<'_> {
+    async fn list_images_page(
+        &self,
+        repository: &str,
+        next_token: Option<&str>,
+    ) -> Result<Page<ImageRecord>, RegistryError> {
+        self.0.list_images_page(repository, next_token).await
+    }
+
+    async fn list_repositories_page(
+        &self,
+        next_token: Option<&str>,
+    ) -> Result<Page<String>, RegistryError> {
+        self.0.list_repositories_page(next_token).await
+    }
+
+    async fn read_manifests(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<HashMap<String, ManifestRead>, RegistryError> {
+        self.0.read_manifests(repository, digests).await
+    }
+
+    async fn current_tags(
+        &self,
+        repository: &str,
+        digests: &[String],
+    ) -> Result<HashMap<String, ImageNow>, RegistryError> {
+        self.0.current_tags(repository, digests).await
+    }
+
+    async fn describe_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<ImageRecord>, RegistryError> {
+        self.0.describe_tag(repository, tag).await
     }
 }

@@ -11,7 +11,8 @@ use aws_sdk_ecr::types::{
 use aws_sdk_ecr::Client;
 
 use crate::app::ports::{
-    DeleteOutcome, ImageFailure, ImageNow, ManifestRead, Page, Registry, RegistryError, BATCH_SIZE,
+    DeleteOutcome, ImageFailure, ImageNow, ManifestRead, Page, RegistryError, RegistryReader,
+    RegistryWriter, BATCH_SIZE,
 };
 use crate::core::manifest::ACCEPTED_MEDIA_TYPES;
 use crate::core::plan::{ImageRecord, ImageStatus};
@@ -65,7 +66,7 @@ impl EcrRegistry {
     }
 }
 
-impl Registry for EcrRegistry {
+impl RegistryReader for EcrRegistry {
     async fn list_images_page(
         &self,
         repository: &str,
@@ -215,6 +216,30 @@ impl Registry for EcrRegistry {
             .collect())
     }
 
+    async fn describe_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+    ) -> Result<Option<ImageRecord>, RegistryError> {
+        let result = self
+            .client
+            .describe_images()
+            .repository_name(repository)
+            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output
+                .image_details()
+                .first()
+                .and_then(|d| Some(record(d.image_digest()?, d)))),
+            Err(err) if is_image_not_found(&err) => Ok(None),
+            Err(err) => Err(api_error("DescribeImages", repository, err)),
+        }
+    }
+}
+
+impl RegistryWriter for EcrRegistry {
     async fn delete_digests(
         &self,
         repository: &str,
@@ -303,28 +328,6 @@ impl Registry for EcrRegistry {
                     message: format!("{}: {}", failure.code, failure.message),
                 })
             }
-        }
-    }
-
-    async fn describe_tag(
-        &self,
-        repository: &str,
-        tag: &str,
-    ) -> Result<Option<ImageRecord>, RegistryError> {
-        let result = self
-            .client
-            .describe_images()
-            .repository_name(repository)
-            .image_ids(ImageIdentifier::builder().image_tag(tag).build())
-            .send()
-            .await;
-        match result {
-            Ok(output) => Ok(output
-                .image_details()
-                .first()
-                .and_then(|d| Some(record(d.image_digest()?, d)))),
-            Err(err) if is_image_not_found(&err) => Ok(None),
-            Err(err) => Err(api_error("DescribeImages", repository, err)),
         }
     }
 }

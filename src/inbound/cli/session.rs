@@ -14,7 +14,7 @@ use crate::app::branch_cleanup::TagReport;
 use crate::app::ports::RegistryError;
 use crate::app::prune::{PruneError, RepositoryReport, Run};
 use crate::app::report::{report, Progress, ReportSettings};
-use crate::app::sweep::{sweep_one, SweepError, SweepSettings};
+use crate::app::sweep::{survey_one, sweep_one, SweepError, SweepSettings};
 use crate::core::savings::{RepositorySavings, SavingsReport};
 use crate::inbound::config::Config;
 
@@ -200,8 +200,42 @@ fn write_records(records: Vec<crate::app::audit::AuditRecord>) {
     }
 }
 
-/// One repository's sweep (dry run: the plan), behind a spinner unless `quiet`, within the
-/// session's deadline; with `audit`, its audit lines go to stderr as it goes.
+/// One repository's plan: what a sweep would delete and untag there, and why. Read-only by type:
+/// it goes through [`survey_one`], which holds no writer. Behind a spinner unless `quiet`, within
+/// the session's deadline; with `audit`, its would-be audit lines go to stderr as it goes.
+pub async fn plan_repository(
+    session: &Session,
+    repository: &str,
+    settings: &SweepSettings,
+    quiet: bool,
+    audit: bool,
+) -> Result<CliReport, Failure> {
+    let bar = (!quiet).then(|| spinner(&format!("reading {repository}")));
+    let deadline = session.deadline;
+    let time_left = move || Instant::now() < deadline;
+    let trail = StderrAudit(Cause::new("cli", None));
+    let run = Run {
+        time_left: &time_left,
+        audit: if audit { &trail } else { &NoAudit },
+    };
+    let result = survey_one(
+        &session.ecr,
+        settings,
+        session.github.as_ref(),
+        repository,
+        now_secs(),
+        run,
+    )
+    .await;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    let swept = result.map_err(explain)?;
+    Ok(CliReport::new(swept.report, swept.tags))
+}
+
+/// One repository's sweep (deletes, unless `settings.dry_run`), behind a spinner unless `quiet`,
+/// within the session's deadline; with `audit`, its audit lines go to stderr as it goes.
 pub async fn sweep_repository(
     session: &Session,
     repository: &str,
@@ -209,12 +243,7 @@ pub async fn sweep_repository(
     quiet: bool,
     audit: bool,
 ) -> Result<CliReport, Failure> {
-    let verb = if settings.dry_run {
-        "reading"
-    } else {
-        "sweeping"
-    };
-    let bar = (!quiet).then(|| spinner(&format!("{verb} {repository}")));
+    let bar = (!quiet).then(|| spinner(&format!("sweeping {repository}")));
     let deadline = session.deadline;
     let time_left = move || Instant::now() < deadline;
     let trail = StderrAudit(Cause::new("cli", None));
