@@ -6,8 +6,7 @@ use serde::Serialize;
 
 use crate::core::plan::{ClassifiedBy, PlannedDeletion};
 
-use super::branch_cleanup::{TagOutcome, TagReport};
-use super::prune::RepositoryReport;
+use super::outcome::{RepositoryReport, TagOutcome, TagReport};
 
 /// Where audit records go as each call that deleted something returns (not when the whole run
 /// is done: ECR has no undelete, and a run that fails half-way must leave a line for what it did).

@@ -3,13 +3,11 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
-
 use crate::core::branch::branch_with_tag;
 use crate::core::manifest::{is_single_manifest_type, ManifestKind};
 use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
-use crate::core::stale::TagExpiry;
 
+pub use super::outcome::{TagOutcome, TagReport};
 use super::ports::{
     BranchListError, BranchLister, ReadOnly, Registry, RegistryError, RegistryReader,
     RegistryWriter,
@@ -23,46 +21,6 @@ use super::{reads, retry};
 pub struct KnownRepository<'a> {
     pub references: &'a BTreeMap<String, String>,
     pub manifests: &'a HashMap<String, ManifestKind>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum TagOutcome {
-    /// The tag is gone; the image too when this was its last tag.
-    Removed {
-        image_deleted: bool,
-    },
-    WouldRemove {
-        image_deleted: bool,
-    },
-    /// Nothing to do: the tag does not exist (already removed, or never pushed).
-    TagNotFound,
-    RepositoryNotFound,
-    /// The repository is outside the repositories this deployment may touch
-    /// (`SWEEP_REPOSITORIES`): nothing was asked of it.
-    NotInScope,
-    /// The tag points at something that is not BuildKit cache: left alone.
-    Kept(KeepReason),
-    /// Left alone for a lasting reason (access refused, an index that cannot be read).
-    Skipped {
-        error: String,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TagReport {
-    pub repository: String,
-    pub tag: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub digest: Option<String>,
-    /// Other tags on the same digest; they survive.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub other_tags: Vec<String>,
-    #[serde(flatten)]
-    pub outcome: TagOutcome,
-    /// Why the tag was up for removal (the branch deleted or gone, or the cache unused).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub removal: Option<TagExpiry>,
 }
 
 /// Removes `tag` when it names a BuildKit cache manifest. With `expected_digest`, the tag is only
@@ -306,24 +264,4 @@ pub async fn live_branch_with_tag<B: BranchLister>(
 ) -> Result<Option<String>, BranchListError> {
     let branches = github.branches(github_repository).await?;
     Ok(branch_with_tag(prefix, tag, &branches).map(str::to_owned))
-}
-
-impl TagReport {
-    /// The report for a tag left alone before any registry call.
-    pub fn kept(repository: &str, tag: &str, reason: KeepReason) -> Self {
-        TagReport {
-            repository: repository.to_owned(),
-            tag: tag.to_owned(),
-            digest: None,
-            other_tags: vec![],
-            outcome: TagOutcome::Kept(reason),
-            removal: None,
-        }
-    }
-
-    /// The same report, saying why the tag was up for removal.
-    pub fn because(mut self, removal: TagExpiry) -> Self {
-        self.removal = Some(removal);
-        self
-    }
 }

@@ -2,9 +2,11 @@
 //! branch's cache tag ([`branch_cleanup`]), sweep the repositories in scope ([`sweep`]), report what a sweep would save
 //! ([`report`]). They
 //! sequence reads, decisions (in [`crate::core`]) and deletions; they never name AWS or GitHub.
+//! What they did is in [`outcome`], which the [`audit`] trail records.
 
 pub mod audit;
 pub mod branch_cleanup;
+pub mod outcome;
 pub mod ports;
 pub mod prune;
 pub mod reads;

@@ -4,13 +4,13 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde::Serialize;
 use thiserror::Error;
 
 use crate::core::manifest::{is_single_manifest_type, Blob, ManifestKind};
 use crate::core::plan::{self, ImageRecord, ImageStatus, KeptImage, PlanSettings, PlannedDeletion};
 
 use super::audit::{AuditTrail, NoAudit};
+pub use super::outcome::RepositoryReport;
 use super::ports::{
     ImageFailure, ReadOnly, Registry, RegistryError, RegistryReader, RegistryWriter, BATCH_SIZE,
 };
@@ -68,49 +68,6 @@ pub enum PruneError {
     },
 }
 
-/// What happened in one repository. Serialized into the invocation report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct RepositoryReport {
-    pub repository: String,
-    pub dry_run: bool,
-    pub images_scanned: usize,
-    pub tagged_images: usize,
-    /// ARCHIVED or ACTIVATING images (never deleted; still counted for index references).
-    pub images_not_active: usize,
-    /// Deleted in this run (empty in a dry run).
-    pub deleted: Vec<PlannedDeletion>,
-    /// What a dry run would delete (empty otherwise).
-    pub would_delete: Vec<PlannedDeletion>,
-    /// Planned but already gone (a concurrent or earlier run deleted them).
-    pub already_deleted: Vec<String>,
-    /// Sent in a delete call whose answer was lost, and whether they are gone could not be read
-    /// afterwards: perhaps deleted. Each has an audit line of its own (ECR has no undelete).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub delete_unconfirmed: Vec<PlannedDeletion>,
-    pub kept: Vec<KeptImage>,
-    pub failures: Vec<ImageFailure>,
-    /// Deletable cache manifests left for a later run by the deletion cap or the deadline.
-    pub remaining: usize,
-    /// The invocation's deadline stopped the deletions before the plan was done.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub out_of_time: bool,
-    /// Sum of `imageSizeInBytes` of the deleted manifests. Cache manifests share layers, so the
-    /// storage actually freed can be less: see `reclaimed_bytes_estimate`.
-    pub deleted_bytes: i64,
-    /// Estimate of the storage freed: blobs referenced by deleted manifests and by no remaining
-    /// one. Only computed when asked for (`ESTIMATE_RECLAIMED_BYTES`, the CLI).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reclaimed_bytes_estimate: Option<u64>,
-    /// Sweep only: why stale and gone branch tags were not judged this time (GitHub could not
-    /// say which branches exist). The manifests were still pruned.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub tag_expiry_skipped: Option<String>,
-    /// The GitHub failure behind `tag_expiry_skipped` is lasting (the repository unknown to
-    /// GitHub): only then is the repository counted as skipped; a 5xx waits for the next sweep.
-    #[serde(skip)]
-    pub tag_expiry_skipped_lasting: bool,
-}
-
 impl PruneError {
     /// See [`RegistryError::is_repository_gone`].
     pub fn is_repository_gone(&self) -> bool {
@@ -127,12 +84,6 @@ impl PruneError {
             PruneError::Registry(e) => e.is_lasting(),
             PruneError::OutOfTime { .. } => false,
         }
-    }
-}
-
-impl RepositoryReport {
-    pub fn is_complete(&self) -> bool {
-        self.failures.is_empty()
     }
 }
 

@@ -11,7 +11,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ecr_cache_pruner::app::report::ReportSettings;
@@ -26,6 +26,7 @@ use ecr_cache_pruner::inbound::cli::session::{
     SessionOptions, EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_PARTIAL,
 };
 use ecr_cache_pruner::inbound::config::DEFAULT_CACHE_TAG_PREFIX;
+use ecr_cache_pruner::inbound::now_secs;
 
 #[derive(Parser)]
 #[command(
@@ -100,12 +101,6 @@ enum Command {
         #[arg(long, env = "CACHE_TAG_PREFIX", default_value = DEFAULT_CACHE_TAG_PREFIX)]
         prefix: String,
     },
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 fn price(raw: &str) -> Result<f64, String> {

@@ -100,12 +100,7 @@ pub fn event(name: &str) -> serde_json::Value {
     event
 }
 
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+pub use ecr_cache_pruner::inbound::now_secs;
 
 /// `secs` since the epoch as EventBridge writes times (`2026-11-30T16:18:28Z`).
 pub fn rfc3339(secs: i64) -> String {

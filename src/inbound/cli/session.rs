@@ -3,7 +3,7 @@
 //! confirmation prompt, the audit lines, and errors explained by their type.
 
 use std::io::{BufRead, IsTerminal, Write};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use aws_credential_types::provider::ProvideCredentials;
 
@@ -17,6 +17,7 @@ use crate::app::report::{report, Progress, ReportSettings};
 use crate::app::sweep::{survey_one, sweep_one, SweepError, SweepSettings};
 use crate::core::savings::{RepositorySavings, SavingsReport};
 use crate::inbound::config::Config;
+use crate::inbound::now_secs;
 
 use super::{render_plan, CliReport};
 
@@ -89,12 +90,6 @@ pub fn no_credentials(sentence: &str, profile: Option<&str>) -> Failure {
         "no_credentials",
         format!("no usable AWS credentials ({sentence}); {hint}"),
     )
-}
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// What the CLI works with: ECR, GitHub when a token is given, the sweep's settings from the

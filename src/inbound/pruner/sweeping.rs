@@ -2,7 +2,7 @@
 //! repository), or one repository from such a message, continued through the queue when it does
 //! not finish in one invocation.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use lambda_runtime::tracing::{error, info, warn};
 
@@ -19,11 +19,7 @@ use super::error::HandlerError;
 use super::report::{emit_failure, log_summary, InvocationReport, Outcome, SweepSummary};
 use super::{Pruner, SWEEP_SAFETY_MARGIN};
 
-pub(super) fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+pub(super) use crate::inbound::now_secs;
 
 /// When an invocation with this `deadline` stops starting work: [`SWEEP_SAFETY_MARGIN`] before
 /// it, or a quarter of the invocation's time when that is shorter (a function given 30 s, as local

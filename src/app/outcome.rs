@@ -1,0 +1,119 @@
+//! What a run did, per repository and per tag: the outcome types every use case returns and the
+//! audit trail records. Their own module, so that the use cases (prune, branch clean-up) and the
+//! audit trail depend on them and not on one another.
+
+use serde::Serialize;
+
+use crate::core::plan::{KeepReason, KeptImage, PlannedDeletion};
+use crate::core::stale::TagExpiry;
+
+use super::ports::ImageFailure;
+
+/// What happened in one repository. Serialized into the invocation report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RepositoryReport {
+    pub repository: String,
+    pub dry_run: bool,
+    pub images_scanned: usize,
+    pub tagged_images: usize,
+    /// ARCHIVED or ACTIVATING images (never deleted; still counted for index references).
+    pub images_not_active: usize,
+    /// Deleted in this run (empty in a dry run).
+    pub deleted: Vec<PlannedDeletion>,
+    /// What a dry run would delete (empty otherwise).
+    pub would_delete: Vec<PlannedDeletion>,
+    /// Planned but already gone (a concurrent or earlier run deleted them).
+    pub already_deleted: Vec<String>,
+    /// Sent in a delete call whose answer was lost, and whether they are gone could not be read
+    /// afterwards: perhaps deleted. Each has an audit line of its own (ECR has no undelete).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub delete_unconfirmed: Vec<PlannedDeletion>,
+    pub kept: Vec<KeptImage>,
+    pub failures: Vec<ImageFailure>,
+    /// Deletable cache manifests left for a later run by the deletion cap or the deadline.
+    pub remaining: usize,
+    /// The invocation's deadline stopped the deletions before the plan was done.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub out_of_time: bool,
+    /// Sum of `imageSizeInBytes` of the deleted manifests. Cache manifests share layers, so the
+    /// storage actually freed can be less: see `reclaimed_bytes_estimate`.
+    pub deleted_bytes: i64,
+    /// Estimate of the storage freed: blobs referenced by deleted manifests and by no remaining
+    /// one. Only computed when asked for (`ESTIMATE_RECLAIMED_BYTES`, the CLI).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reclaimed_bytes_estimate: Option<u64>,
+    /// Sweep only: why stale and gone branch tags were not judged this time (GitHub could not
+    /// say which branches exist). The manifests were still pruned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag_expiry_skipped: Option<String>,
+    /// The GitHub failure behind `tag_expiry_skipped` is lasting (the repository unknown to
+    /// GitHub): only then is the repository counted as skipped; a 5xx waits for the next sweep.
+    #[serde(skip)]
+    pub tag_expiry_skipped_lasting: bool,
+}
+
+impl RepositoryReport {
+    pub fn is_complete(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum TagOutcome {
+    /// The tag is gone; the image too when this was its last tag.
+    Removed {
+        image_deleted: bool,
+    },
+    WouldRemove {
+        image_deleted: bool,
+    },
+    /// Nothing to do: the tag does not exist (already removed, or never pushed).
+    TagNotFound,
+    RepositoryNotFound,
+    /// The repository is outside the repositories this deployment may touch
+    /// (`SWEEP_REPOSITORIES`): nothing was asked of it.
+    NotInScope,
+    /// The tag points at something that is not BuildKit cache: left alone.
+    Kept(KeepReason),
+    /// Left alone for a lasting reason (access refused, an index that cannot be read).
+    Skipped {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TagReport {
+    pub repository: String,
+    pub tag: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    /// Other tags on the same digest; they survive.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_tags: Vec<String>,
+    #[serde(flatten)]
+    pub outcome: TagOutcome,
+    /// Why the tag was up for removal (the branch deleted or gone, or the cache unused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub removal: Option<TagExpiry>,
+}
+
+impl TagReport {
+    /// The report for a tag left alone before any registry call.
+    pub fn kept(repository: &str, tag: &str, reason: KeepReason) -> Self {
+        TagReport {
+            repository: repository.to_owned(),
+            tag: tag.to_owned(),
+            digest: None,
+            other_tags: vec![],
+            outcome: TagOutcome::Kept(reason),
+            removal: None,
+        }
+    }
+
+    /// The same report, saying why the tag was up for removal.
+    pub fn because(mut self, removal: TagExpiry) -> Self {
+        self.removal = Some(removal);
+        self
+    }
+}
