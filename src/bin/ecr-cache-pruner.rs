@@ -15,15 +15,14 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use ecr_cache_pruner::app::report::ReportSettings;
-use ecr_cache_pruner::app::sweep::ConfirmedPlan;
 use ecr_cache_pruner::core::branch::cache_tag_for_branch;
 use ecr_cache_pruner::core::glob::parse_list;
 use ecr_cache_pruner::core::savings::DEFAULT_PRICE_PER_GB_MONTH;
 use ecr_cache_pruner::core::time::format_rfc3339;
 use ecr_cache_pruner::inbound::cli::report::{render_html, render_table};
 use ecr_cache_pruner::inbound::cli::session::{
-    confirm, plan_repository, print, savings_report, session, sweep_repository, Failure,
-    SessionOptions, EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_PARTIAL,
+    plan_repository, print, savings_report, session, sweep_confirmed, Failure, SessionOptions,
+    EXIT_CHANGES_PENDING, EXIT_ERROR,
 };
 use ecr_cache_pruner::inbound::config::DEFAULT_CACHE_TAG_PREFIX;
 use ecr_cache_pruner::inbound::now_secs;
@@ -206,26 +205,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             max_deletions,
         } => {
             let session = session(&options).await?;
-            let mut settings = session.settings.clone();
-            settings.max_deletions = *max_deletions;
-            let planned = plan_repository(&session, repository, &settings, json, false).await?;
-            if !planned.changes_pending {
-                print(&planned, json);
-                return Ok(0);
-            }
-            if !yes {
-                confirm(&planned, repository)?;
-            }
-            // Everything is found and checked again; only what was also shown is deleted.
-            settings.dry_run = false;
-            settings.confirmed = Some(ConfirmedPlan::from_dry_run(&planned.report, &planned.tags));
-            let done = sweep_repository(&session, repository, &settings, json, json).await?;
-            print(&done, json);
-            Ok(if done.report.failures.is_empty() {
-                0
-            } else {
-                EXIT_PARTIAL
-            })
+            sweep_confirmed(&session, repository, *max_deletions, *yes, json).await
         }
     }
 }

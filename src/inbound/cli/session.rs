@@ -14,7 +14,7 @@ use crate::app::branch_cleanup::TagReport;
 use crate::app::ports::RegistryError;
 use crate::app::prune::{PruneError, RepositoryReport, Run};
 use crate::app::report::{report, Progress, ReportSettings};
-use crate::app::sweep::{survey_one, sweep_one, SweepError, SweepSettings};
+use crate::app::sweep::{survey_one, sweep_one, ConfirmedPlan, SweepError, SweepSettings};
 use crate::core::savings::{RepositorySavings, SavingsReport};
 use crate::inbound::config::Config;
 use crate::inbound::now_secs;
@@ -227,6 +227,38 @@ pub async fn plan_repository(
     }
     let swept = result.map_err(explain)?;
     Ok(CliReport::new(swept.report, swept.tags))
+}
+
+/// `sweep`: plan (read-only), show it and ask (unless `yes`), then sweep again deleting only what
+/// was shown and is still stale at the last look-up. Exit code: 0, or [`EXIT_PARTIAL`] when some
+/// deletions failed.
+pub async fn sweep_confirmed(
+    session: &Session,
+    repository: &str,
+    max_deletions: usize,
+    yes: bool,
+    json: bool,
+) -> Result<u8, Failure> {
+    let mut settings = session.settings.clone();
+    settings.max_deletions = max_deletions;
+    let planned = plan_repository(session, repository, &settings, json, false).await?;
+    if !planned.changes_pending {
+        print(&planned, json);
+        return Ok(0);
+    }
+    if !yes {
+        confirm(&planned, repository)?;
+    }
+    // Everything is found and checked again; only what was also shown is deleted.
+    settings.dry_run = false;
+    settings.confirmed = Some(ConfirmedPlan::from_dry_run(&planned.report, &planned.tags));
+    let done = sweep_repository(session, repository, &settings, json, json).await?;
+    print(&done, json);
+    Ok(if done.report.failures.is_empty() {
+        0
+    } else {
+        EXIT_PARTIAL
+    })
 }
 
 /// One repository's sweep (deletes, unless `settings.dry_run`), behind a spinner unless `quiet`,
