@@ -205,28 +205,19 @@ pub async fn plan_repository(
     quiet: bool,
     audit: bool,
 ) -> Result<CliReport, Failure> {
-    let bar = (!quiet).then(|| spinner(&format!("reading {repository}")));
-    let deadline = session.deadline;
-    let time_left = move || Instant::now() < deadline;
-    let trail = StderrAudit(Cause::new("cli", None));
-    let run = Run {
-        time_left: &time_left,
-        audit: if audit { &trail } else { &NoAudit },
-    };
-    let result = survey_one(
-        &session.ecr,
-        settings,
-        session.github.as_ref(),
-        repository,
-        now_secs(),
-        run,
-    )
-    .await;
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    let swept = result.map_err(explain)?;
-    Ok(CliReport::new(swept.report, swept.tags))
+    one_repository(session, repository, settings, quiet, audit, Pass::Plan).await
+}
+
+/// One repository's sweep (deletes, unless `settings.dry_run`), behind a spinner unless `quiet`,
+/// within the session's deadline; with `audit`, its audit lines go to stderr as it goes.
+pub async fn sweep_repository(
+    session: &Session,
+    repository: &str,
+    settings: &SweepSettings,
+    quiet: bool,
+    audit: bool,
+) -> Result<CliReport, Failure> {
+    one_repository(session, repository, settings, quiet, audit, Pass::Sweep).await
 }
 
 /// `sweep`: plan (read-only), show it and ask (unless `yes`), then sweep again deleting only what
@@ -261,16 +252,28 @@ pub async fn sweep_confirmed(
     })
 }
 
-/// One repository's sweep (deletes, unless `settings.dry_run`), behind a spinner unless `quiet`,
-/// within the session's deadline; with `audit`, its audit lines go to stderr as it goes.
-pub async fn sweep_repository(
+/// Which use case a pass over one repository runs.
+#[derive(Clone, Copy)]
+enum Pass {
+    /// [`survey_one`]: reads only.
+    Plan,
+    /// [`sweep_one`]: deletes what the settings allow.
+    Sweep,
+}
+
+async fn one_repository(
     session: &Session,
     repository: &str,
     settings: &SweepSettings,
     quiet: bool,
     audit: bool,
+    pass: Pass,
 ) -> Result<CliReport, Failure> {
-    let bar = (!quiet).then(|| spinner(&format!("sweeping {repository}")));
+    let verb = match pass {
+        Pass::Plan => "reading",
+        Pass::Sweep => "sweeping",
+    };
+    let bar = (!quiet).then(|| spinner(&format!("{verb} {repository}")));
     let deadline = session.deadline;
     let time_left = move || Instant::now() < deadline;
     let trail = StderrAudit(Cause::new("cli", None));
@@ -278,15 +281,13 @@ pub async fn sweep_repository(
         time_left: &time_left,
         audit: if audit { &trail } else { &NoAudit },
     };
-    let result = sweep_one(
-        &session.ecr,
-        settings,
-        session.github.as_ref(),
-        repository,
-        now_secs(),
-        run,
-    )
-    .await;
+    let (ecr, github, now) = (&session.ecr, session.github.as_ref(), now_secs());
+    let result = match pass {
+        Pass::Plan => survey_one(ecr, settings, github, repository, now, run)
+            .await
+            .map(|swept| (swept.report, swept.tags)),
+        Pass::Sweep => sweep_one(ecr, settings, github, repository, now, run).await,
+    };
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
