@@ -13,7 +13,7 @@ use aws_sdk_ecr::types::{ImageDetail, ImageIdentifier};
 use aws_sdk_ecr::Client;
 use aws_smithy_mocks::{mock, mock_client, RuleMode};
 use ecr_cache_pruner::adapters::ecr::EcrRegistry;
-use ecr_cache_pruner::app::prune::{prune_repository, PruneSettings};
+use ecr_cache_pruner::app::prune::{prune_repository, PruneSettings, Run};
 use ecr_cache_pruner::core::manifest::{
     ManifestKind, BUILDKIT_CACHE_CONFIG, OCI_INDEX, OCI_MANIFEST,
 };
@@ -176,7 +176,7 @@ async fn prune_with_mocks(n: usize) -> (Duration, usize) {
         plan_only: false,
     };
     let start = Instant::now();
-    let report = prune_repository(&ecr, "bench", &HashSet::new(), settings)
+    let report = prune_repository(&ecr, "bench", &HashSet::new(), settings, Run::UNBOUNDED)
         .await
         .unwrap();
     (start.elapsed(), report.deleted.len())

@@ -112,6 +112,7 @@ fn main() {
                 REPO,
                 &HashSet::new(),
                 settings_push,
+                Run::UNBOUNDED,
             ))
             .unwrap();
         let (calls, read) = reads(&push);

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 
 use ecr_cache_pruner::adapters::github::GithubBranches;
-use ecr_cache_pruner::app::prune::{prune_repository, PruneSettings};
+use ecr_cache_pruner::app::prune::{prune_repository, PruneSettings, Run};
 use ecr_cache_pruner::app::sweep::{sweep, SweepSettings};
 use ecr_cache_pruner::core::branch::ProtectedBranches;
 use ecr_cache_pruner::core::glob::parse_list;
@@ -116,6 +116,7 @@ fn main() {
             REPO,
             &HashSet::new(),
             settings,
+            Run::UNBOUNDED,
         ))
         .unwrap();
     row(

@@ -18,7 +18,7 @@ use aws_sdk_ecr::types::{
 use aws_sdk_ecr::Client;
 use aws_smithy_mocks::{mock, mock_client, Rule, RuleMode};
 use ecr_cache_pruner::adapters::ecr::EcrRegistry;
-use ecr_cache_pruner::app::prune::{prune_repository, PruneError, PruneSettings};
+use ecr_cache_pruner::app::prune::{prune_repository, PruneError, PruneSettings, Run};
 use serde_json::json;
 
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -248,7 +248,7 @@ impl EcrMocks {
         settings: PruneSettings,
     ) -> ecr_cache_pruner::app::prune::RepositoryReport {
         let ecr = client(&[&self.list, &self.check, &self.get, &self.delete]);
-        prune_repository(&ecr, REPO, &HashSet::new(), settings)
+        prune_repository(&ecr, REPO, &HashSet::new(), settings, Run::UNBOUNDED)
             .await
             .unwrap()
     }
@@ -400,7 +400,7 @@ async fn throttling_is_retried_then_succeeds() {
         .build();
     let (check, get, delete) = (recheck(images), manifests(vec![]), deleter(vec![]));
     let ecr = client(&[&throttled, &check, &get, &delete]);
-    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
         .await
         .unwrap();
     assert_eq!(throttled.num_calls(), 3);
@@ -429,7 +429,7 @@ async fn server_error_on_a_later_snapshot_page_deletes_nothing() {
         .build();
     let (check, get, delete) = (recheck(images), manifests(vec![]), deleter(vec![]));
     let ecr = client(&[&list, &broken, &check, &get, &delete]);
-    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
         .await
         .unwrap_err();
     assert!(matches!(err, PruneError::Registry(_)), "{err}");
@@ -453,7 +453,7 @@ async fn unreadable_index_deletes_nothing() {
     });
     let (list, check, delete) = (listing(images.clone()), recheck(images), deleter(vec![]));
     let ecr = client(&[&list, &check, &get, &delete]);
-    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
         .await
         .unwrap_err();
     assert!(matches!(err, PruneError::UnreadableIndex { .. }), "{err}");
@@ -509,7 +509,7 @@ async fn recheck_falls_back_to_a_listing_when_a_candidate_vanished() {
         });
     let (get, delete) = (manifests(vec![]), deleter(vec![]));
     let ecr = client(&[&list, &by_id, &get, &delete]);
-    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
         .await
         .unwrap();
     assert_eq!(report.already_deleted, vec![d(1)]);
@@ -571,7 +571,7 @@ async fn archived_images_are_listed_protect_their_children_and_are_never_deleted
         deleter(vec![]),
     );
     let ecr = client(&[&list, &check, &get, &delete]);
-    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
         .await
         .unwrap();
     assert_eq!(
@@ -612,7 +612,7 @@ async fn a_repeated_next_token_is_an_error_not_a_complete_listing() {
         });
     let (check, get, delete) = (recheck(images), manifests(vec![]), deleter(vec![]));
     let ecr = client(&[&list, &check, &get, &delete]);
-    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("repeated"), "{err}");
@@ -657,7 +657,7 @@ async fn a_failed_delete_is_retried_only_after_a_new_recheck() {
         &failing_delete,
         &delete,
     ]);
-    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
         .await
         .unwrap();
     assert_eq!(
@@ -685,7 +685,7 @@ async fn a_delete_that_keeps_failing_gives_up_after_the_attempts() {
     let (list, check, get) = (listing(images.clone()), recheck(images), manifests(vec![]));
     let ecr = client(&[&list, &check, &get, &broken_delete]);
     tokio::time::pause();
-    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("BatchDeleteImage"), "{err}");
@@ -716,7 +716,7 @@ async fn a_delete_failure_without_a_digest_is_never_counted_as_deleted() {
     });
     let (list, check, get) = (listing(images.clone()), recheck(images), manifests(vec![]));
     let ecr = client(&[&list, &check, &get, &delete]);
-    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
         .await
         .unwrap();
     assert_eq!(
@@ -775,7 +775,7 @@ async fn access_denied_is_a_lasting_refusal_not_a_transient_fault() {
         .repeatedly()
         .build();
     let ecr = client(&[&denied]);
-    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings())
+    let err = prune_repository(&ecr, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
         .await
         .unwrap_err();
     assert!(

@@ -6,7 +6,8 @@ mod support;
 use std::collections::HashSet;
 
 use ecr_cache_pruner::app::branch_cleanup::{remove_cache_tag, TagOutcome};
-use ecr_cache_pruner::app::prune::{prune_repository, PruneSettings};
+use ecr_cache_pruner::app::deadline::Deadline;
+use ecr_cache_pruner::app::prune::{prune_repository, PruneSettings, Run};
 use ecr_cache_pruner::core::plan::KeepReason;
 use support::memory::{Fault, Kind, MemoryRegistry, Op};
 
@@ -88,7 +89,7 @@ async fn a_delete_whose_answer_was_lost_counts_as_deleted_and_is_not_an_error() 
         .collect();
     registry.state().push(REPO, Kind::Cache, Some("cache-main"));
     registry.set_faults(once(Op::DeleteDigests, Fault::LostAnswer));
-    let report = prune_repository(&registry, REPO, &HashSet::new(), settings())
+    let report = prune_repository(&registry, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
         .await
         .unwrap();
     let deleted: HashSet<String> = report.deleted.iter().map(|d| d.digest.clone()).collect();
@@ -117,7 +118,7 @@ async fn a_throttled_delete_is_re_checked_and_a_digest_re_tagged_meanwhile_survi
             state.inject_retag(REPO, &retag, "cache-main");
         }
     });
-    let report = prune_repository(&registry, REPO, &HashSet::new(), settings())
+    let report = prune_repository(&registry, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
         .await
         .unwrap();
     let deleted: HashSet<&str> = report.deleted.iter().map(|d| d.digest.as_str()).collect();
@@ -136,7 +137,7 @@ async fn batches_stay_within_ecr_limits_and_pages_are_followed() {
     for _ in 0..250 {
         registry.state().push(REPO, Kind::Cache, None);
     }
-    let report = prune_repository(&registry, REPO, &HashSet::new(), settings())
+    let report = prune_repository(&registry, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
         .await
         .unwrap();
     assert_eq!(report.deleted.len(), 250);
@@ -179,7 +180,7 @@ async fn the_sweep_stops_inside_a_repository_when_time_runs_out() {
         NO_GITHUB,
         0,
         ecr_cache_pruner::app::prune::Run {
-            time_left: &time_left,
+            deadline: Deadline::probe(&time_left),
             audit: &ecr_cache_pruner::app::audit::NoAudit,
         },
         &mut |_| finished += 1,
@@ -208,7 +209,7 @@ async fn time_running_out_while_listing_deletes_nothing() {
         NO_GITHUB,
         0,
         ecr_cache_pruner::app::prune::Run {
-            time_left: &time_left,
+            deadline: Deadline::probe(&time_left),
             audit: &ecr_cache_pruner::app::audit::NoAudit,
         },
         &mut |_| {},

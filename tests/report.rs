@@ -3,6 +3,7 @@
 
 mod support;
 
+use ecr_cache_pruner::app::deadline::Deadline;
 use ecr_cache_pruner::app::ports::{BranchListError, BranchLister};
 use ecr_cache_pruner::app::prune::Run;
 use ecr_cache_pruner::app::report::{report, ReportSettings};
@@ -65,9 +66,16 @@ async fn the_report_deletes_nothing_even_where_the_configuration_deletes() {
     // Over a registry that can only be read: the report compiles against it (it holds no way to
     // delete or untag), whatever the configuration says.
     let reader = ReaderOnly(&registry);
-    let saved = report(&reader, &live, None::<&NoBranches>, NOW, &|| true, &())
-        .await
-        .unwrap();
+    let saved = report(
+        &reader,
+        &live,
+        None::<&NoBranches>,
+        NOW,
+        Deadline::NEVER,
+        &(),
+    )
+    .await
+    .unwrap();
 
     assert_eq!(registry.count(Op::DeleteDigests), 0);
     assert_eq!(registry.count(Op::RemoveTag), 0);
@@ -95,7 +103,7 @@ async fn the_report_reads_the_listings_and_looks_nothing_up_again() {
         &settings(&[("STALE_CACHE_DAYS", "30")]),
         None::<&NoBranches>,
         NOW,
-        &|| true,
+        Deadline::NEVER,
         &(),
     )
     .await
@@ -120,7 +128,7 @@ async fn the_report_says_what_a_dry_run_sweep_would_delete() {
         &settings(&vars),
         None::<&NoBranches>,
         NOW,
-        &|| true,
+        Deadline::NEVER,
         &(),
     )
     .await
@@ -151,9 +159,16 @@ async fn the_scope_and_a_deadline_are_kept() {
     let registry = registry();
     let mut scoped = settings(&[]);
     scoped.scope = ecr_cache_pruner::core::glob::parse_list("w*");
-    let saved = report(&registry, &scoped, None::<&NoBranches>, NOW, &|| true, &())
-        .await
-        .unwrap();
+    let saved = report(
+        &registry,
+        &scoped,
+        None::<&NoBranches>,
+        NOW,
+        Deadline::NEVER,
+        &(),
+    )
+    .await
+    .unwrap();
     let names: Vec<&str> = saved
         .repositories
         .iter()
@@ -167,7 +182,7 @@ async fn the_scope_and_a_deadline_are_kept() {
         &settings(&[]),
         None::<&NoBranches>,
         NOW,
-        &|| false,
+        Deadline::probe(&|| false),
         &(),
     )
     .await
@@ -190,7 +205,7 @@ async fn plan_only_never_skips_the_look_up_before_a_deletion() {
         estimate_reclaimed: false,
         plan_only: true,
     };
-    let done = ecr_cache_pruner::app::prune::prune_repository_within(
+    let done = ecr_cache_pruner::app::prune::prune_repository(
         &registry,
         "app",
         &Default::default(),

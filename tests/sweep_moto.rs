@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ecr_cache_pruner::adapters::github::GithubBranches;
 use ecr_cache_pruner::adapters::sqs::SqsSweepQueue;
+use ecr_cache_pruner::app::deadline::Deadline;
 use ecr_cache_pruner::app::sweep::{sweep, Swept};
 use ecr_cache_pruner::inbound::pruner::Pruner;
 use serde_json::json;
@@ -140,7 +141,7 @@ async fn tiny_time_budget_stops_cleanly_and_reports_the_rest() {
         NO_GITHUB,
         now(),
         ecr_cache_pruner::app::prune::Run {
-            time_left: &time_left,
+            deadline: Deadline::probe(&time_left),
             audit: &ecr_cache_pruner::app::audit::NoAudit,
         },
         &mut |swept| {
@@ -348,7 +349,7 @@ async fn github_check_removes_gone_branches_and_never_existing_ones() {
         Some(&github_client),
         now() + 400 * 86_400,
         ecr_cache_pruner::app::prune::Run {
-            time_left: &always,
+            deadline: Deadline::probe(&always),
             audit: &ecr_cache_pruner::app::audit::NoAudit,
         },
         &mut |_| {},

@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use ecr_cache_pruner::app::audit::AuditTrail;
 use ecr_cache_pruner::app::branch_cleanup::TagReport;
+use ecr_cache_pruner::app::deadline::Deadline;
 use ecr_cache_pruner::app::ports::{BranchListError, BranchLister, QueueError, SweepQueue};
-use ecr_cache_pruner::app::prune::{prune_repository_within, PruneSettings, RepositoryReport, Run};
+use ecr_cache_pruner::app::prune::{prune_repository, PruneSettings, RepositoryReport, Run};
 use ecr_cache_pruner::core::plan::ImageStatus;
 use ecr_cache_pruner::core::trigger::{Continuation, MAX_CONTINUATIONS};
 use ecr_cache_pruner::inbound::pruner::Pruner;
@@ -269,10 +270,9 @@ async fn an_image_archived_after_the_snapshot_is_not_deleted() {
         }
     });
     let settings = prune_settings(false);
-    let report =
-        prune_repository_within(&registry, REPO, &HashSet::new(), settings, Run::UNBOUNDED)
-            .await
-            .unwrap();
+    let report = prune_repository(&registry, REPO, &HashSet::new(), settings, Run::UNBOUNDED)
+        .await
+        .unwrap();
     assert!(report.deleted.is_empty(), "{report:?}");
     assert_eq!(report.kept[0].digest, stale);
     assert_eq!(
@@ -359,11 +359,11 @@ async fn every_deletion_has_its_audit_record_when_a_later_batch_fails() {
     });
     let audit = Recorder::default();
     let run = Run {
-        time_left: &|| true,
+        deadline: Deadline::NEVER,
         audit: &audit,
     };
     let settings = prune_settings(false);
-    let result = prune_repository_within(&registry, REPO, &HashSet::new(), settings, run).await;
+    let result = prune_repository(&registry, REPO, &HashSet::new(), settings, run).await;
     assert!(result.is_err(), "the second batch failed");
     let deleted: Vec<String> = registry
         .state()
@@ -411,11 +411,11 @@ async fn a_lost_answer_without_time_to_retry_is_still_audited() {
     let audit = Recorder::default();
     let time_left = || time.load(std::sync::atomic::Ordering::SeqCst);
     let run = Run {
-        time_left: &time_left,
+        deadline: Deadline::probe(&time_left),
         audit: &audit,
     };
     let result =
-        prune_repository_within(&registry, REPO, &HashSet::new(), prune_settings(false), run).await;
+        prune_repository(&registry, REPO, &HashSet::new(), prune_settings(false), run).await;
     assert!(
         result.is_err(),
         "the delete's answer was lost and no time was left"
@@ -445,11 +445,11 @@ async fn a_lost_answer_whose_recheck_fails_leaves_unconfirmed_lines() {
     });
     let audit = Recorder::default();
     let run = Run {
-        time_left: &|| true,
+        deadline: Deadline::NEVER,
         audit: &audit,
     };
     let result =
-        prune_repository_within(&registry, REPO, &HashSet::new(), prune_settings(false), run).await;
+        prune_repository(&registry, REPO, &HashSet::new(), prune_settings(false), run).await;
     assert!(result.is_err());
     let deleted = deleted_digests(&registry);
     assert_eq!(deleted.len(), 5);
@@ -464,10 +464,9 @@ async fn a_dry_run_counts_no_deleted_bytes() {
         registry.state().push(REPO, Kind::Cache, None);
     }
     let settings = prune_settings(true);
-    let report =
-        prune_repository_within(&registry, REPO, &HashSet::new(), settings, Run::UNBOUNDED)
-            .await
-            .unwrap();
+    let report = prune_repository(&registry, REPO, &HashSet::new(), settings, Run::UNBOUNDED)
+        .await
+        .unwrap();
     assert_eq!(report.would_delete.len(), 3);
     assert_eq!(report.deleted_bytes, 0);
 }
@@ -963,11 +962,11 @@ async fn time_is_asked_before_every_manifest_read_batch() {
     let asks = std::sync::atomic::AtomicUsize::new(0);
     let time_left = || asks.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2;
     let run = Run {
-        time_left: &time_left,
+        deadline: Deadline::probe(&time_left),
         audit: &ecr_cache_pruner::app::audit::NoAudit,
     };
     let settings = prune_settings(false);
-    let err = prune_repository_within(&registry, REPO, &HashSet::new(), settings, run)
+    let err = prune_repository(&registry, REPO, &HashSet::new(), settings, run)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("time ran out"), "{err}");

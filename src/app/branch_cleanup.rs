@@ -7,6 +7,7 @@ use crate::core::branch::branch_with_tag;
 use crate::core::manifest::{is_single_manifest_type, ManifestKind};
 use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
 
+use super::deadline::Deadline;
 pub use super::outcome::{TagOutcome, TagReport};
 use super::ports::{
     BranchListError, BranchLister, ReadOnly, Registry, RegistryError, RegistryReader,
@@ -148,10 +149,16 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
         Some(kind.clone())
     } else {
         lookup_is_old = true;
-        reads::read_manifests(registry, repository, std::slice::from_ref(&judged))
-            .await?
-            .kinds
-            .remove(&judged)
+        reads::read_manifests(
+            registry,
+            repository,
+            std::slice::from_ref(&judged),
+            Deadline::NEVER,
+        )
+        .await?
+        .unwrap_or_default()
+        .kinds
+        .remove(&judged)
     };
     if let Err(reason) = classify(&image, manifest.as_ref()) {
         return keep(&image, reason);
@@ -195,7 +202,7 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
                 Some(known) => known.clone(),
                 None => {
                     // Fails closed: an unreadable repository or index is an error.
-                    let snapshot = take_snapshot(registry, repository).await?;
+                    let snapshot = take_snapshot(registry, repository, Deadline::NEVER).await?;
                     reference = Some(referenced_digests(&snapshot.manifests).remove(&judged));
                     lookup_is_old = true;
                     continue;

@@ -10,28 +10,25 @@ use crate::core::manifest::{is_single_manifest_type, Blob, ManifestKind};
 use crate::core::plan::{self, ImageRecord, ImageStatus, KeptImage, PlanSettings, PlannedDeletion};
 
 use super::audit::{AuditTrail, NoAudit};
+use super::deadline::Deadline;
 pub use super::outcome::RepositoryReport;
 use super::ports::{
     ImageFailure, ReadOnly, Registry, RegistryError, RegistryReader, RegistryWriter, BATCH_SIZE,
 };
 use super::{reads, retry};
 
-fn always() -> bool {
-    true
-}
-
 /// How a use case runs: the time it has (asked before every read and every delete batch) and
 /// where its audit records go as each deleting call returns.
 #[derive(Clone, Copy)]
 pub struct Run<'a> {
-    pub time_left: &'a (dyn Fn() -> bool + Sync),
+    pub deadline: Deadline<'a>,
     pub audit: &'a dyn AuditTrail,
 }
 
 impl Run<'static> {
     /// No deadline, no audit trail.
     pub const UNBOUNDED: Run<'static> = Run {
-        time_left: &always,
+        deadline: Deadline::NEVER,
         audit: &NoAudit,
     };
 }
@@ -96,33 +93,24 @@ pub struct Snapshot {
     pub blobs: HashMap<String, Vec<Blob>>,
 }
 
-/// Lists the repository and reads every manifest the planner needs. Any failure, or an index that
-/// could not be read, is an error: the caller must then delete nothing there (rule 5).
+/// Like [`take_snapshot`], asking `deadline` before each call: out of time is
+/// [`PruneError::OutOfTime`], and nothing is deleted.
 pub async fn take_snapshot<R: RegistryReader>(
     registry: &R,
     repository: &str,
-) -> Result<Snapshot, PruneError> {
-    take_snapshot_within(registry, repository, &|| true).await
-}
-
-/// Like [`take_snapshot`], asking `time_left` before each call: out of time is
-/// [`PruneError::OutOfTime`], and nothing is deleted.
-pub async fn take_snapshot_within<R: RegistryReader>(
-    registry: &R,
-    repository: &str,
-    time_left: &(dyn Fn() -> bool + Sync),
+    deadline: Deadline<'_>,
 ) -> Result<Snapshot, PruneError> {
     let out_of_time = || PruneError::OutOfTime {
         repository: repository.to_owned(),
     };
-    let images = reads::list_images_within(registry, repository, time_left)
+    let images = reads::list_images(registry, repository, deadline)
         .await?
         .ok_or_else(out_of_time)?;
     let to_read = plan::manifests_to_read(&images);
     let reads::ManifestsRead {
         kinds: manifests,
         blobs,
-    } = reads::read_manifests_within(registry, repository, &to_read, time_left)
+    } = reads::read_manifests(registry, repository, &to_read, deadline)
         .await?
         .ok_or_else(out_of_time)?;
 
@@ -149,33 +137,16 @@ pub async fn take_snapshot_within<R: RegistryReader>(
     })
 }
 
-/// Snapshot, plan, re-check and delete the stale cache manifests of one repository.
-pub async fn prune_repository<R: Registry>(
-    registry: &R,
-    repository: &str,
-    protect_digests: &HashSet<String>,
-    settings: PruneSettings,
-) -> Result<RepositoryReport, PruneError> {
-    prune_repository_within(
-        registry,
-        repository,
-        protect_digests,
-        settings,
-        Run::UNBOUNDED,
-    )
-    .await
-}
-
 /// Like [`prune_repository`], within `run`'s time and writing its audit trail as it goes.
-pub async fn prune_repository_within<R: Registry>(
+pub async fn prune_repository<R: Registry>(
     registry: &R,
     repository: &str,
     protect_digests: &HashSet<String>,
     settings: PruneSettings,
     run: Run<'_>,
 ) -> Result<RepositoryReport, PruneError> {
-    let snapshot = take_snapshot_within(registry, repository, run.time_left).await?;
-    prune_snapshot_within(
+    let snapshot = take_snapshot(registry, repository, run.deadline).await?;
+    prune_snapshot(
         registry,
         repository,
         &snapshot,
@@ -187,34 +158,12 @@ pub async fn prune_repository_within<R: Registry>(
     .await
 }
 
-/// Plans from an existing snapshot, then re-checks and deletes batch by batch: each batch's
-/// delete call follows its own re-check directly, so a tag pushed meanwhile has one round trip,
-/// not the whole run, to slip in between (rule 2).
-pub async fn prune_snapshot<R: Registry>(
-    registry: &R,
-    repository: &str,
-    snapshot: &Snapshot,
-    protect_digests: &HashSet<String>,
-    settings: PruneSettings,
-) -> Result<RepositoryReport, PruneError> {
-    prune_snapshot_within(
-        registry,
-        repository,
-        snapshot,
-        protect_digests,
-        None,
-        settings,
-        Run::UNBOUNDED,
-    )
-    .await
-}
-
-/// Like [`prune_snapshot`], asking `run.time_left` before each batch: when time runs out, the
+/// Like [`prune_snapshot`], asking `run.deadline` before each batch: when time runs out, the
 /// batches not started are counted in `remaining` and the report says `out_of_time`. With
 /// `only_digests`, nothing outside that set is deleted (an operator's confirmed plan). Each
 /// batch's deletions go to `run.audit` as soon as its delete call returns, so a later failure
 /// still leaves a record of what was deleted.
-pub async fn prune_snapshot_within<R: Registry>(
+pub async fn prune_snapshot<R: Registry>(
     registry: &R,
     repository: &str,
     snapshot: &Snapshot,
@@ -236,7 +185,7 @@ pub async fn prune_snapshot_within<R: Registry>(
     .await
 }
 
-/// What [`prune_snapshot_within`] would do, over a registry it can only read: always a dry run
+/// What [`prune_snapshot`] would do, over a registry it can only read: always a dry run
 /// (the would-be deletions, re-checked unless `plan_only`, and their audit lines). The savings
 /// report and `plan` are built on this: holding no writer, they cannot delete.
 pub async fn plan_snapshot<R: RegistryReader>(
@@ -314,7 +263,7 @@ pub(crate) async fn prune_snapshot_with<R: RegistryReader, W: RegistryWriter>(
         return Ok(report);
     }
     for (n, batch) in planned.chunks(BATCH_SIZE).enumerate() {
-        if !(run.time_left)() {
+        if !run.deadline.time_left() {
             report.out_of_time = true;
             report.remaining += planned.len() - n * BATCH_SIZE;
             break;
@@ -345,7 +294,7 @@ pub(crate) async fn prune_snapshot_with<R: RegistryReader, W: RegistryWriter>(
         report.reclaimed_bytes_estimate = if gone.is_empty() {
             Some(0)
         } else {
-            estimate_reclaimed(reader, repository, snapshot, &gone, run.time_left).await?
+            estimate_reclaimed(reader, repository, snapshot, &gone, run.deadline).await?
         };
     }
     Ok(report)
@@ -456,7 +405,7 @@ async fn recheck_and_delete<R: RegistryReader, W: RegistryWriter>(
                 return Ok(outcome);
             }
             Err(RegistryError::Transient { .. })
-                if attempt < retry::ATTEMPTS && (run.time_left)() =>
+                if attempt < retry::ATTEMPTS && run.deadline.time_left() =>
             {
                 in_flight.extend(checked.delete.iter().map(|d| (d.digest.clone(), d.clone())));
                 pending = checked.delete;
@@ -482,7 +431,7 @@ async fn estimate_reclaimed<R: RegistryReader>(
     repository: &str,
     snapshot: &Snapshot,
     gone: &[String],
-    time_left: &(dyn Fn() -> bool + Sync),
+    deadline: Deadline<'_>,
 ) -> Result<Option<u64>, PruneError> {
     let unread: Vec<String> = snapshot
         .images
@@ -491,8 +440,7 @@ async fn estimate_reclaimed<R: RegistryReader>(
         .filter(|i| !snapshot.blobs.contains_key(&i.digest))
         .map(|i| i.digest.clone())
         .collect();
-    let Some(read) = reads::read_manifests_within(registry, repository, &unread, time_left).await?
-    else {
+    let Some(read) = reads::read_manifests(registry, repository, &unread, deadline).await? else {
         return Ok(None);
     };
     let mut blobs = snapshot.blobs.clone();

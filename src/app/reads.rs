@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::core::manifest::{blobs, classify_manifest, Blob, ManifestKind};
 use crate::core::plan::ImageRecord;
 
+use super::deadline::Deadline;
 use super::ports::{ImageNow, ManifestRead, Page, RegistryError, RegistryReader, BATCH_SIZE};
 
 /// Follows `fetch` from the first page to the last. A token seen before means the listing would
@@ -41,27 +42,16 @@ where
     }
 }
 
-/// Every image of the repository, of every status, all pages.
+/// Like [`list_images`], asking `deadline` before each page; None when time ran out.
 pub async fn list_images<R: RegistryReader>(
     registry: &R,
     repository: &str,
-) -> Result<Vec<ImageRecord>, RegistryError> {
-    // Never out of time without a deadline.
-    Ok(list_images_within(registry, repository, &|| true)
-        .await?
-        .unwrap_or_default())
-}
-
-/// Like [`list_images`], asking `time_left` before each page; None when time ran out.
-pub async fn list_images_within<R: RegistryReader>(
-    registry: &R,
-    repository: &str,
-    time_left: &(dyn Fn() -> bool + Sync),
+    deadline: Deadline<'_>,
 ) -> Result<Option<Vec<ImageRecord>>, RegistryError> {
     let out_of_time = AtomicBool::new(false);
     let out_of_time = &out_of_time;
     let images = all_pages("DescribeImages", repository, |token| async move {
-        if !time_left() {
+        if !deadline.time_left() {
             // An empty last page ends the listing; the flag says it is not complete.
             out_of_time.store(true, Ordering::Relaxed);
             return Ok(Page::default());
@@ -93,29 +83,16 @@ pub struct ManifestsRead {
     pub blobs: HashMap<String, Vec<Blob>>,
 }
 
-/// Reads and classifies manifests in batches. A digest ECR could not return is `Unreadable`.
+/// Like [`read_manifests`], asking `deadline` before each batch; None when time ran out.
 pub async fn read_manifests<R: RegistryReader>(
     registry: &R,
     repository: &str,
     digests: &[String],
-) -> Result<ManifestsRead, RegistryError> {
-    Ok(
-        read_manifests_within(registry, repository, digests, &|| true)
-            .await?
-            .unwrap_or_default(),
-    )
-}
-
-/// Like [`read_manifests`], asking `time_left` before each batch; None when time ran out.
-pub async fn read_manifests_within<R: RegistryReader>(
-    registry: &R,
-    repository: &str,
-    digests: &[String],
-    time_left: &(dyn Fn() -> bool + Sync),
+    deadline: Deadline<'_>,
 ) -> Result<Option<ManifestsRead>, RegistryError> {
     let mut read = ManifestsRead::default();
     for chunk in digests.chunks(BATCH_SIZE) {
-        if !time_left() {
+        if !deadline.time_left() {
             return Ok(None);
         }
         let mut answers = registry.read_manifests(repository, chunk).await?;
@@ -149,8 +126,10 @@ pub async fn current_tags<R: RegistryReader>(
     match registry.current_tags(repository, digests).await {
         Err(RegistryError::ImageNotFound { .. }) => {
             let wanted: HashSet<&String> = digests.iter().collect();
-            Ok(list_images(registry, repository)
+            // The fallback of a re-check right before a delete: a few pages, not cut short.
+            Ok(list_images(registry, repository, Deadline::NEVER)
                 .await?
+                .unwrap_or_default()
                 .into_iter()
                 .filter(|image| wanted.contains(&image.digest))
                 .map(|image| {

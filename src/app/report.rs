@@ -13,6 +13,7 @@ use crate::core::savings::{
 
 use super::audit::NoAudit;
 use super::branch_cleanup::TagOutcome;
+use super::deadline::Deadline;
 use super::ports::{BranchLister, RegistryError, RegistryReader};
 use super::prune::{PruneError, Run};
 use super::reads;
@@ -46,7 +47,7 @@ pub async fn report<R: RegistryReader, B: BranchLister>(
     settings: &ReportSettings,
     github: Option<&B>,
     now_secs: i64,
-    time_left: &(dyn Fn() -> bool + Sync),
+    deadline: Deadline<'_>,
     progress: &dyn Progress,
 ) -> Result<SavingsReport, RegistryError> {
     let mut sweep = settings.sweep.clone();
@@ -65,7 +66,7 @@ pub async fn report<R: RegistryReader, B: BranchLister>(
         .collect();
     progress.listed(in_scope.len());
     let run = Run {
-        time_left,
+        deadline,
         audit: &NoAudit,
     };
     let surveyed: Vec<Option<RepositorySavings>> = stream::iter(in_scope)
@@ -94,7 +95,7 @@ async fn survey_repository<R: RegistryReader, B: BranchLister>(
     now_secs: i64,
     run: Run<'_>,
 ) -> Option<RepositorySavings> {
-    if !(run.time_left)() {
+    if !run.deadline.time_left() {
         return Some(unreadable(repository, not_finished()));
     }
     let swept = match survey_one(registry, sweep, github, repository, now_secs, run).await {

@@ -19,7 +19,7 @@ use super::ports::{
     RegistryWriter,
 };
 use super::prune::{
-    prune_snapshot_with, take_snapshot_within, PruneError, PruneSettings, RepositoryReport, Run,
+    prune_snapshot_with, take_snapshot, PruneError, PruneSettings, RepositoryReport, Run,
 };
 use super::reads;
 
@@ -129,7 +129,7 @@ pub enum Swept<'a> {
     Skipped(&'a RepositoryFailure),
 }
 
-/// Sweeps the repositories in scope. `run.time_left` is asked before each repository and before
+/// Sweeps the repositories in scope. `run.deadline` is asked before each repository and before
 /// each call inside one; once it says no, the work stops cleanly (nothing half-known is acted on) and
 /// the rest is reported as `not_reached`. A failing repository does not stop the others, and a
 /// repository deleted meanwhile is skipped. `finished` hears of each repository when it is done.
@@ -146,7 +146,7 @@ pub async fn sweep<R: Registry, B: BranchLister>(
     report.in_scope = in_scope.len();
     let mut repositories = in_scope.into_iter();
     for repository in repositories.by_ref() {
-        if !(run.time_left)() {
+        if !run.deadline.time_left() {
             report.not_reached.push(repository);
             break;
         }
@@ -213,7 +213,7 @@ pub async fn repositories_in_scope<R: Registry>(
 }
 
 /// Sweeps one repository: its stale cache manifests, then stale and gone branch tags when
-/// configured. Stops cleanly when `run.time_left` says no (the report says `out_of_time`). When
+/// configured. Stops cleanly when `run.deadline` says no (the report says `out_of_time`). When
 /// GitHub cannot say which branches exist, only the tag expiry is skipped (said in
 /// `tag_expiry_skipped`): the untagged manifests need no GitHub and are still pruned.
 pub async fn sweep_one<R: Registry, B: BranchLister>(
@@ -298,7 +298,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
     let writer = writer.filter(|_| !settings.dry_run);
     let prefix = &settings.cache_tag_prefix;
     // Time is asked before the first call, GitHub's included.
-    if !(run.time_left)() {
+    if !run.deadline.time_left() {
         return Err(SweepError::Prune(PruneError::OutOfTime {
             repository: repository.to_owned(),
         }));
@@ -319,7 +319,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
         estimate_reclaimed: settings.estimate_reclaimed,
         plan_only: settings.plan_only,
     };
-    let mut snapshot = take_snapshot_within(registry, repository, run.time_left).await?;
+    let mut snapshot = take_snapshot(registry, repository, run.deadline).await?;
     let no_digest = HashSet::new();
     let confirmed = settings.confirmed.as_ref();
     let pruned = prune_snapshot_with(
@@ -374,8 +374,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
         .into_iter()
         .filter(|d| could_expire.contains(d.as_str()) && !snapshot.manifests.contains_key(d))
         .collect();
-    let Some(read) =
-        reads::read_manifests_within(registry, repository, &to_read, run.time_left).await?
+    let Some(read) = reads::read_manifests(registry, repository, &to_read, run.deadline).await?
     else {
         pruned.out_of_time = true;
         return Ok(SweptRepository::untouched_tags(pruned, snapshot.images));
@@ -422,7 +421,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
     };
     let mut tags = Vec::new();
     for tag in candidates {
-        if !(run.time_left)() {
+        if !run.deadline.time_left() {
             pruned.out_of_time = true;
             break;
         }

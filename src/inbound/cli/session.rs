@@ -11,6 +11,7 @@ use crate::adapters::ecr::EcrRegistry;
 use crate::adapters::github::GithubBranches;
 use crate::app::audit::{manifest_records, tag_records, AuditTrail, Cause, NoAudit};
 use crate::app::branch_cleanup::TagReport;
+use crate::app::deadline::Deadline;
 use crate::app::ports::RegistryError;
 use crate::app::prune::{PruneError, RepositoryReport, Run};
 use crate::app::report::{report, Progress, ReportSettings};
@@ -275,10 +276,9 @@ async fn one_repository(
     };
     let bar = (!quiet).then(|| spinner(&format!("{verb} {repository}")));
     let deadline = session.deadline;
-    let time_left = move || Instant::now() < deadline;
     let trail = StderrAudit(Cause::new("cli", None));
     let run = Run {
-        time_left: &time_left,
+        deadline: Deadline::at_instant(deadline),
         audit: if audit { &trail } else { &NoAudit },
     };
     let (ecr, github, now) = (&session.ecr, session.github.as_ref(), now_secs());
@@ -322,7 +322,7 @@ pub async fn savings_report(
     quiet: bool,
 ) -> Result<SavingsReport, Failure> {
     let deadline = session.deadline;
-    let time_left = move || Instant::now() < deadline;
+    let stop = Deadline::at_instant(deadline);
     let bar = ReportProgress(if quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -333,7 +333,7 @@ pub async fn savings_report(
         settings,
         session.github.as_ref(),
         now_secs(),
-        &time_left,
+        stop,
         &bar,
     )
     .await;

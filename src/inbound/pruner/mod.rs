@@ -22,10 +22,9 @@ use crate::adapters::secrets::CachedSecret;
 use crate::adapters::sqs::SqsSweepQueue;
 use crate::app::audit::Cause;
 use crate::app::branch_cleanup::{live_branch_with_tag, remove_cache_tag, TagOutcome, TagReport};
+use crate::app::deadline::Deadline;
 use crate::app::ports::{BranchLister, Registry, SweepQueue};
-use crate::app::prune::{
-    prune_repository_within, PruneError, PruneSettings, RepositoryReport, Run,
-};
+use crate::app::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport, Run};
 use crate::core::plan::KeepReason;
 use crate::core::stale::TagExpiry;
 use crate::core::trigger::{decide, Decision, Trigger};
@@ -251,7 +250,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         };
         // Event time wins: only a cache pushed before the deletion was the deleted branch's.
         let pushed_before = Some(deleted_at.unwrap_or_else(sweeping::now_secs));
-        let time_left = sweeping::time_left(deadline);
+        let stop = Deadline::from_stop(deadline);
         let out_of_time = |repository: &str| {
             HandlerError::Prune(PruneError::OutOfTime {
                 repository: repository.to_owned(),
@@ -260,7 +259,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         // With a GitHub token: a branch that exists now and maps to the tag owns it, the deleted
         // branch itself included when it was created again.
         if let Some(github) = self.github() {
-            if !time_left() {
+            if !stop.time_left() {
                 return Err(out_of_time(github_repository));
             }
             let prefix = &self.config.cache_tag_prefix;
@@ -308,7 +307,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 });
                 continue;
             }
-            if !time_left() {
+            if !stop.time_left() {
                 return Err(out_of_time(repository));
             }
             let dry_run = self.config.dry_run;
@@ -376,14 +375,12 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         cause: &Cause,
         deadline: Option<SystemTime>,
     ) -> Result<RepositoryReport, PruneError> {
-        let time_left = sweeping::time_left(deadline);
         let run = Run {
-            time_left: &time_left,
+            deadline: Deadline::from_stop(deadline),
             audit: &audit::LogAudit(cause),
         };
         let result =
-            prune_repository_within(&self.registry, repository, protect, self.settings(), run)
-                .await;
+            prune_repository(&self.registry, repository, protect, self.settings(), run).await;
         match &result {
             Ok(report) => {
                 log_summary(report);

@@ -9,6 +9,7 @@ use lambda_runtime::tracing::{error, info, warn};
 use serde_json::Value;
 
 use crate::app::audit::Cause;
+use crate::app::deadline::Deadline;
 use crate::app::ports::{BranchLister, Registry, SweepQueue};
 use crate::core::trigger::{decide, Decision, Trigger};
 
@@ -115,10 +116,10 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         // queue untouched (handed back, not attempted: a continuation counts no attempt for it).
         // Cheap work first: pushes and branch deletions take a listing or a tag look-up, a
         // repository sweep can take the rest of the invocation, so sweeps never starve them.
-        let time_left = || deadline.is_none_or(|d| SystemTime::now() < d);
+        let stop = Deadline::from_stop(deadline);
 
         for (id, trigger) in branch_deletions {
-            if !time_left() {
+            if !stop.time_left() {
                 failed.push(id);
                 continue;
             }
@@ -133,7 +134,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         }
 
         for (repository, (ids, digests)) in pushes {
-            if !time_left() {
+            if !stop.time_left() {
                 info!(%repository, records = ids.len(), "out of time before this push: handed back");
                 failed.extend(ids);
                 continue;
@@ -156,7 +157,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         }
 
         if !sweep_requested.is_empty() {
-            if time_left() {
+            if stop.time_left() {
                 let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
                 let cause = Cause::new(Trigger::SWEEP, message_ids(&sweep_requested));
                 if Box::pin(self.scheduled_sweep(&mut report, deadline, &cause))
@@ -172,7 +173,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
 
         // Only the records whose repository failed are retried.
         for (repository, (ids, request)) in repository_sweeps {
-            if !time_left() {
+            if !stop.time_left() {
                 info!(%repository, "out of time before this repository's sweep: handed back");
                 failed.extend(ids);
                 continue;

@@ -9,6 +9,7 @@ use lambda_runtime::tracing::{error, info, warn};
 use crate::adapters::metrics::RepositoryMetrics;
 use crate::app::audit::Cause;
 use crate::app::branch_cleanup::TagOutcome;
+use crate::app::deadline::Deadline;
 use crate::app::ports::{BranchLister, Registry, SweepQueue};
 use crate::app::prune::Run;
 use crate::app::sweep::{repositories_in_scope, sweep, sweep_one, SweepError, SweepReport, Swept};
@@ -28,11 +29,6 @@ pub(super) use crate::inbound::now_secs;
 pub fn stop_by(deadline: SystemTime, now: SystemTime) -> SystemTime {
     let total = deadline.duration_since(now).unwrap_or_default();
     deadline - margin_for(total)
-}
-
-/// Time is left until `stop_by` (none: no limit).
-pub(super) fn time_left(stop_by: Option<SystemTime>) -> impl Fn() -> bool + Sync {
-    move || stop_by.is_none_or(|stop| SystemTime::now() < stop)
 }
 
 /// The margin for an invocation with `total` time: 30 s, or a quarter of a shorter one.
@@ -60,14 +56,6 @@ mod tests {
         );
         // Already past: nothing starts.
         assert_eq!(stop_by(now - secs(1), now), now - secs(1));
-    }
-
-    #[test]
-    fn time_is_left_until_the_stop_and_without_one() {
-        let now = SystemTime::now();
-        assert!(time_left(Some(now + Duration::from_secs(5)))());
-        assert!(!time_left(Some(now - Duration::from_secs(1)))());
-        assert!(time_left(None)());
     }
 }
 
@@ -146,9 +134,8 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
     ) -> Result<SweepReport, HandlerError> {
         let github = self.github();
         let settings = self.config.sweep_settings();
-        let time_left = time_left(deadline);
         let run = Run {
-            time_left: &time_left,
+            deadline: Deadline::from_stop(deadline),
             audit: &LogAudit(cause),
         };
         let report = sweep(
@@ -193,9 +180,8 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         report.outcome = Outcome::Swept;
         let github = self.github();
         let settings = self.config.sweep_settings();
-        let time_left = time_left(deadline);
         let run = Run {
-            time_left: &time_left,
+            deadline: Deadline::from_stop(deadline),
             audit: &LogAudit(cause),
         };
         let swept = sweep_one(
