@@ -415,7 +415,9 @@ async fn end_to_end_branch_deletion_removes_only_that_branch_cache() {
     assert_eq!(records.len(), 2);
     let batch: SqsEvent = serde_json::from_value(json!({"Records": records})).unwrap();
     let pruner = support::moto::pruner(&[]);
-    let response = pruner.handle_sqs(batch, None).await;
+    let response = pruner
+        .handle_sqs(batch, ecr_cache_pruner::app::deadline::Deadline::NEVER)
+        .await;
     assert!(response.batch_item_failures.is_empty());
 
     let after = contents(&ecr, &repository).await;

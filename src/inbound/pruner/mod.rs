@@ -143,8 +143,9 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         payload: Value,
         deadline: Option<SystemTime>,
     ) -> Result<Value, HandlerError> {
-        // From here on `deadline` is when work stops, not when Lambda ends the invocation.
-        let deadline = deadline.map(|d| sweeping::stop_by(d, SystemTime::now()));
+        // From here on the deadline is when work stops, not when Lambda ends the invocation.
+        let deadline =
+            Deadline::from_stop(deadline.map(|d| sweeping::stop_by(d, SystemTime::now())));
         if payload.get("Records").is_some() {
             let event = serde_json::from_value(payload)
                 .map_err(|e| HandlerError::UnknownInput(format!("bad SQS event: {e}")))?;
@@ -167,7 +168,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
     pub async fn handle_event(
         &self,
         event: &Value,
-        deadline: Option<SystemTime>,
+        deadline: Deadline<'static>,
     ) -> Result<InvocationReport, HandlerError> {
         let dry_run = self.config.dry_run;
         let trigger = match decide(event, &self.config.trigger_rules())? {
@@ -236,7 +237,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         &self,
         trigger: &Trigger,
         cause: &Cause,
-        deadline: Option<SystemTime>,
+        deadline: Deadline<'static>,
     ) -> Result<Vec<TagReport>, HandlerError> {
         let Trigger::BranchDeleted {
             github_repository,
@@ -250,7 +251,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         };
         // Event time wins: only a cache pushed before the deletion was the deleted branch's.
         let pushed_before = Some(deleted_at.unwrap_or_else(sweeping::now_secs));
-        let stop = Deadline::from_stop(deadline);
+        let stop = deadline;
         let out_of_time = |repository: &str| {
             HandlerError::Prune(PruneError::OutOfTime {
                 repository: repository.to_owned(),
@@ -373,10 +374,10 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         repository: &str,
         protect: &HashSet<String>,
         cause: &Cause,
-        deadline: Option<SystemTime>,
+        deadline: Deadline<'static>,
     ) -> Result<RepositoryReport, PruneError> {
         let run = Run {
-            deadline: Deadline::from_stop(deadline),
+            deadline,
             audit: &audit::LogAudit(cause),
         };
         let result =

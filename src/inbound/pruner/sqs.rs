@@ -2,7 +2,6 @@
 //! failure marks exactly the records that asked for that repository (`batchItemFailures`).
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::SystemTime;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use lambda_runtime::tracing::{error, info, warn};
@@ -102,7 +101,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
     pub async fn handle_sqs(
         &self,
         event: SqsEvent,
-        deadline: Option<SystemTime>,
+        deadline: Deadline<'static>,
     ) -> SqsBatchResponse {
         let Batch {
             mut failed,
@@ -116,7 +115,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         // queue untouched (handed back, not attempted: a continuation counts no attempt for it).
         // Cheap work first: pushes and branch deletions take a listing or a tag look-up, a
         // repository sweep can take the rest of the invocation, so sweeps never starve them.
-        let stop = Deadline::from_stop(deadline);
+        let stop = deadline;
 
         for (id, trigger) in branch_deletions {
             if !stop.time_left() {

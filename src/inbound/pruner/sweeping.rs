@@ -91,7 +91,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
     pub(super) async fn scheduled_sweep(
         &self,
         report: &mut InvocationReport,
-        deadline: Option<SystemTime>,
+        deadline: Deadline<'static>,
         cause: &Cause,
     ) -> Result<(), HandlerError> {
         if let Some(queue) = &self.sweep_queue {
@@ -129,13 +129,13 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
 
     pub(super) async fn sweep_inline(
         &self,
-        deadline: Option<SystemTime>,
+        deadline: Deadline<'static>,
         cause: &Cause,
     ) -> Result<SweepReport, HandlerError> {
         let github = self.github();
         let settings = self.config.sweep_settings();
         let run = Run {
-            deadline: Deadline::from_stop(deadline),
+            deadline,
             audit: &LogAudit(cause),
         };
         let report = sweep(
@@ -174,14 +174,14 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         report: &mut InvocationReport,
         repository: &str,
         request: SweepRequest,
-        deadline: Option<SystemTime>,
+        deadline: Deadline<'static>,
         cause: &Cause,
     ) -> Result<(), HandlerError> {
         report.outcome = Outcome::Swept;
         let github = self.github();
         let settings = self.config.sweep_settings();
         let run = Run {
-            deadline: Deadline::from_stop(deadline),
+            deadline,
             audit: &LogAudit(cause),
         };
         let swept = sweep_one(
