@@ -243,10 +243,7 @@ impl EcrMocks {
         EcrMocks::new(images.clone(), images, vec![], vec![])
     }
 
-    async fn prune(
-        &self,
-        settings: PruneSettings,
-    ) -> ecr_cache_pruner::app::prune::RepositoryReport {
+    async fn prune(&self, settings: PruneSettings) -> ecr_cache_pruner::app::prune::RepositoryRun {
         let ecr = client(&[&self.list, &self.check, &self.get, &self.delete]);
         prune_repository(&ecr, REPO, &HashSet::new(), settings, Run::UNBOUNDED)
             .await
@@ -267,7 +264,7 @@ async fn prune_simple(
     images: Vec<Img>,
     failures: Vec<(usize, ImageFailureCode)>,
     settings: PruneSettings,
-) -> ecr_cache_pruner::app::prune::RepositoryReport {
+) -> ecr_cache_pruner::app::prune::RepositoryRun {
     EcrMocks::new(images.clone(), images, vec![], failures)
         .prune(settings)
         .await

@@ -10,10 +10,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use ecr_cache_pruner::app::audit::AuditTrail;
-use ecr_cache_pruner::app::branch_cleanup::TagReport;
+use ecr_cache_pruner::app::branch_cleanup::TagRun;
 use ecr_cache_pruner::app::deadline::Deadline;
 use ecr_cache_pruner::app::ports::{BranchListError, BranchLister, QueueError, SweepQueue};
-use ecr_cache_pruner::app::prune::{prune_repository, PruneSettings, RepositoryReport, Run};
+use ecr_cache_pruner::app::prune::{prune_repository, PruneSettings, RepositoryRun, Run};
 use ecr_cache_pruner::core::plan::ImageStatus;
 use ecr_cache_pruner::core::trigger::{Continuation, MAX_CONTINUATIONS};
 use ecr_cache_pruner::inbound::pruner::Pruner;
@@ -325,7 +325,7 @@ struct Recorder {
 }
 
 impl AuditTrail for Recorder {
-    fn manifests(&self, batch: &RepositoryReport) {
+    fn manifests(&self, batch: &RepositoryRun) {
         let mut m = self.manifests.lock().unwrap();
         m.extend(batch.deleted.iter().map(|d| d.digest.clone()));
         m.extend(batch.would_delete.iter().map(|d| d.digest.clone()));
@@ -334,7 +334,7 @@ impl AuditTrail for Recorder {
             .unwrap()
             .extend(batch.delete_unconfirmed.iter().map(|d| d.digest.clone()));
     }
-    fn tags(&self, tags: &[TagReport]) {
+    fn tags(&self, tags: &[TagRun]) {
         self.tags
             .lock()
             .unwrap()

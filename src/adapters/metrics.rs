@@ -3,8 +3,8 @@
 
 use serde_json::{json, Value};
 
-use crate::app::branch_cleanup::{TagOutcome, TagReport};
-use crate::app::prune::RepositoryReport;
+use crate::app::branch_cleanup::{TagOutcome, TagRun};
+use crate::app::prune::RepositoryRun;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepositoryMetrics {
@@ -28,7 +28,7 @@ pub struct RepositoryMetrics {
 }
 
 impl RepositoryMetrics {
-    pub fn from_prune(report: &RepositoryReport) -> Self {
+    pub fn from_prune(report: &RepositoryRun) -> Self {
         RepositoryMetrics {
             repository: report.repository.clone(),
             manifests_deleted: report.deleted.len(),
@@ -51,7 +51,7 @@ impl RepositoryMetrics {
         }
     }
 
-    pub fn add_tag(&mut self, tag: &TagReport) {
+    pub fn add_tag(&mut self, tag: &TagRun) {
         match tag.outcome {
             TagOutcome::Removed { .. } => self.tags_removed += 1,
             TagOutcome::WouldRemove { .. } => {
@@ -157,7 +157,7 @@ mod tests {
 
     #[test]
     fn only_a_lasting_github_failure_counts_as_a_skipped_repository() {
-        let mut report = RepositoryReport {
+        let mut report = RepositoryRun {
             repository: "app".into(),
             tag_expiry_skipped: Some("listing branches of acme/app: HTTP 502".into()),
             ..Default::default()
@@ -255,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_dry_run_publishes_what_it_would_delete() {
-        let report = RepositoryReport {
+        let report = RepositoryRun {
             repository: "team/app".into(),
             dry_run: true,
             would_delete: vec![crate::core::plan::PlannedDeletion {
@@ -268,7 +268,7 @@ mod tests {
             ..Default::default()
         };
         let mut m = RepositoryMetrics::from_prune(&report);
-        m.add_tag(&TagReport {
+        m.add_tag(&TagRun {
             repository: "team/app".into(),
             tag: "cache-x".into(),
             digest: None,

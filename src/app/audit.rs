@@ -6,24 +6,24 @@ use serde::Serialize;
 
 use crate::core::plan::{ClassifiedBy, PlannedDeletion};
 
-use super::outcome::{RepositoryReport, TagOutcome, TagReport};
+use super::outcome::{RepositoryRun, TagOutcome, TagRun};
 
 /// Where audit records go as each call that deleted something returns (not when the whole run
 /// is done: ECR has no undelete, and a run that fails half-way must leave a line for what it did).
 pub trait AuditTrail: Sync {
     /// The deletions (or, in a dry run, would-be deletions) of one batch just done: `batch` holds
     /// only them.
-    fn manifests(&self, batch: &RepositoryReport);
+    fn manifests(&self, batch: &RepositoryRun);
     /// Tags just removed (or that would be).
-    fn tags(&self, tags: &[TagReport]);
+    fn tags(&self, tags: &[TagRun]);
 }
 
-/// An audit trail that keeps nothing (library callers and tests that read the report instead).
+/// An audit trail that keeps nothing (library callers and tests that read the run instead).
 pub struct NoAudit;
 
 impl AuditTrail for NoAudit {
-    fn manifests(&self, _: &RepositoryReport) {}
-    fn tags(&self, _: &[TagReport]) {}
+    fn manifests(&self, _: &RepositoryRun) {}
+    fn tags(&self, _: &[TagRun]) {}
 }
 
 /// What was done to one digest or tag.
@@ -96,7 +96,7 @@ pub struct AuditRecord {
 
 /// The records of a repository's manifests: deleted ones (and those perhaps deleted by a call
 /// whose answer was lost), or in a dry run the would-be ones.
-pub fn manifest_records(report: &RepositoryReport, cause: &Cause) -> Vec<AuditRecord> {
+pub fn manifest_records(report: &RepositoryRun, cause: &Cause) -> Vec<AuditRecord> {
     let rows: Vec<(AuditAction, &PlannedDeletion)> = if report.dry_run {
         report
             .would_delete
@@ -132,7 +132,7 @@ pub fn manifest_records(report: &RepositoryReport, cause: &Cause) -> Vec<AuditRe
 }
 
 /// The records of tags removed (or that a dry run would remove); kept and absent tags have none.
-pub fn tag_records(tags: &[TagReport], cause: &Cause) -> Vec<AuditRecord> {
+pub fn tag_records(tags: &[TagRun], cause: &Cause) -> Vec<AuditRecord> {
     tags.iter()
         .filter_map(|t| {
             let (action, image_deleted, dry_run) = match t.outcome {
@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn one_record_per_deleted_or_would_be_deleted_digest() {
         let cause = Cause::new("cache_push", Some("event-1".into()));
-        let mut report = RepositoryReport {
+        let mut report = RepositoryRun {
             repository: "app".into(),
             deleted: vec![deletion(1), deletion(2)],
             ..Default::default()
@@ -215,7 +215,7 @@ mod tests {
     #[test]
     fn only_removed_tags_are_recorded() {
         let cause = Cause::new("sweep", None);
-        let tag = |name: &str, outcome| TagReport {
+        let tag = |name: &str, outcome| TagRun {
             repository: "app".into(),
             tag: name.into(),
             digest: Some("sha256:1".into()),

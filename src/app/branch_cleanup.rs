@@ -8,7 +8,7 @@ use crate::core::manifest::{is_single_manifest_type, ManifestKind};
 use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
 
 use super::deadline::Deadline;
-pub use super::outcome::{TagOutcome, TagReport};
+pub use super::outcome::{TagOutcome, TagRun};
 use super::ports::{
     BranchListError, BranchLister, ReadOnly, Registry, RegistryError, RegistryReader,
     RegistryWriter,
@@ -49,7 +49,7 @@ pub async fn remove_cache_tag<R: Registry>(
     pushed_before: Option<i64>,
     known: Option<&KnownRepository<'_>>,
     dry_run: bool,
-) -> Result<TagReport, PruneError> {
+) -> Result<TagRun, PruneError> {
     let writer = (!dry_run).then_some(registry);
     judge_cache_tag(
         registry,
@@ -72,7 +72,7 @@ pub async fn judge_tag_removal<R: RegistryReader>(
     expected_digest: Option<&str>,
     pushed_before: Option<i64>,
     known: Option<&KnownRepository<'_>>,
-) -> Result<TagReport, PruneError> {
+) -> Result<TagRun, PruneError> {
     judge_cache_tag(
         reader,
         None::<&ReadOnly>,
@@ -95,8 +95,8 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
     expected_digest: Option<&str>,
     pushed_before: Option<i64>,
     known: Option<&KnownRepository<'_>>,
-) -> Result<TagReport, PruneError> {
-    let report = |digest: Option<String>, image: Option<&ImageRecord>, outcome| TagReport {
+) -> Result<TagRun, PruneError> {
+    let report = |digest: Option<String>, image: Option<&ImageRecord>, outcome| TagRun {
         repository: repository.to_owned(),
         tag: tag.to_owned(),
         digest,

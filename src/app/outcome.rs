@@ -9,9 +9,9 @@ use crate::core::stale::TagExpiry;
 
 use super::ports::ImageFailure;
 
-/// What happened in one repository. Serialized into the invocation report.
+/// What one run did in one repository (`RepositoryRun`), part of the invocation's answer. In this crate "report" means only the savings report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct RepositoryReport {
+pub struct RepositoryRun {
     pub repository: String,
     pub dry_run: bool,
     pub images_scanned: usize,
@@ -52,7 +52,7 @@ pub struct RepositoryReport {
     pub tag_expiry_skipped_lasting: bool,
 }
 
-impl RepositoryReport {
+impl RepositoryRun {
     pub fn is_complete(&self) -> bool {
         self.failures.is_empty()
     }
@@ -83,7 +83,7 @@ pub enum TagOutcome {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TagReport {
+pub struct TagRun {
     pub repository: String,
     pub tag: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -98,10 +98,10 @@ pub struct TagReport {
     pub removal: Option<TagExpiry>,
 }
 
-impl TagReport {
+impl TagRun {
     /// The report for a tag left alone before any registry call.
     pub fn kept(repository: &str, tag: &str, reason: KeepReason) -> Self {
-        TagReport {
+        TagRun {
             repository: repository.to_owned(),
             tag: tag.to_owned(),
             digest: None,

@@ -11,7 +11,7 @@ use crate::core::plan::{self, ImageRecord, ImageStatus, KeptImage, PlanSettings,
 
 use super::audit::{AuditTrail, NoAudit};
 use super::deadline::Deadline;
-pub use super::outcome::RepositoryReport;
+pub use super::outcome::RepositoryRun;
 use super::ports::{
     ImageFailure, ReadOnly, Registry, RegistryError, RegistryReader, RegistryWriter, BATCH_SIZE,
 };
@@ -144,7 +144,7 @@ pub async fn prune_repository<R: Registry>(
     protect_digests: &HashSet<String>,
     settings: PruneSettings,
     run: Run<'_>,
-) -> Result<RepositoryReport, PruneError> {
+) -> Result<RepositoryRun, PruneError> {
     let snapshot = take_snapshot(registry, repository, run.deadline).await?;
     prune_snapshot(
         registry,
@@ -159,7 +159,7 @@ pub async fn prune_repository<R: Registry>(
 }
 
 /// Like [`prune_snapshot`], asking `run.deadline` before each batch: when time runs out, the
-/// batches not started are counted in `remaining` and the report says `out_of_time`. With
+/// batches not started are counted in `remaining` and the run says `out_of_time`. With
 /// `only_digests`, nothing outside that set is deleted (an operator's confirmed plan). Each
 /// batch's deletions go to `run.audit` as soon as its delete call returns, so a later failure
 /// still leaves a record of what was deleted.
@@ -171,7 +171,7 @@ pub async fn prune_snapshot<R: Registry>(
     only_digests: Option<&HashSet<String>>,
     settings: PruneSettings,
     run: Run<'_>,
-) -> Result<RepositoryReport, PruneError> {
+) -> Result<RepositoryRun, PruneError> {
     prune_snapshot_with(
         registry,
         Some(registry),
@@ -195,7 +195,7 @@ pub async fn plan_snapshot<R: RegistryReader>(
     only_digests: Option<&HashSet<String>>,
     settings: PruneSettings,
     run: Run<'_>,
-) -> Result<RepositoryReport, PruneError> {
+) -> Result<RepositoryRun, PruneError> {
     let settings = PruneSettings {
         dry_run: true,
         ..settings
@@ -225,7 +225,7 @@ pub(crate) async fn prune_snapshot_with<R: RegistryReader, W: RegistryWriter>(
     only_digests: Option<&HashSet<String>>,
     settings: PruneSettings,
     run: Run<'_>,
-) -> Result<RepositoryReport, PruneError> {
+) -> Result<RepositoryRun, PruneError> {
     let writer = writer.filter(|_| !settings.dry_run);
     let settings = PruneSettings {
         dry_run: writer.is_none(),
@@ -242,7 +242,7 @@ pub(crate) async fn prune_snapshot_with<R: RegistryReader, W: RegistryWriter>(
         },
     );
 
-    let mut report = RepositoryReport {
+    let mut report = RepositoryRun {
         repository: repository.to_owned(),
         dry_run: settings.dry_run,
         images_scanned: images.len(),
@@ -326,7 +326,7 @@ async fn recheck_and_delete<R: RegistryReader, W: RegistryWriter>(
         if deleted.is_empty() && would_delete.is_empty() {
             return;
         }
-        run.audit.manifests(&RepositoryReport {
+        run.audit.manifests(&RepositoryRun {
             repository: repository.to_owned(),
             dry_run,
             deleted: deleted.to_vec(),
@@ -350,7 +350,7 @@ async fn recheck_and_delete<R: RegistryReader, W: RegistryWriter>(
                     .collect();
                 record(&gone, &[]);
             }
-            Err(_) => run.audit.manifests(&RepositoryReport {
+            Err(_) => run.audit.manifests(&RepositoryRun {
                 repository: repository.to_owned(),
                 dry_run,
                 delete_unconfirmed: sent,

@@ -13,13 +13,13 @@ use crate::core::plan::{referenced_digests, ImageRecord};
 use crate::core::repository_map::RepositoryMap;
 use crate::core::stale::{gone_branch_tags, prefixed_to_read, stale_cache_tags, StaleTag};
 
-use super::branch_cleanup::{judge_cache_tag, KnownRepository, TagOutcome, TagReport};
+use super::branch_cleanup::{judge_cache_tag, KnownRepository, TagOutcome, TagRun};
 use super::ports::{
     BranchListError, BranchLister, ReadOnly, Registry, RegistryError, RegistryReader,
     RegistryWriter,
 };
 use super::prune::{
-    prune_snapshot_with, take_snapshot, PruneError, PruneSettings, RepositoryReport, Run,
+    prune_snapshot_with, take_snapshot, PruneError, PruneSettings, RepositoryRun, Run,
 };
 use super::reads;
 
@@ -59,7 +59,7 @@ pub struct ConfirmedPlan {
 
 impl ConfirmedPlan {
     /// The plan of a dry-run sweep of one repository.
-    pub fn from_dry_run(report: &RepositoryReport, tags: &[TagReport]) -> Self {
+    pub fn from_dry_run(report: &RepositoryRun, tags: &[TagRun]) -> Self {
         ConfirmedPlan {
             digests: report
                 .would_delete
@@ -104,9 +104,9 @@ pub struct RepositoryFailure {
 pub struct SweepReport {
     /// Repositories matching `SWEEP_REPOSITORIES`.
     pub in_scope: usize,
-    pub repositories: Vec<RepositoryReport>,
+    pub repositories: Vec<RepositoryRun>,
     /// Stale branch cache tags removed (or that would be, in a dry run) or kept, with why.
-    pub tags: Vec<TagReport>,
+    pub tags: Vec<TagRun>,
     /// Repositories left for the next run because the time budget ran out: not started, or
     /// stopped part-way (then their report is in `repositories`, with `out_of_time`).
     pub not_reached: Vec<String>,
@@ -121,8 +121,8 @@ pub struct SweepReport {
 #[derive(Debug, Clone, Copy)]
 pub enum Swept<'a> {
     Done {
-        report: &'a RepositoryReport,
-        tags: &'a [TagReport],
+        report: &'a RepositoryRun,
+        tags: &'a [TagRun],
     },
     Failed(&'a RepositoryFailure),
     /// Left alone for a lasting reason.
@@ -213,7 +213,7 @@ pub async fn repositories_in_scope<R: Registry>(
 }
 
 /// Sweeps one repository: its stale cache manifests, then stale and gone branch tags when
-/// configured. Stops cleanly when `run.deadline` says no (the report says `out_of_time`). When
+/// configured. Stops cleanly when `run.deadline` says no (its run says `out_of_time`). When
 /// GitHub cannot say which branches exist, only the tag expiry is skipped (said in
 /// `tag_expiry_skipped`): the untagged manifests need no GitHub and are still pruned.
 pub async fn sweep_one<R: Registry, B: BranchLister>(
@@ -223,7 +223,7 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
     repository: &str,
     now_secs: i64,
     run: Run<'_>,
-) -> Result<(RepositoryReport, Vec<TagReport>), SweepError> {
+) -> Result<(RepositoryRun, Vec<TagRun>), SweepError> {
     let swept = sweep_one_listed(registry, settings, github, repository, now_secs, run).await?;
     Ok((swept.report, swept.tags))
 }
@@ -231,8 +231,8 @@ pub async fn sweep_one<R: Registry, B: BranchLister>(
 /// One repository swept, with the images its listing found (what the savings report sizes).
 #[derive(Debug, Clone)]
 pub struct SweptRepository {
-    pub report: RepositoryReport,
-    pub tags: Vec<TagReport>,
+    pub report: RepositoryRun,
+    pub tags: Vec<TagRun>,
     /// Every image of the listing the sweep judged by, of every status.
     pub images: Vec<ImageRecord>,
 }
@@ -447,7 +447,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
 }
 
 impl SweptRepository {
-    fn untouched_tags(report: RepositoryReport, images: Vec<ImageRecord>) -> Self {
+    fn untouched_tags(report: RepositoryRun, images: Vec<ImageRecord>) -> Self {
         SweptRepository {
             report,
             tags: vec![],

@@ -9,23 +9,23 @@ use std::fmt::Write;
 
 use serde::Serialize;
 
-use crate::app::branch_cleanup::{TagOutcome, TagReport};
-use crate::app::prune::RepositoryReport;
+use crate::app::branch_cleanup::{TagOutcome, TagRun};
+use crate::app::prune::RepositoryRun;
 
 /// What the CLI prints for one repository: the manifests part (the fields of the Lambda's
 /// repository report, unchanged) and the cache tags the sweep removes.
 #[derive(Debug, Clone, Serialize)]
-pub struct CliReport {
+pub struct CliRun {
     #[serde(flatten)]
-    pub report: RepositoryReport,
-    pub tags: Vec<TagReport>,
+    pub report: RepositoryRun,
+    pub tags: Vec<TagRun>,
     /// Something would be (or was) deleted or removed.
     pub changes_pending: bool,
 }
 
-impl CliReport {
-    pub fn new(report: RepositoryReport, tags: Vec<TagReport>) -> Self {
-        let mut out = CliReport {
+impl CliRun {
+    pub fn new(report: RepositoryRun, tags: Vec<TagRun>) -> Self {
+        let mut out = CliRun {
             report,
             tags,
             changes_pending: false,
@@ -51,14 +51,14 @@ impl CliReport {
 }
 
 /// The manifests table, then the cache tags.
-pub fn render_plan(plan: &CliReport) -> String {
+pub fn render_plan(plan: &CliRun) -> String {
     let mut out = render_report(&plan.report);
     let title = if plan.report.dry_run {
         "cache tags to remove"
     } else {
         "cache tags removed"
     };
-    let rows: Vec<&TagReport> = plan
+    let rows: Vec<&TagRun> = plan
         .tags
         .iter()
         .filter(|t| {
@@ -125,7 +125,7 @@ fn timestamp(secs: Option<i64>) -> String {
 }
 
 /// The plan (or result) of one repository as a table with totals.
-pub fn render_report(report: &RepositoryReport) -> String {
+pub fn render_report(report: &RepositoryRun) -> String {
     let mut out = String::new();
     let (title, rows) = if report.dry_run {
         ("would delete", &report.would_delete)
@@ -211,7 +211,7 @@ mod tests {
             reason: DeleteReason::UntaggedUnreferencedCache,
             classified_by: ClassifiedBy::ArtifactMediaType,
         };
-        let report = RepositoryReport {
+        let report = RepositoryRun {
             repository: "r".into(),
             dry_run: true,
             would_delete: vec![planned(100), planned(200)],

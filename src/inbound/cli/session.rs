@@ -10,17 +10,17 @@ use aws_credential_types::provider::ProvideCredentials;
 use crate::adapters::ecr::EcrRegistry;
 use crate::adapters::github::GithubBranches;
 use crate::app::audit::{manifest_records, tag_records, AuditTrail, Cause, NoAudit};
-use crate::app::branch_cleanup::TagReport;
+use crate::app::branch_cleanup::TagRun;
 use crate::app::deadline::Deadline;
 use crate::app::ports::RegistryError;
-use crate::app::prune::{PruneError, RepositoryReport, Run};
+use crate::app::prune::{PruneError, RepositoryRun, Run};
 use crate::app::report::{report, Progress, ReportSettings};
 use crate::app::sweep::{survey_one, sweep_one, ConfirmedPlan, SweepError, SweepSettings};
 use crate::core::savings::{RepositorySavings, SavingsReport};
 use crate::inbound::config::Config;
 use crate::inbound::now_secs;
 
-use super::{render_plan, CliReport};
+use super::{render_plan, CliRun};
 
 pub const EXIT_ERROR: u8 = 1;
 pub const EXIT_NO_REPOSITORY: u8 = 3;
@@ -177,10 +177,10 @@ pub async fn session(options: &SessionOptions) -> Result<Session, Failure> {
 pub struct StderrAudit(pub Cause);
 
 impl AuditTrail for StderrAudit {
-    fn manifests(&self, batch: &RepositoryReport) {
+    fn manifests(&self, batch: &RepositoryRun) {
         write_records(manifest_records(batch, &self.0));
     }
-    fn tags(&self, tags: &[TagReport]) {
+    fn tags(&self, tags: &[TagRun]) {
         write_records(tag_records(tags, &self.0));
     }
 }
@@ -205,7 +205,7 @@ pub async fn plan_repository(
     settings: &SweepSettings,
     quiet: bool,
     audit: bool,
-) -> Result<CliReport, Failure> {
+) -> Result<CliRun, Failure> {
     one_repository(session, repository, settings, quiet, audit, Pass::Plan).await
 }
 
@@ -217,7 +217,7 @@ pub async fn sweep_repository(
     settings: &SweepSettings,
     quiet: bool,
     audit: bool,
-) -> Result<CliReport, Failure> {
+) -> Result<CliRun, Failure> {
     one_repository(session, repository, settings, quiet, audit, Pass::Sweep).await
 }
 
@@ -269,7 +269,7 @@ async fn one_repository(
     quiet: bool,
     audit: bool,
     pass: Pass,
-) -> Result<CliReport, Failure> {
+) -> Result<CliRun, Failure> {
     let verb = match pass {
         Pass::Plan => "reading",
         Pass::Sweep => "sweeping",
@@ -292,7 +292,7 @@ async fn one_repository(
         bar.finish_and_clear();
     }
     let (report, tags) = result.map_err(explain)?;
-    Ok(CliReport::new(report, tags))
+    Ok(CliRun::new(report, tags))
 }
 
 fn spinner(message: &str) -> indicatif::ProgressBar {
@@ -303,7 +303,7 @@ fn spinner(message: &str) -> indicatif::ProgressBar {
 }
 
 /// The report: JSON on stdout, or the human table.
-pub fn print(report: &CliReport, json: bool) {
+pub fn print(report: &CliRun, json: bool) {
     if json {
         println!(
             "{}",
@@ -359,7 +359,7 @@ impl Progress for ReportProgress {
 }
 
 /// Shows the plan and asks; anything but yes is a refusal (and so is stdin at its end).
-pub fn confirm(planned: &CliReport, repository: &str) -> Result<(), Failure> {
+pub fn confirm(planned: &CliRun, repository: &str) -> Result<(), Failure> {
     eprint!("{}", render_plan(planned));
     eprint!(
         "Delete these {} manifest(s) and remove {} tag(s) in {repository}? [y/N] ",

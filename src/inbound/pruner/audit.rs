@@ -9,8 +9,8 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::app::audit::{manifest_records, tag_records, AuditRecord, AuditTrail, Cause};
-use crate::app::branch_cleanup::TagReport;
-use crate::app::prune::RepositoryReport;
+use crate::app::branch_cleanup::TagRun;
+use crate::app::prune::RepositoryRun;
 
 tokio::task_local! {
     static REQUEST_ID: String;
@@ -57,12 +57,12 @@ struct AuditLine<'a> {
 }
 
 /// One line per deleted (or would-be-deleted) digest of `report`.
-pub fn manifests(report: &RepositoryReport, cause: &Cause) {
+pub fn manifests(report: &RepositoryRun, cause: &Cause) {
     write(manifest_records(report, cause));
 }
 
 /// One line per removed (or would-be-removed) tag.
-pub fn tags(tags: &[TagReport], cause: &Cause) {
+pub fn tags(tags: &[TagRun], cause: &Cause) {
     write(tag_records(tags, cause));
 }
 
@@ -70,10 +70,10 @@ pub fn tags(tags: &[TagReport], cause: &Cause) {
 pub struct LogAudit<'a>(pub &'a Cause);
 
 impl AuditTrail for LogAudit<'_> {
-    fn manifests(&self, batch: &RepositoryReport) {
+    fn manifests(&self, batch: &RepositoryRun) {
         manifests(batch, self.0);
     }
-    fn tags(&self, done: &[TagReport]) {
+    fn tags(&self, done: &[TagRun]) {
         tags(done, self.0);
     }
 }

@@ -1,9 +1,9 @@
 //! The `pruner` function's handler: EventBridge events directly, or SQS batches of them.
 //! [`error`] says why an invocation failed, [`report`] what it did, [`sqs`] handles batches.
 
+pub mod answer;
 pub mod audit;
 pub mod error;
-pub mod report;
 mod sqs;
 mod sweeping;
 
@@ -21,18 +21,18 @@ use crate::adapters::metrics::RepositoryMetrics;
 use crate::adapters::secrets::CachedSecret;
 use crate::adapters::sqs::SqsSweepQueue;
 use crate::app::audit::Cause;
-use crate::app::branch_cleanup::{live_branch_with_tag, remove_cache_tag, TagOutcome, TagReport};
+use crate::app::branch_cleanup::{live_branch_with_tag, remove_cache_tag, TagOutcome, TagRun};
 use crate::app::deadline::Deadline;
 use crate::app::ports::{BranchLister, Registry, SweepQueue};
-use crate::app::prune::{prune_repository, PruneError, PruneSettings, RepositoryReport, Run};
+use crate::app::prune::{prune_repository, PruneError, PruneSettings, RepositoryRun, Run};
 use crate::core::plan::KeepReason;
 use crate::core::stale::TagExpiry;
 use crate::core::trigger::{decide, Decision, Trigger};
 use crate::inbound::config::Config;
 
+use answer::{emit_failure, failures_to_error, log_summary};
+pub use answer::{InvocationAnswer, Outcome, SweepSummary};
 pub use error::HandlerError;
-use report::{emit_failure, failures_to_error, log_summary};
-pub use report::{InvocationReport, Outcome, SweepSummary};
 
 /// The invocation's deadline from the runtime's `Lambda-Runtime-Deadline-Ms`: Unix time in
 /// milliseconds as Lambda sends it. A value before 2001 cannot be one: some local emulators send
@@ -169,18 +169,18 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         &self,
         event: &Value,
         deadline: Deadline<'static>,
-    ) -> Result<InvocationReport, HandlerError> {
+    ) -> Result<InvocationAnswer, HandlerError> {
         let dry_run = self.config.dry_run;
         let trigger = match decide(event, &self.config.trigger_rules())? {
             Decision::Ignore { reason } => {
                 info!(%reason, "event ignored");
-                let mut report = InvocationReport::new(Outcome::Ignored, None, dry_run);
+                let mut report = InvocationAnswer::new(Outcome::Ignored, None, dry_run);
                 report.reason = Some(reason);
                 return Ok(report);
             }
             Decision::Act(trigger) => trigger,
         };
-        let mut report = InvocationReport::new(Outcome::Pruned, Some(trigger.clone()), dry_run);
+        let mut report = InvocationAnswer::new(Outcome::Pruned, Some(trigger.clone()), dry_run);
         let event_id = event["id"].as_str().filter(|id| !id.is_empty());
         let cause = Cause::new(trigger.kind(), event_id.map(str::to_owned));
         match &trigger {
@@ -238,7 +238,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         trigger: &Trigger,
         cause: &Cause,
         deadline: Deadline<'static>,
-    ) -> Result<Vec<TagReport>, HandlerError> {
+    ) -> Result<Vec<TagRun>, HandlerError> {
         let Trigger::BranchDeleted {
             github_repository,
             branch,
@@ -273,7 +273,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 Err(err) if err.is_lasting() => {
                     warn!(%branch, %tag, error = %err, "cache tag kept: GitHub cannot say which branches exist");
                     for repository in repositories {
-                        report::emit_skipped(&self.config.emf(), repository);
+                        answer::emit_skipped(&self.config.emf(), repository);
                     }
                     Some(KeepReason::BranchesUnknown {
                         error: err.to_string(),
@@ -282,10 +282,10 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 Err(err) => return Err(err.into()),
             };
             if let Some(reason) = reason {
-                let reports: Vec<TagReport> = repositories
+                let reports: Vec<TagRun> = repositories
                     .iter()
                     .map(|repository| {
-                        TagReport::kept(repository, tag, reason.clone())
+                        TagRun::kept(repository, tag, reason.clone())
                             .because(TagExpiry::BranchDeleted)
                     })
                     .collect();
@@ -298,7 +298,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             // Its IAM policy would refuse it anyway (AccessDenied, then the dead-letter queue).
             if !self.config.in_scope(repository) {
                 info!(%repository, %tag, "repository not in scope; branch cache tag left alone");
-                reports.push(TagReport {
+                reports.push(TagRun {
                     repository: repository.clone(),
                     tag: tag.clone(),
                     digest: None,
@@ -341,9 +341,9 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                     reports.push(report);
                 }
                 Err(err) if err.is_lasting() => {
-                    report::emit_skipped(&self.config.emf(), repository);
+                    answer::emit_skipped(&self.config.emf(), repository);
                     warn!(%repository, %tag, error = %err, "branch cache tag left alone: a lasting condition, not retried");
-                    reports.push(TagReport {
+                    reports.push(TagRun {
                         repository: repository.clone(),
                         tag: tag.clone(),
                         digest: None,
@@ -375,7 +375,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         protect: &HashSet<String>,
         cause: &Cause,
         deadline: Deadline<'static>,
-    ) -> Result<RepositoryReport, PruneError> {
+    ) -> Result<RepositoryRun, PruneError> {
         let run = Run {
             deadline,
             audit: &audit::LogAudit(cause),
@@ -392,7 +392,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             Err(err) if err.is_repository_gone() => {}
             Err(err) if err.is_lasting() => {
                 warn!(%repository, error = %err, "repository skipped: a lasting condition, not retried");
-                report::emit_skipped(&self.config.emf(), repository);
+                answer::emit_skipped(&self.config.emf(), repository);
             }
             Err(_) => emit_failure(&self.config.emf(), repository),
         }

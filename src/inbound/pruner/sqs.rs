@@ -12,8 +12,8 @@ use crate::app::deadline::Deadline;
 use crate::app::ports::{BranchLister, Registry, SweepQueue};
 use crate::core::trigger::{decide, Decision, Trigger};
 
+use super::answer::{failures_to_error, InvocationAnswer, Outcome};
 use super::error::HandlerError;
-use super::report::{failures_to_error, InvocationReport, Outcome};
 use super::{Pruner, SweepRequest};
 
 /// A record's `messageId`; None when the record has none (a hand-made event: SQS always sets it).
@@ -157,7 +157,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
 
         if !sweep_requested.is_empty() {
             if stop.time_left() {
-                let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
+                let mut report = InvocationAnswer::new(Outcome::Swept, None, self.config.dry_run);
                 let cause = Cause::new(Trigger::SWEEP, message_ids(&sweep_requested));
                 if Box::pin(self.scheduled_sweep(&mut report, deadline, &cause))
                     .await
@@ -177,7 +177,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 failed.extend(ids);
                 continue;
             }
-            let mut report = InvocationReport::new(Outcome::Swept, None, self.config.dry_run);
+            let mut report = InvocationAnswer::new(Outcome::Swept, None, self.config.dry_run);
             let cause = Cause::new(Trigger::REPOSITORY_SWEEP, message_ids(&ids));
             let swept = Box::pin(self.sweep_repository(
                 &mut report,

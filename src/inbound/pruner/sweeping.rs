@@ -15,9 +15,9 @@ use crate::app::prune::Run;
 use crate::app::sweep::{repositories_in_scope, sweep, sweep_one, SweepError, SweepReport, Swept};
 use crate::core::trigger::{next_step, Continuation, NextStep};
 
+use super::answer::{emit_failure, log_summary, InvocationAnswer, Outcome, SweepSummary};
 use super::audit::LogAudit;
 use super::error::HandlerError;
-use super::report::{emit_failure, log_summary, InvocationReport, Outcome, SweepSummary};
 use super::{Pruner, SWEEP_SAFETY_MARGIN};
 
 pub(super) use crate::inbound::now_secs;
@@ -78,7 +78,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             }
             Swept::Skipped(skipped) => {
                 warn!(repository = %skipped.repository, error = %skipped.error, "repository skipped: a lasting condition, not retried");
-                super::report::emit_skipped(&emf, &skipped.repository);
+                super::answer::emit_skipped(&emf, &skipped.repository);
             }
             Swept::Failed(failure) => {
                 warn!(repository = %failure.repository, error = %failure.error, "repository not swept");
@@ -90,7 +90,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
     /// A scheduled event: fan out over the queue when there is one, else sweep inline.
     pub(super) async fn scheduled_sweep(
         &self,
-        report: &mut InvocationReport,
+        report: &mut InvocationAnswer,
         deadline: Deadline<'static>,
         cause: &Cause,
     ) -> Result<(), HandlerError> {
@@ -171,7 +171,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
     /// on a redelivery (at most `maxReceiveCount` per message), so their number stays bounded.
     pub(super) async fn sweep_repository(
         &self,
-        report: &mut InvocationReport,
+        report: &mut InvocationAnswer,
         repository: &str,
         request: SweepRequest,
         deadline: Deadline<'static>,
@@ -261,7 +261,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
 
     async fn continue_later(
         &self,
-        report: &mut InvocationReport,
+        report: &mut InvocationAnswer,
         repository: &str,
         next: NextStep,
         request: SweepRequest,

@@ -4,14 +4,14 @@ use lambda_runtime::tracing::{info, warn};
 use serde::Serialize;
 
 use crate::adapters::metrics::{Emf, RepositoryMetrics};
-use crate::app::branch_cleanup::TagReport;
-use crate::app::prune::RepositoryReport;
+use crate::app::branch_cleanup::TagRun;
+use crate::app::prune::RepositoryRun;
 use crate::app::sweep::RepositoryFailure;
 use crate::core::trigger::{GiveUpReason, Trigger};
 
 use super::error::HandlerError;
 
-/// What an invocation did, serialized as the report's `outcome` string.
+/// What an invocation did, serialized as the answer's `outcome` string.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -28,7 +28,7 @@ pub enum Outcome {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct InvocationReport {
+pub struct InvocationAnswer {
     pub outcome: Outcome,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
@@ -36,9 +36,9 @@ pub struct InvocationReport {
     pub trigger: Option<Trigger>,
     pub dry_run: bool,
     /// Cache pruning per repository (push events).
-    pub repositories: Vec<RepositoryReport>,
+    pub repositories: Vec<RepositoryRun>,
     /// Cache tags removed for deleted branches (or stale ones, in a sweep).
-    pub tags: Vec<TagReport>,
+    pub tags: Vec<TagRun>,
     /// Sweep only: repositories in scope, not reached before the deadline, and failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<SweepSummary>,
@@ -51,9 +51,9 @@ pub struct InvocationReport {
     pub gave_up: Option<GiveUpReason>,
 }
 
-impl InvocationReport {
+impl InvocationAnswer {
     pub fn new(outcome: Outcome, trigger: Option<Trigger>, dry_run: bool) -> Self {
-        InvocationReport {
+        InvocationAnswer {
             outcome,
             reason: None,
             trigger,
@@ -77,7 +77,7 @@ pub struct SweepSummary {
     pub skipped: Vec<RepositoryFailure>,
 }
 
-pub fn log_summary(report: &RepositoryReport) {
+pub fn log_summary(report: &RepositoryRun) {
     info!(
         repository = %report.repository,
         dry_run = report.dry_run,
@@ -114,7 +114,7 @@ pub fn emit_skipped(emf: &Emf, repository: &str) {
 }
 
 /// ECR reported per-image failures: the invocation must fail so the event is retried.
-pub fn failures_to_error(report: &RepositoryReport) -> Result<(), HandlerError> {
+pub fn failures_to_error(report: &RepositoryRun) -> Result<(), HandlerError> {
     match report.failures.first() {
         None => Ok(()),
         Some(first) => {
