@@ -8,6 +8,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+use ecr_cache_pruner::app::audit::{AuditAction, AuditRecord};
 use ecr_cache_pruner::app::ports::{BranchListError, BranchLister, QueueError, SweepQueue};
 use ecr_cache_pruner::core::plan::ImageStatus;
 use ecr_cache_pruner::core::trigger::{continued_sweep_event, Continuation, MAX_CONTINUATIONS};
@@ -414,7 +415,12 @@ fn run(scenario: &Scenario) -> Outcome {
         .unwrap()
         .extend(BRANCHES.iter().map(|b| b.to_string()));
     let queue = Queue::default();
-    let pruner = Pruner::new(config, registry).with_sweep_queue(queue.clone());
+    // Every audit record the pruner writes, beside its log line.
+    let audited: Arc<Mutex<Vec<AuditRecord>>> = Arc::default();
+    let tap = audited.clone();
+    let pruner = Pruner::new(config, registry)
+        .with_sweep_queue(queue.clone())
+        .with_audit_tap(move |record| tap.lock().unwrap().push(record.clone()));
     // With GitHub the pruner asks it which branches exist; without, it has no branch lister.
     let pruner = if scenario.github {
         pruner.with_github(github.clone())
@@ -635,6 +641,64 @@ fn run(scenario: &Scenario) -> Outcome {
         }
     }
     let state = pruner.registry.state();
+    // Audit == deleted: every digest deleted has its line (`manifest_deleted`, the `tag_removed`
+    // that took its last tag, or `manifest_delete_unconfirmed` when a lost answer could not be settled),
+    // and every `manifest_deleted` line names a digest that is gone. A deletion the memory
+    // registry excused as a race is one no re-check could see coming, so it is left out.
+    let raced = |digest: &str| state.races.iter().any(|r| r.image.contains(digest));
+    let deleted: BTreeSet<&str> = state.deleted.iter().map(|(_, d)| d.as_str()).collect();
+    let records = audited.lock().unwrap();
+    let lines = |wanted: &dyn Fn(&AuditRecord) -> bool| -> BTreeSet<String> {
+        records
+            .iter()
+            .filter(|r| wanted(r))
+            .filter_map(|r| r.digest.clone())
+            .collect()
+    };
+    let manifest_deleted = lines(&|r| r.action == AuditAction::ManifestDeleted);
+    // A tag removal's line names its digest whether or not the image went with it: a concurrent
+    // untag of its other tag between the look-up and the removal makes it the last one.
+    let covered = lines(&|r| {
+        matches!(
+            r.action,
+            AuditAction::ManifestDeleted
+                | AuditAction::ManifestDeleteUnconfirmed
+                | AuditAction::TagRemoved
+        )
+    });
+    for digest in &deleted {
+        if !covered.contains(*digest) && !raced(digest) {
+            let asked: Vec<String> = pruner
+                .registry
+                .calls()
+                .iter()
+                .filter(|c| c.ids.iter().any(|id| id.as_str() == *digest))
+                .map(|c| {
+                    format!(
+                        "{:?}{}",
+                        c.op,
+                        if c.fault.is_some() { " (fault)" } else { "" }
+                    )
+                })
+                .collect();
+            let said: Vec<String> = records
+                .iter()
+                .filter(|r| r.digest.as_deref() == Some(*digest))
+                .map(|r| format!("{:?}", r.action))
+                .collect();
+            outcome.violations.push(format!(
+                "{digest} was deleted without an audit line (calls naming it: {asked:?}; lines: {said:?})"
+            ));
+        }
+    }
+    for digest in &manifest_deleted {
+        if !deleted.contains(digest.as_str()) {
+            outcome.violations.push(format!(
+                "an audit line says {digest} was deleted; it was not"
+            ));
+        }
+    }
+    drop(records);
     outcome.violations.extend(state.violations.iter().map(|v| {
         format!(
             "{} ({} in {}, call {})",

@@ -9,7 +9,8 @@ use crate::core::stale::TagExpiry;
 
 use super::ports::ImageFailure;
 
-/// What one run did in one repository (`RepositoryRun`), part of the invocation's answer. In this crate "report" means only the savings report.
+/// What one run did in one repository, part of the invocation's answer. (In this crate "report"
+/// means only the savings report.)
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct RepositoryRun {
     pub repository: String,

@@ -781,6 +781,8 @@ impl RegistryWriter for MemoryRegistry {
                     .tag_moved
                     .get(&key)
                     .is_some_and(|seqs| seqs.iter().any(|s| *s >= seq));
+                // Named with the image the tag moved to: removing it may delete that image.
+                let what = format!("{tag} (now on {})", image.digest);
                 state.race_or_violation(
                     moved,
                     (
@@ -788,7 +790,7 @@ impl RegistryWriter for MemoryRegistry {
                         "rule 4: removed a tag it did not judge",
                     ),
                     repository,
-                    tag,
+                    &what,
                 );
                 moved
             }

@@ -28,9 +28,12 @@ fn request_id() -> String {
 /// The lines go straight to stdout as JSON, one object each with the record's fields at the top
 /// level (`audit`, `repository`, `digest`, ...), in one write: a sweep can delete thousands of
 /// digests, and the tracing formatter costs several times more per line.
-fn write(records: Vec<AuditRecord>) {
+fn write(records: Vec<AuditRecord>, tap: Option<&AuditTap>) {
     if records.is_empty() {
         return;
+    }
+    if let Some(tap) = tap {
+        records.iter().for_each(tap);
     }
     let request_id = request_id();
     let mut out = Vec::with_capacity(records.len() * 512);
@@ -56,24 +59,21 @@ struct AuditLine<'a> {
     request_id: &'a str,
 }
 
-/// One line per deleted (or would-be-deleted) digest of `report`.
-pub fn manifests(report: &RepositoryRun, cause: &Cause) {
-    write(manifest_records(report, cause));
-}
-
-/// One line per removed (or would-be-removed) tag.
-pub fn tags(tags: &[TagRun], cause: &Cause) {
-    write(tag_records(tags, cause));
-}
+/// Hears every audit record as it is written (the model test checks that the records name
+/// exactly what was deleted).
+pub type AuditTap = dyn Fn(&AuditRecord) + Send + Sync;
 
 /// The audit trail of one trigger, written as log lines as each deleting call returns.
-pub struct LogAudit<'a>(pub &'a Cause);
+pub struct LogAudit<'a> {
+    pub cause: &'a Cause,
+    pub tap: Option<&'a AuditTap>,
+}
 
 impl AuditTrail for LogAudit<'_> {
     fn manifests(&self, batch: &RepositoryRun) {
-        manifests(batch, self.0);
+        write(manifest_records(batch, self.cause), self.tap);
     }
     fn tags(&self, done: &[TagRun]) {
-        tags(done, self.0);
+        write(tag_records(done, self.cause), self.tap);
     }
 }

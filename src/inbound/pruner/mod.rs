@@ -20,7 +20,7 @@ use crate::adapters::github::GithubWithToken;
 use crate::adapters::metrics::RepositoryMetrics;
 use crate::adapters::secrets::CachedSecret;
 use crate::adapters::sqs::SqsSweepQueue;
-use crate::app::audit::Cause;
+use crate::app::audit::{AuditTrail, Cause};
 use crate::app::branch_cleanup::{live_branch_with_tag, remove_cache_tag, TagOutcome, TagRun};
 use crate::app::deadline::Deadline;
 use crate::app::ports::{BranchLister, Registry, SweepQueue};
@@ -59,6 +59,7 @@ pub struct Pruner<R = EcrRegistry, B = GithubFromSecret, Q = SqsSweepQueue> {
     pub registry: R,
     github: Option<B>,
     sweep_queue: Option<Q>,
+    audit_tap: Option<std::sync::Arc<audit::AuditTap>>,
 }
 
 impl<R: Registry> Pruner<R> {
@@ -68,6 +69,7 @@ impl<R: Registry> Pruner<R> {
             registry,
             github: None,
             sweep_queue: None,
+            audit_tap: None,
         }
     }
 }
@@ -94,6 +96,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             registry: self.registry,
             github: self.github,
             sweep_queue: Some(queue),
+            audit_tap: self.audit_tap,
         }
     }
 
@@ -104,6 +107,24 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             registry: self.registry,
             github: Some(github),
             sweep_queue: self.sweep_queue,
+            audit_tap: self.audit_tap,
+        }
+    }
+
+    /// With a tap that hears every audit record as it is written (beside the log line).
+    pub fn with_audit_tap(
+        mut self,
+        tap: impl Fn(&crate::app::audit::AuditRecord) + Send + Sync + 'static,
+    ) -> Self {
+        self.audit_tap = Some(std::sync::Arc::new(tap));
+        self
+    }
+
+    /// The audit trail of one trigger: log lines, and the tap when there is one.
+    fn audit<'a>(&'a self, cause: &'a Cause) -> audit::LogAudit<'a> {
+        audit::LogAudit {
+            cause,
+            tap: self.audit_tap.as_deref(),
         }
     }
 
@@ -325,7 +346,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             match removed {
                 Ok(report) => {
                     let report = report.because(TagExpiry::BranchDeleted);
-                    audit::tags(std::slice::from_ref(&report), cause);
+                    self.audit(cause).tags(std::slice::from_ref(&report));
                     let mut m = RepositoryMetrics {
                         repository: repository.clone(),
                         ..Default::default()
@@ -378,7 +399,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
     ) -> Result<RepositoryRun, PruneError> {
         let run = Run {
             deadline,
-            audit: &audit::LogAudit(cause),
+            audit: &self.audit(cause),
         };
         let result =
             prune_repository(&self.registry, repository, protect, self.settings(), run).await;

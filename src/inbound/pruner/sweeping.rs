@@ -16,7 +16,6 @@ use crate::app::sweep::{repositories_in_scope, sweep, sweep_one, SweepError, Swe
 use crate::core::trigger::{next_step, Continuation, NextStep};
 
 use super::answer::{emit_failure, log_summary, InvocationAnswer, Outcome, SweepSummary};
-use super::audit::LogAudit;
 use super::error::HandlerError;
 use super::{Pruner, SWEEP_SAFETY_MARGIN};
 
@@ -136,7 +135,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         let settings = self.config.sweep_settings();
         let run = Run {
             deadline,
-            audit: &LogAudit(cause),
+            audit: &self.audit(cause),
         };
         let report = sweep(
             &self.registry,
@@ -182,7 +181,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         let settings = self.config.sweep_settings();
         let run = Run {
             deadline,
-            audit: &LogAudit(cause),
+            audit: &self.audit(cause),
         };
         let swept = sweep_one(
             &self.registry,
