@@ -797,39 +797,52 @@ async fn an_active_index_whose_read_fails_once_is_retried_not_skipped() {
         Some(("ImageNotFound", "the image does not exist")),
         None,
     ];
-    for failure in failures {
-        let registry = registry_at(1_000);
-        let child = registry.state().push(REPO, Kind::Cache, None);
-        let index = registry
-            .state()
-            .push(REPO, Kind::Index(vec![child.clone()]), Some("v1"));
-        let stale = registry.state().push(REPO, Kind::Cache, None);
-        let pushed = registry.state().push(REPO, Kind::Cache, Some("cache-main"));
-        let planned = failure.map(|(code, message)| (code.to_owned(), message.to_owned()));
-        registry
-            .state()
-            .read_failures
-            .insert(index, std::collections::VecDeque::from([planned]));
-        let pruner = Pruner::new(config(&[]), registry);
+    // ACTIVE, and ACTIVATING (being restored: it reads once it is ACTIVE again).
+    for status in [ImageStatus::Active, ImageStatus::Activating] {
+        for failure in failures {
+            let registry = registry_at(1_000);
+            let child = registry.state().push(REPO, Kind::Cache, None);
+            let index = registry
+                .state()
+                .push(REPO, Kind::Index(vec![child.clone()]), Some("v1"));
+            let stale = registry.state().push(REPO, Kind::Cache, None);
+            let pushed = registry.state().push(REPO, Kind::Cache, Some("cache-main"));
+            registry.state().set_status(REPO, &index, status);
+            let planned = failure.map(|(code, message)| (code.to_owned(), message.to_owned()));
+            registry
+                .state()
+                .read_failures
+                .insert(index.clone(), std::collections::VecDeque::from([planned]));
+            let pruner = Pruner::new(config(&[]), registry);
 
-        let response = pruner.handle(sqs(&push_event(&pushed), 1)).await.unwrap();
-        assert_eq!(
-            response,
-            json!({"batchItemFailures": [{"itemIdentifier": "m-1"}]}),
-            "{failure:?}: handed back for a retry"
-        );
-        assert!(pruner.registry.state().deleted.is_empty(), "{failure:?}");
+            let response = pruner.handle(sqs(&push_event(&pushed), 1)).await.unwrap();
+            assert_eq!(
+                response,
+                json!({"batchItemFailures": [{"itemIdentifier": "m-1"}]}),
+                "{status:?} {failure:?}: handed back for a retry"
+            );
+            assert!(pruner.registry.state().deleted.is_empty(), "{failure:?}");
 
-        let response = pruner.handle(sqs(&push_event(&pushed), 2)).await.unwrap();
-        assert_eq!(response, json!({"batchItemFailures": []}), "{failure:?}");
-        let deleted: Vec<String> = pruner
-            .registry
-            .state()
-            .deleted
-            .iter()
-            .map(|(_, d)| d.clone())
-            .collect();
-        assert_eq!(deleted, vec![stale], "{failure:?}: the child stays");
+            // Restored meanwhile, or read fine the second time.
+            pruner
+                .registry
+                .state()
+                .set_status(REPO, &index, ImageStatus::Active);
+            let response = pruner.handle(sqs(&push_event(&pushed), 2)).await.unwrap();
+            assert_eq!(response, json!({"batchItemFailures": []}), "{failure:?}");
+            let deleted: Vec<String> = pruner
+                .registry
+                .state()
+                .deleted
+                .iter()
+                .map(|(_, d)| d.clone())
+                .collect();
+            assert_eq!(
+                deleted,
+                vec![stale],
+                "{status:?} {failure:?}: the child stays"
+            );
+        }
     }
 }
 
