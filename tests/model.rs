@@ -664,6 +664,7 @@ fn run(scenario: &Scenario) -> Outcome {
             AuditAction::ManifestDeleted
                 | AuditAction::ManifestDeleteUnconfirmed
                 | AuditAction::TagRemoved
+                | AuditAction::TagRemoveUnconfirmed
         )
     });
     for digest in &deleted {

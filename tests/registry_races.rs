@@ -5,6 +5,7 @@ mod support;
 
 use std::collections::HashSet;
 
+use ecr_cache_pruner::app::audit::NoAudit;
 use ecr_cache_pruner::app::branch_cleanup::{remove_cache_tag, TagOutcome};
 use ecr_cache_pruner::app::deadline::Deadline;
 use ecr_cache_pruner::app::prune::{prune_repository, PruneSettings, Run};
@@ -45,9 +46,18 @@ async fn a_tag_pushed_again_before_the_last_look_up_is_kept_as_tag_moved() {
             *pushed = Some(state.inject_push(REPO, Kind::Cache, Some("cache-feature-x")));
         }
     });
-    let report = remove_cache_tag(&registry, REPO, "cache-feature-x", None, None, None, false)
-        .await
-        .unwrap();
+    let report = remove_cache_tag(
+        &registry,
+        REPO,
+        "cache-feature-x",
+        None,
+        None,
+        None,
+        false,
+        &NoAudit,
+    )
+    .await
+    .unwrap();
     let fresh = fresh.lock().unwrap().clone().expect("the hook pushed");
     assert_eq!(report.digest.as_deref(), Some(judged.as_str()));
     assert_eq!(
@@ -68,9 +78,18 @@ async fn a_tag_removal_whose_answer_was_lost_is_reported_as_removed() {
     let registry = MemoryRegistry::default();
     registry.state().push(REPO, Kind::Cache, Some("cache-gone"));
     registry.set_faults(once(Op::RemoveTag, Fault::LostAnswer));
-    let report = remove_cache_tag(&registry, REPO, "cache-gone", None, None, None, false)
-        .await
-        .unwrap();
+    let report = remove_cache_tag(
+        &registry,
+        REPO,
+        "cache-gone",
+        None,
+        None,
+        None,
+        false,
+        &NoAudit,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         report.outcome,
         TagOutcome::Removed {

@@ -243,6 +243,7 @@ async fn a_stale_tag_pushed_again_is_not_removed() {
         None,
         None,
         false,
+        &ecr_cache_pruner::app::audit::NoAudit,
     )
     .await
     .unwrap();

@@ -257,6 +257,39 @@ async fn a_branch_deletion_after_the_stop_removes_nothing_and_is_retried() {
     assert_eq!(tag_of(&pruner.registry, "cache-feature-x"), Some(old));
 }
 
+/// A tag removal whose answer was lost, then look-ups that fail for good: whether the tag (and
+/// its image) is gone cannot be read, and the removal gets a `tag_remove_unconfirmed` line rather
+/// than none; the event fails and is retried.
+#[tokio::test(start_paused = true)]
+async fn a_lost_tag_removal_that_cannot_be_settled_leaves_an_unconfirmed_line() {
+    let registry = registry_at(DELETED_AT - 3600);
+    registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-feature-x"));
+    let mut removals = 0;
+    registry.set_faults(move |op| match op {
+        Op::RemoveTag => {
+            removals += 1;
+            Some(Fault::LostAnswer)
+        }
+        Op::DescribeTag if removals > 0 => Some(Fault::ServerError),
+        _ => None,
+    });
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    let tap = lines.clone();
+    let pruner = Pruner::new(config(&[]), registry).with_audit_tap(move |r| {
+        tap.lock().unwrap().push(r.action.as_str().to_owned());
+    });
+    let result = pruner.handle(branch_deleted("feature/x", DELETED_AT)).await;
+    assert!(result.is_err(), "{result:?}");
+    assert_eq!(
+        pruner.registry.state().removed_tags.len(),
+        1,
+        "the lost call took effect"
+    );
+    assert_eq!(*lines.lock().unwrap(), vec!["tag_remove_unconfirmed"]);
+}
+
 #[tokio::test]
 async fn an_image_archived_after_the_snapshot_is_not_deleted() {
     let registry = registry_at(1_000);

@@ -35,6 +35,8 @@ pub enum AuditAction {
     /// Sent in a delete call whose answer was lost; whether it is gone could not be read.
     ManifestDeleteUnconfirmed,
     TagRemoved,
+    /// Sent in a tag removal whose answer was lost; whether it is gone could not be read.
+    TagRemoveUnconfirmed,
     TagWouldRemove,
 }
 
@@ -45,6 +47,7 @@ impl AuditAction {
             AuditAction::ManifestWouldDelete => "manifest_would_delete",
             AuditAction::ManifestDeleteUnconfirmed => "manifest_delete_unconfirmed",
             AuditAction::TagRemoved => "tag_removed",
+            AuditAction::TagRemoveUnconfirmed => "tag_remove_unconfirmed",
             AuditAction::TagWouldRemove => "tag_would_remove",
         }
     }
@@ -141,6 +144,9 @@ pub fn tag_records(tags: &[TagRun], cause: &Cause) -> Vec<AuditRecord> {
                 }
                 TagOutcome::WouldRemove { image_deleted } => {
                     (AuditAction::TagWouldRemove, image_deleted, true)
+                }
+                TagOutcome::RemoveUnconfirmed { image_deleted } => {
+                    (AuditAction::TagRemoveUnconfirmed, image_deleted, false)
                 }
                 _ => return None,
             };

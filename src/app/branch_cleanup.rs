@@ -7,6 +7,7 @@ use crate::core::branch::branch_with_tag;
 use crate::core::manifest::{is_single_manifest_type, ManifestKind};
 use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
 
+use super::audit::{AuditTrail, NoAudit};
 use super::deadline::Deadline;
 pub use super::outcome::{TagOutcome, TagRun};
 use super::ports::{
@@ -41,6 +42,7 @@ pub struct KnownRepository<'a> {
 /// very next call, so a push that moves the tag has one round trip to slip in (reported as
 /// `tag_moved` when it lands before the last look-up). A removal that fails in a way a retry may
 /// fix is retried only after a new look-up.
+#[allow(clippy::too_many_arguments)]
 pub async fn remove_cache_tag<R: Registry>(
     registry: &R,
     repository: &str,
@@ -49,6 +51,7 @@ pub async fn remove_cache_tag<R: Registry>(
     pushed_before: Option<i64>,
     known: Option<&KnownRepository<'_>>,
     dry_run: bool,
+    audit: &dyn AuditTrail,
 ) -> Result<TagRun, PruneError> {
     let writer = (!dry_run).then_some(registry);
     judge_cache_tag(
@@ -59,6 +62,7 @@ pub async fn remove_cache_tag<R: Registry>(
         expected_digest,
         pushed_before,
         known,
+        audit,
     )
     .await
 }
@@ -73,6 +77,7 @@ pub async fn judge_tag_removal<R: RegistryReader>(
     pushed_before: Option<i64>,
     known: Option<&KnownRepository<'_>>,
 ) -> Result<TagRun, PruneError> {
+    // Without a writer nothing is sent, so there is nothing to settle or audit.
     judge_cache_tag(
         reader,
         None::<&ReadOnly>,
@@ -81,12 +86,14 @@ pub async fn judge_tag_removal<R: RegistryReader>(
         expected_digest,
         pushed_before,
         known,
+        &NoAudit,
     )
     .await
 }
 
 /// The one implementation: reads through `registry`, removes through `writer`; without a writer
 /// it only says what it would do.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
     registry: &R,
     writer: Option<&W>,
@@ -95,6 +102,7 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
     expected_digest: Option<&str>,
     pushed_before: Option<i64>,
     known: Option<&KnownRepository<'_>>,
+    audit: &dyn AuditTrail,
 ) -> Result<TagRun, PruneError> {
     let report = |digest: Option<String>, image: Option<&ImageRecord>, outcome| TagRun {
         repository: repository.to_owned(),
@@ -172,7 +180,16 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
     let mut sent = false;
     loop {
         if lookup_is_old {
-            current = match registry.describe_tag(repository, tag).await? {
+            let looked_up = match registry.describe_tag(repository, tag).await {
+                Ok(looked_up) => looked_up,
+                Err(err) if sent => {
+                    let err = err.into();
+                    return settle_lost_removal(registry, repository, tag, &current, audit, err)
+                        .await;
+                }
+                Err(err) => return Err(err.into()),
+            };
+            current = match looked_up {
                 Some(now) => now,
                 // Our previous attempt most likely removed it before its answer was lost.
                 None if sent => {
@@ -234,7 +251,43 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
                 lookup_is_old = true;
                 retry::pause(attempts).await;
             }
+            // This attempt's answer, or an earlier one's, may have been lost after it took effect.
+            Err(err) if sent || matches!(err, RegistryError::Transient { .. }) => {
+                return settle_lost_removal(registry, repository, tag, &current, audit, err.into())
+                    .await;
+            }
             Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Before giving up after a removal whose answer may have been lost: one more look-up. The tag
+/// gone: it was removed (the caller writes its `tag_removed` line). Still there: not removed, the
+/// error stands. The look-up failing too: a `tag_remove_unconfirmed` line (ECR has no undelete:
+/// never silence), then the error.
+async fn settle_lost_removal<R: RegistryReader>(
+    registry: &R,
+    repository: &str,
+    tag: &str,
+    current: &ImageRecord,
+    audit: &dyn AuditTrail,
+    err: PruneError,
+) -> Result<TagRun, PruneError> {
+    let image_deleted = current.tags.iter().all(|t| t == tag);
+    let run = |outcome| TagRun {
+        repository: repository.to_owned(),
+        tag: tag.to_owned(),
+        digest: Some(current.digest.clone()),
+        other_tags: current.tags.iter().filter(|t| *t != tag).cloned().collect(),
+        outcome,
+        removal: None,
+    };
+    match registry.describe_tag(repository, tag).await {
+        Ok(None) => Ok(run(TagOutcome::Removed { image_deleted })),
+        Ok(Some(_)) => Err(err),
+        Err(_) => {
+            audit.tags(&[run(TagOutcome::RemoveUnconfirmed { image_deleted })]);
+            Err(err)
         }
     }
 }

@@ -69,6 +69,10 @@ pub enum TagOutcome {
     WouldRemove {
         image_deleted: bool,
     },
+    /// Sent in a removal whose answer was lost; whether the tag is gone could not be read.
+    RemoveUnconfirmed {
+        image_deleted: bool,
+    },
     /// Nothing to do: the tag does not exist (already removed, or never pushed).
     TagNotFound,
     RepositoryNotFound,

@@ -433,6 +433,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
             Some(&tag.digest),
             Some(now_secs),
             Some(&known),
+            run.audit,
         )
         .await?
         .because(tag.why);

@@ -341,6 +341,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 pushed_before,
                 None,
                 dry_run,
+                &self.audit(cause),
             )
             .await;
             match removed {
