@@ -687,8 +687,38 @@ fn run(scenario: &Scenario) -> Outcome {
                 .filter(|r| r.digest.as_deref() == Some(*digest))
                 .map(|r| format!("{:?}", r.action))
                 .collect();
+            let tag_calls: Vec<String> = pruner
+                .registry
+                .calls()
+                .iter()
+                .filter(|c| matches!(c.op, Op::RemoveTag | Op::DescribeTag))
+                .map(|c| {
+                    format!(
+                        "{:?} {:?} #{}{}",
+                        c.op,
+                        c.ids,
+                        c.seq,
+                        if c.fault.is_some() {
+                            format!(" ({:?})", c.fault)
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+                .collect();
+            let all_lines: Vec<String> = records
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:?} {:?} {:?}",
+                        r.action,
+                        r.tag,
+                        r.digest.as_deref().map(|d| &d[..15])
+                    )
+                })
+                .collect();
             outcome.violations.push(format!(
-                "{digest} was deleted without an audit line (calls naming it: {asked:?}; lines: {said:?})"
+                "{digest} was deleted without an audit line (calls naming it: {asked:?}; lines: {said:?}; tag calls: {tag_calls:?}; all lines: {all_lines:?})"
             ));
         }
     }

@@ -189,6 +189,7 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
                 }
                 Err(err) => return Err(err.into()),
             };
+            let previous = current.clone();
             current = match looked_up {
                 Some(now) => now,
                 // Our previous attempt most likely removed it before its answer was lost.
@@ -202,6 +203,17 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
                 }
                 None => return Ok(report(Some(judged.clone()), None, TagOutcome::TagNotFound)),
             };
+            if current.digest != judged && sent {
+                // Our earlier removal took effect before its answer was lost, and a push has
+                // put the tag on another image since: the judged image lost the tag (and went,
+                // when it was its last). Said so, so that its audit line is written.
+                let image_deleted = previous.tags.iter().all(|t| t == tag);
+                return Ok(report(
+                    Some(judged.clone()),
+                    Some(&previous),
+                    TagOutcome::Removed { image_deleted },
+                ));
+            }
             if current.digest != judged {
                 let moved = KeepReason::TagMoved {
                     now: current.digest.clone(),
@@ -284,6 +296,10 @@ async fn settle_lost_removal<R: RegistryReader>(
     };
     match registry.describe_tag(repository, tag).await {
         Ok(None) => Ok(run(TagOutcome::Removed { image_deleted })),
+        // On another image now: ours lost it (a push has put it elsewhere since).
+        Ok(Some(now)) if now.digest != current.digest => {
+            Ok(run(TagOutcome::Removed { image_deleted }))
+        }
         Ok(Some(_)) => Err(err),
         Err(_) => {
             audit.tags(&[run(TagOutcome::RemoveUnconfirmed { image_deleted })]);
