@@ -66,14 +66,14 @@ async fn plan_shows_the_digest_and_deletes_nothing() {
 async fn sweep_asks_first_and_deletes_with_yes() {
     let (name, stale, current) = seeded().await;
 
-    let refused = cli(&["sweep", "--repository", &name]);
+    let refused = cli(&["sweep", "--repository", &name, "--rules-from-env"]);
     assert_eq!(refused.status.code(), Some(5), "{}", text(&refused.stderr));
     assert!(text(&refused.stderr).contains("--yes"));
     assert!(contents(&ecr_client(), &name)
         .await
         .contains_key(&stale.digest));
 
-    let out = cli(&["sweep", "--repository", &name, "--yes"]);
+    let out = cli(&["sweep", "--repository", &name, "--yes", "--rules-from-env"]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(
         text(&out.stdout).contains("total: 1 manifest(s) deleted"),
@@ -297,12 +297,15 @@ async fn sweep_deletes_only_what_it_showed() {
     let setup = GoneBranchSetup::new("confirm").await;
     let ecr = ecr_client();
     let vars = setup.vars();
-    let mut child = cli_command(&["sweep", "--repository", &setup.name], &vars)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = cli_command(
+        &["sweep", "--repository", &setup.name, "--rules-from-env"],
+        &vars,
+    )
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
     // Wait for the question: the plan has been shown.
     let mut stderr = child.stderr.take().unwrap();
     let mut shown = Vec::new();
@@ -537,4 +540,183 @@ fn an_sso_profile_without_a_sign_in_says_how_to_sign_in() {
         "{message}"
     );
     assert!(message.len() < 500, "{message}");
+}
+
+/// A CloudFormation stack in moto whose `PrunerFunction` runs with `variables`, as a deployed
+/// ecr-cache-pruner stack does.
+async fn deployed_stack(prefix: &str, variables: &[(&str, &str)]) -> String {
+    let stack = unique_name(prefix).replace(['/', '_'], "-");
+    let env: serde_json::Map<String, serde_json::Value> = variables
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), serde_json::json!(v)))
+        .collect();
+    let template = serde_json::json!({"Resources": {
+        "PrunerFunctionRole": {"Type": "AWS::IAM::Role", "Properties": {
+            "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole"}]}}},
+        "PrunerFunction": {"Type": "AWS::Lambda::Function", "Properties": {
+            "Runtime": "provided.al2023", "Handler": "bootstrap",
+            "Role": {"Fn::GetAtt": ["PrunerFunctionRole", "Arn"]},
+            "Code": {"ZipFile": "not run here"},
+            "Environment": {"Variables": env}}}
+    }});
+    aws_sdk_cloudformation::Client::new(&support::moto::sdk_config())
+        .create_stack()
+        .stack_name(&stack)
+        .template_body(template.to_string())
+        .send()
+        .await
+        .unwrap();
+    stack
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sweep_judges_with_the_stack_rules_not_the_shell() {
+    let setup = GoneBranchSetup::new("stackrules").await;
+    let ecr = ecr_client();
+    let token_arn = support::moto::create_secret("stack-token", support::fake_github::TOKEN).await;
+    // The stack keeps `cache-gone` (KEEP_TAGS) and checks live branches with its own token.
+    let stack = deployed_stack(
+        "stack",
+        &[
+            ("KEEP_TAGS", "cache-gone"),
+            ("GITHUB_TOKEN_SECRET_ARN", &token_arn),
+            ("GITHUB_API_URL", setup.github.url.as_str()),
+            ("GITHUB_OWNER", "acme"),
+            ("GONE_BRANCH_MIN_AGE_HOURS", "0"),
+            ("MAX_DELETIONS_PER_INVOCATION", "50"),
+            ("SWEEP_REPOSITORIES", "*"),
+        ],
+    )
+    .await;
+    // The shell's rules would remove `cache-gone`.
+    let shell = setup.vars();
+    let out = cli_command(
+        &["plan", "--repository", &setup.name, "--rules-from-env"],
+        &shell,
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(
+        text(&out.stdout).contains("cache-gone"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert!(
+        text(&out.stderr).contains("rules from shell"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // Neither rule source chosen: sweep refuses before it reads anything.
+    let before = contents(&ecr, &setup.name).await;
+    let out = cli_command(&["sweep", "--repository", &setup.name, "--yes"], &shell)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--stack NAME"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(contents(&ecr, &setup.name).await, before);
+
+    // With the stack's rules, even with the shell's variables exported, cache-gone stays.
+    let out = cli_command(
+        &[
+            "sweep",
+            "--repository",
+            &setup.name,
+            "--stack",
+            &stack,
+            "--yes",
+        ],
+        &shell,
+    )
+    .output()
+    .await
+    .unwrap();
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("rules from stack {stack}")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("KEEP_TAGS"), "{stderr}");
+    assert!(stderr.contains("cache-gone"), "{stderr}");
+    assert!(stderr.contains("ignored (set in this shell"), "{stderr}");
+    assert!(stdout.contains("total: 1 manifest(s) deleted"), "{stdout}");
+    assert!(!stdout.contains("cache tags removed"), "{stdout}");
+    let after = contents(&ecr, &setup.name).await;
+    assert!(!after.contains_key(&setup.stale.digest));
+    let tags: Vec<&String> = after.values().flatten().collect();
+    assert!(tags.iter().any(|t| *t == "cache-gone"), "{after:?}");
+    assert!(tags.iter().any(|t| *t == "cache-feature-a"), "{after:?}");
+
+    // The JSON carries the rules and where each came from; the variable picks the stack too.
+    let out = cli_command(
+        &["plan", "--repository", &setup.name, "--json"],
+        &[("ECR_CACHE_PRUNER_STACK", stack.as_str())],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules = report["rules"]["rules"].as_array().unwrap();
+    let keep = rules.iter().find(|r| r["variable"] == "KEEP_TAGS").unwrap();
+    assert_eq!(keep["source"], format!("stack {stack}"));
+    let cap = rules
+        .iter()
+        .find(|r| r["variable"] == "MAX_DELETIONS_PER_INVOCATION")
+        .unwrap();
+    assert_eq!(cap["value"], "50");
+}
+
+#[tokio::test]
+async fn a_stack_out_of_scope_or_missing_is_refused() {
+    let (name, _, _) = seeded().await;
+    let stack = deployed_stack("scoped", &[("SWEEP_REPOSITORIES", "team-z/*")]).await;
+    let before = contents(&ecr_client(), &name).await;
+    let out = cli_command(
+        &[
+            "sweep",
+            "--repository",
+            &name,
+            "--stack",
+            &stack,
+            "--yes",
+            "--json",
+        ],
+        &[],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(error_of(&out)["kind"], "out_of_scope");
+    let out = cli_command(
+        &[
+            "plan",
+            "--repository",
+            &name,
+            "--stack",
+            "no-such-stack",
+            "--json",
+        ],
+        &[],
+    )
+    .output()
+    .await
+    .unwrap();
+    assert_eq!(
+        error_of(&out)["kind"],
+        "stack_not_found",
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(contents(&ecr_client(), &name).await, before);
 }

@@ -2,9 +2,11 @@
 //! one repository, sweep it (deleting only what was shown), report what many repositories hold
 //! and what a sweep would save (read-only), or print a branch's cache tag.
 //! AWS credentials, region and endpoint come from the standard chain (or `--profile`,
-//! `--region`); the sweep's options from the same environment variables as the Lambda
-//! (`STALE_CACHE_DAYS`, `KEEP_TAGS`, `PROTECTED_BRANCHES`, `CACHE_TAG_PREFIX`, `REPOSITORY_MAP`,
-//! `GITHUB_OWNER`), with `GITHUB_TOKEN` for the gone-branch check.
+//! `--region`). The rules come from the deployed stack's pruner (`--stack NAME`: its function's
+//! environment and GitHub token), or from this shell's variables (`--rules-from-env`:
+//! `STALE_CACHE_DAYS`, `KEEP_TAGS`, `PROTECTED_BRANCHES`, `CACHE_TAG_PREFIX`, `REPOSITORY_MAP`,
+//! `GITHUB_OWNER`, `GITHUB_TOKEN`, ...); `sweep` needs one of the two. Every run prints the rules
+//! it judges with and where each came from.
 //!
 //! Exit codes: 0 success, 1 error (AWS, credentials, configuration), 2 usage, 3 repository not
 //! found, 4 some deletions failed, 5 not confirmed, 6 changes pending (`plan --exit-code`).
@@ -20,9 +22,10 @@ use ecr_cache_pruner::core::glob::parse_list;
 use ecr_cache_pruner::core::savings::DEFAULT_PRICE_PER_GB_MONTH;
 use ecr_cache_pruner::core::time::format_rfc3339;
 use ecr_cache_pruner::inbound::cli::report::{render_html, render_table};
+use ecr_cache_pruner::inbound::cli::rules::RulesChoice;
 use ecr_cache_pruner::inbound::cli::session::{
-    plan_repository, print, savings_report, session, sweep_confirmed, Failure, SessionOptions,
-    EXIT_CHANGES_PENDING, EXIT_ERROR,
+    plan_repository, print, require_rules_choice, savings_report, session, sweep_confirmed,
+    Failure, SessionOptions, EXIT_CHANGES_PENDING, EXIT_ERROR,
 };
 use ecr_cache_pruner::inbound::config::DEFAULT_CACHE_TAG_PREFIX;
 use ecr_cache_pruner::inbound::now_secs;
@@ -47,6 +50,19 @@ struct Cli {
     /// Seconds after which no read or delete batch starts (what was done is reported).
     #[arg(long, global = true, default_value_t = 3600)]
     timeout: u64,
+    /// Judge with the rules of this deployed stack's pruner (its function's environment, its
+    /// GitHub token, its scope and deletion cap).
+    #[arg(
+        long,
+        global = true,
+        env = "ECR_CACHE_PRUNER_STACK",
+        value_name = "NAME"
+    )]
+    stack: Option<String>,
+    /// Judge with this shell's variables (KEEP_TAGS, STALE_CACHE_DAYS, GITHUB_TOKEN, ...) instead
+    /// of a stack's.
+    #[arg(long, global = true, conflicts_with = "stack")]
+    rules_from_env: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -74,9 +90,10 @@ enum Command {
         /// Do not ask for confirmation.
         #[arg(long, short)]
         yes: bool,
-        /// Cap on deletions in this run.
-        #[arg(long, default_value_t = 100_000)]
-        max_deletions: usize,
+        /// Cap on deletions in this run (default: the rules' MAX_DELETIONS_PER_INVOCATION, 1000
+        /// unless set).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        max_deletions: Option<u32>,
     },
     /// Read-only report over many repositories: what BuildKit cache they hold, what a sweep would
     /// delete now (sized by DescribeImages), and what that saves per month. Deletes nothing.
@@ -138,6 +155,12 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         profile: cli.profile.clone(),
         estimate_bytes: false,
         timeout: Duration::from_secs(cli.timeout),
+        rules: match (&cli.stack, cli.rules_from_env) {
+            (Some(stack), _) if !stack.trim().is_empty() => RulesChoice::Stack(stack.trim().into()),
+            (_, true) => RulesChoice::Shell,
+            _ => RulesChoice::Unchosen,
+        },
+        show_rules: !json,
     };
     match &cli.command {
         Command::TagFor { branch, prefix } => {
@@ -188,11 +211,15 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                         format!("cannot write {}: {e}", path.display()),
                     )
                 })?;
+                let written = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                eprintln!("report page written to {}", written.display());
             }
             if json {
+                let mut value = serde_json::to_value(&report).expect("report serializes");
+                value["rules"] = serde_json::to_value(&session.rules).expect("rules serialize");
                 println!(
                     "{}",
-                    serde_json::to_string_pretty(&report).expect("report serializes")
+                    serde_json::to_string_pretty(&value).expect("report serializes")
                 );
             } else {
                 print!("{}", render_table(&report));
@@ -204,8 +231,10 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             yes,
             max_deletions,
         } => {
+            require_rules_choice(&options.rules)?;
             let session = session(&options).await?;
-            sweep_confirmed(&session, repository, *max_deletions, *yes, json).await
+            let cap = max_deletions.map(|n| n as usize);
+            sweep_confirmed(&session, repository, cap, *yes, json).await
         }
     }
 }

@@ -132,6 +132,45 @@ pub enum KeepReason {
     BranchesUnknown { error: String },
 }
 
+/// In words, for people (the JSON keeps the codes).
+impl std::fmt::Display for KeepReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeepReason::ReferencedByIndex { index } => write!(
+                f,
+                "referenced by the index {} (a multi-arch child or its attestation)",
+                &index[..index.len().min(19)]
+            ),
+            KeepReason::NotCacheManifest { .. } => {
+                f.write_str("not BuildKit cache (an application image or an index)")
+            }
+            KeepReason::UnknownType { detail } => {
+                write!(f, "type unknown ({detail}), so never deleted")
+            }
+            KeepReason::TriggerDigest => f.write_str("the cache this push just made"),
+            KeepReason::GainedTag { tags } => {
+                write!(f, "tagged since it was listed ({})", tags.join(", "))
+            }
+            KeepReason::TagMoved { .. } => {
+                f.write_str("its tag was pushed again since: it names a fresh image")
+            }
+            KeepReason::NotActive { .. } => {
+                f.write_str("archived (or being restored), never deleted")
+            }
+            KeepReason::BranchExists { branch } => {
+                write!(f, "the branch {branch} still exists and owns this cache")
+            }
+            KeepReason::NotConfirmed => f.write_str("not in the plan you confirmed"),
+            KeepReason::PushedAfterEvent { .. } => {
+                f.write_str("pushed after the event that made it removable: a fresh cache")
+            }
+            KeepReason::BranchesUnknown { .. } => {
+                f.write_str("the branch list cannot be read, so no branch is judged gone")
+            }
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct KeptImage {
     pub digest: String,

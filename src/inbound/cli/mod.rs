@@ -3,6 +3,7 @@
 //! ([`session`]); `src/bin` only parses arguments.
 
 pub mod report;
+pub mod rules;
 pub mod session;
 
 use std::fmt::Write;
@@ -21,6 +22,9 @@ pub struct CliRun {
     pub tags: Vec<TagRun>,
     /// Something would be (or was) deleted or removed.
     pub changes_pending: bool,
+    /// The rules judged with, and where each came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<rules::EffectiveRules>,
 }
 
 impl CliRun {
@@ -29,6 +33,7 @@ impl CliRun {
             report,
             tags,
             changes_pending: false,
+            rules: None,
         };
         out.changes_pending = !out.report.would_delete.is_empty()
             || !out.report.deleted.is_empty()
@@ -161,11 +166,7 @@ pub fn render_report(report: &RepositoryRun) -> String {
     if !report.kept.is_empty() {
         let _ = writeln!(out, "kept (untagged):");
         for k in &report.kept {
-            let reason = serde_json::to_value(&k.reason)
-                .ok()
-                .and_then(|v| v["reason"].as_str().map(str::to_owned))
-                .unwrap_or_default();
-            let _ = writeln!(out, "  {}...  {reason}", short(&k.digest));
+            let _ = writeln!(out, "  {}...  {}", short(&k.digest), k.reason);
         }
     }
     for f in &report.failures {

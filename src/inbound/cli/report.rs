@@ -19,13 +19,13 @@ pub fn render_table(report: &SavingsReport) -> String {
     } else {
         let _ = writeln!(
             out,
-            "{:<40} {:>5} {:>11} {:>6} {:>11} {:>5} {:>6} {:>5}  NOTE",
-            "REPOSITORY", "TAGS", "CACHE", "STALE", "STALE SIZE", "GONE", "UNUSED", "ARCH"
+            "{:<40} {:>5} {:>11} {:>6} {:>11} {:>5} {:>6} {:>8}  NOTE",
+            "REPOSITORY", "TAGS", "CACHE", "STALE", "STALE SIZE", "GONE", "UNUSED", "ARCHIVED"
         );
         for r in &report.repositories {
             let _ = writeln!(
                 out,
-                "{:<40} {:>5} {:>11} {:>6} {:>11} {:>5} {:>6} {:>5}  {}",
+                "{:<40} {:>5} {:>11} {:>6} {:>11} {:>5} {:>6} {:>8}  {}",
                 r.repository,
                 r.cache_tags,
                 human_bytes(r.cache_bytes),

@@ -17,12 +17,13 @@ use crate::app::prune::{PruneError, RepositoryRun, Run};
 use crate::app::report::{report, Progress, ReportSettings};
 use crate::app::sweep::{survey_one, sweep_one, ConfirmedPlan, SweepError, SweepSettings};
 use crate::core::savings::{RepositorySavings, SavingsReport};
-use crate::inbound::config::Config;
 use crate::inbound::now_secs;
 
+use super::rules::{shell_variables, EffectiveRules, RulesChoice, STACK_TOKEN_VARIABLE};
 use super::{render_plan, CliRun};
 
 pub const EXIT_ERROR: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_NO_REPOSITORY: u8 = 3;
 pub const EXIT_PARTIAL: u8 = 4;
 pub const EXIT_NOT_CONFIRMED: u8 = 5;
@@ -93,12 +94,13 @@ pub fn no_credentials(sentence: &str, profile: Option<&str>) -> Failure {
     )
 }
 
-/// What the CLI works with: ECR, GitHub when a token is given, the sweep's settings from the
-/// same variables the Lambda reads, and the run's deadline.
+/// What the CLI works with: ECR, GitHub when the rules carry a token, the sweep's settings from
+/// the rules (the stack's or the shell's, with where each came from), and the run's deadline.
 pub struct Session {
     pub ecr: EcrRegistry,
     pub github: Option<GithubBranches>,
     pub settings: SweepSettings,
+    pub rules: EffectiveRules,
     pub deadline: Instant,
 }
 
@@ -111,18 +113,48 @@ pub struct SessionOptions {
     pub estimate_bytes: bool,
     /// No read or delete batch starts after this much time.
     pub timeout: Duration,
+    /// Whose rules judge.
+    pub rules: RulesChoice,
+    /// Print the rules on stderr before reading (the human output).
+    pub show_rules: bool,
+}
+
+/// `sweep` deletes: it judges with the deployed stack's rules or, by explicit choice, the shell's.
+pub fn require_rules_choice(rules: &RulesChoice) -> Result<(), Failure> {
+    match rules {
+        RulesChoice::Unchosen => Err(Failure::new(
+            EXIT_USAGE,
+            "no_rules",
+            "sweep deletes, so it needs to know whose rules to judge with: pass --stack NAME (the deployed pruner's) or --rules-from-env (this shell's variables)",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// With a stack's rules, a repository outside the stack's `SWEEP_REPOSITORIES` is refused: its
+/// pruner never acts there, so there is nothing of the stack's to preview or repeat.
+pub fn check_scope(session: &Session, repository: &str) -> Result<(), Failure> {
+    if session.rules.function.is_some() && !session.rules.config.in_scope(repository) {
+        let scope = session
+            .rules
+            .rules
+            .iter()
+            .find(|r| r.variable == "SWEEP_REPOSITORIES")
+            .map(|r| r.value.clone())
+            .unwrap_or_default();
+        return Err(Failure::new(
+            EXIT_ERROR,
+            "out_of_scope",
+            format!(
+                "repository {repository} is outside the scope of {} (SWEEP_REPOSITORIES={scope}): its pruner never acts there",
+                session.rules.from
+            ),
+        ));
+    }
+    Ok(())
 }
 
 pub async fn session(options: &SessionOptions) -> Result<Session, Failure> {
-    let config =
-        Config::from_env().map_err(|e| Failure::new(EXIT_ERROR, "configuration", e.to_string()))?;
-    let github = match std::env::var("GITHUB_TOKEN") {
-        Ok(token) if !token.trim().is_empty() => Some(
-            GithubBranches::new(&config.github_api_url, token.trim())
-                .map_err(|e| Failure::new(EXIT_ERROR, "github", e.to_string()))?,
-        ),
-        _ => None,
-    };
     let sdk =
         crate::adapters::aws::load_config_for(options.region.clone(), options.profile.clone())
             .await;
@@ -162,15 +194,103 @@ pub async fn session(options: &SessionOptions) -> Result<Session, Failure> {
             "no AWS region: pass --region, set AWS_REGION, or use a profile that names one",
         ));
     }
-    let mut settings = config.sweep_settings();
-    // The operator names the repository: the deployment's scope does not apply.
+    let (rules, token) = match &options.rules {
+        RulesChoice::Stack(stack) => stack_rules(&sdk, stack).await?,
+        RulesChoice::Shell | RulesChoice::Unchosen => {
+            let variables: std::collections::BTreeMap<String, String> = std::env::vars().collect();
+            let rules = EffectiveRules::from_variables(&variables, "shell".into(), None)
+                .map_err(|e| Failure::new(EXIT_ERROR, "configuration", e.to_string()))?;
+            let token = variables
+                .get("GITHUB_TOKEN")
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty());
+            (rules, token)
+        }
+    };
+    if options.show_rules {
+        eprint!("{}", rules.render());
+        if options.rules == RulesChoice::Unchosen {
+            eprintln!(
+                "(these are this shell's rules, not a deployed stack's: pass --stack NAME to judge as the pruner does)"
+            );
+        }
+    }
+    let github = match token {
+        Some(token) => Some(
+            GithubBranches::new(&rules.config.github_api_url, &token)
+                .map_err(|e| Failure::new(EXIT_ERROR, "github", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let mut settings = rules.config.sweep_settings();
+    // Only the CLI's flag reads every manifest for an estimate (each read is a pull).
     settings.estimate_reclaimed = options.estimate_bytes;
     Ok(Session {
         ecr: EcrRegistry::new(aws_sdk_ecr::Client::new(&sdk)),
         github,
         settings,
+        rules,
         deadline: Instant::now() + options.timeout,
     })
+}
+
+/// The deployed pruner's rules and GitHub token: its function's environment, and the token from
+/// the secret that environment names (read as the operator; unreadable is an error, since
+/// judging without the token would remove caches of branches the pruner sees alive).
+async fn stack_rules(
+    sdk: &aws_config::SdkConfig,
+    stack: &str,
+) -> Result<(EffectiveRules, Option<String>), Failure> {
+    let pruner = crate::adapters::stack::deployed_pruner(
+        &aws_sdk_cloudformation::Client::new(sdk),
+        &aws_sdk_lambda::Client::new(sdk),
+        stack,
+    )
+    .await
+    .map_err(|e| {
+        let kind = match e {
+            crate::adapters::stack::StackError::StackNotFound { .. } => "stack_not_found",
+            crate::adapters::stack::StackError::NoPruner { .. } => "no_pruner",
+            crate::adapters::stack::StackError::AccessDenied { .. } => "access_denied",
+            _ => "aws",
+        };
+        Failure::new(EXIT_ERROR, kind, e.to_string())
+    })?;
+    let rules = EffectiveRules::from_variables(
+        &pruner.variables,
+        format!("stack {stack}"),
+        Some(pruner.function.clone()),
+    )
+    .map_err(|e| {
+        Failure::new(
+            EXIT_ERROR,
+            "configuration",
+            format!("the stack's pruner {}: {e}", pruner.function),
+        )
+    })?
+    .ignoring_shell(&shell_variables());
+    let token = match pruner
+        .variables
+        .get(STACK_TOKEN_VARIABLE)
+        .filter(|arn| !arn.trim().is_empty())
+    {
+        None => None,
+        Some(arn) => {
+            let secret = crate::adapters::secrets::CachedSecret::new(
+                aws_sdk_secretsmanager::Client::new(sdk),
+                arn.clone(),
+            );
+            let token = secret.get().await.map_err(|e| {
+                Failure::new(
+                    EXIT_ERROR,
+                    "github_token",
+                    format!("{e} (the stack checks live branches with this token; the CLI needs secretsmanager:GetSecretValue on it to judge the same way)"),
+                )
+            })?;
+            Some(token.to_string())
+        }
+    };
+    Ok((rules, token))
 }
 
 /// The audit trail on stderr as JSON lines, written as each deleting call returns (`--json`).
@@ -227,12 +347,15 @@ pub async fn sweep_repository(
 pub async fn sweep_confirmed(
     session: &Session,
     repository: &str,
-    max_deletions: usize,
+    max_deletions: Option<usize>,
     yes: bool,
     json: bool,
 ) -> Result<u8, Failure> {
     let mut settings = session.settings.clone();
-    settings.max_deletions = max_deletions;
+    // The rules' cap (the stack's MAX_DELETIONS_PER_INVOCATION) unless the command line says.
+    if let Some(cap) = max_deletions {
+        settings.max_deletions = cap;
+    }
     let planned = plan_repository(session, repository, &settings, json, false).await?;
     if !planned.changes_pending {
         print(&planned, json);
@@ -270,6 +393,7 @@ async fn one_repository(
     audit: bool,
     pass: Pass,
 ) -> Result<CliRun, Failure> {
+    check_scope(session, repository)?;
     let verb = match pass {
         Pass::Plan => "reading",
         Pass::Sweep => "sweeping",
@@ -292,7 +416,9 @@ async fn one_repository(
         bar.finish_and_clear();
     }
     let (report, tags) = result.map_err(explain)?;
-    Ok(CliRun::new(report, tags))
+    let mut run = CliRun::new(report, tags);
+    run.rules = Some(session.rules.clone());
+    Ok(run)
 }
 
 fn spinner(message: &str) -> indicatif::ProgressBar {
