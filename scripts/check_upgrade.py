@@ -36,8 +36,32 @@ CONFIGURATIONS = {
 }
 
 
-def conditions(template, parameters):
-    """Each condition's value for these parameter values (the template's defaults otherwise)."""
+# A configuration the new template's Rules refuse is not upgraded (CloudFormation changes
+# nothing); the refusal must name the prepared way, which is checked here like any upgrade, except
+# for the stateful resources whose value that way moves out first.
+MIGRATIONS = {
+    "webhook from the secret parameter": (
+        {"GitHubWebhookSecret": "", "GitHubWebhookSecretArn": SECRET_ARN},
+        {"WebhookSecret"},  # `ecr-cache-pruner move-webhook-secret` copies its value
+        "move-webhook-secret",
+    ),
+}
+
+
+def refusals(template, parameters):
+    """The AssertDescription of every Rules assertion these parameter values fail."""
+    truth_of = conditions(template, parameters, evaluator=True)
+    out = []
+    for rule in template.get("Rules", {}).values():
+        if "RuleCondition" in rule and not truth_of(rule["RuleCondition"]):
+            continue
+        out += [a.get("AssertDescription", "refused") for a in rule["Assertions"] if not truth_of(a["Assert"])]
+    return out
+
+
+def conditions(template, parameters, evaluator=False):
+    """Each condition's value for these parameter values (the template's defaults otherwise);
+    with `evaluator`, the function that evaluates any condition expression instead."""
     values = {k: v.get("Default") for k, v in template.get("Parameters", {}).items()}
     values.update(parameters)
     known = {}
@@ -65,6 +89,8 @@ def conditions(template, parameters):
             known[name] = ev(template["Conditions"][name])
         return known[name]
 
+    if evaluator:
+        return ev
     return {name: cond(name) for name in template.get("Conditions", {})}
 
 
@@ -90,6 +116,12 @@ def stack(template_text, parameters):
             if "Condition" not in r or truth[r["Condition"]]}
 
 
+def url_functions(resources):
+    """Logical IDs of the functions that have a function URL (SAM's AWS::Lambda::Url)."""
+    return {r["Properties"]["TargetFunctionArn"]["Ref"] for r in resources.values()
+            if r["Type"] == "AWS::Lambda::Url" and "Ref" in r["Properties"].get("TargetFunctionArn", {})}
+
+
 def create_only(resource_type):
     return [p.split("/")[-1] for p in resource_schema(resource_type).get("createOnlyProperties", [])]
 
@@ -99,10 +131,36 @@ def main():
     old_text = open(old_path).read()
     new_text = open(os.path.join(ROOT, "template.yaml")).read()
     problems = []
+    new_template = yaml_parse(new_text)
     for label, parameters in CONFIGURATIONS.items():
-        old, new = stack(old_text, parameters), stack(new_text, parameters)
+        old = stack(old_text, parameters)
+        moved = set()
+        refused = refusals(new_template, parameters)
+        if refused:
+            if label not in MIGRATIONS:
+                problems.append(f"{label}: the new template refuses it ({refused}) and no prepared way is checked")
+                continue
+            migrated, moved, named = MIGRATIONS[label]
+            if not all(named in r for r in refused):
+                problems.append(f"{label}: the refusal does not name the way ({named}): {refused}")
+            if refusals(new_template, migrated):
+                problems.append(f"{label}: the prepared way is refused too ({refusals(new_template, migrated)})")
+            print(f"ok   {label}: refused as it stands (nothing changes), the refusal names `{named}`")
+            label = f"{label}, after `{named}`"
+            parameters = migrated
+        new = stack(new_text, parameters)
         kept = 0
         for name, before in old.items():
+            if name in moved:
+                if name in new:
+                    problems.append(f"{label}: {name} stays although its value moved out")
+                continue
+            if name in url_functions(old) and name in new:
+                # A function URL belongs to its function: a new name is a new URL for GitHub.
+                was = before.get("Properties", {}).get("FunctionName")
+                now = new[name].get("Properties", {}).get("FunctionName")
+                if json.dumps(was, sort_keys=True) != json.dumps(now, sort_keys=True):
+                    problems.append(f"{label}: {name} is renamed ({was} -> {now}): its URL changes")
             if before["Type"] not in STATEFUL:
                 continue
             after = new.get(name)

@@ -61,6 +61,9 @@ done
 LOCALSTACK_ENDPOINT="http://127.0.0.1:$PORT" .venv/bin/python scripts/deploy_test/deploy_test.py
 # A 0.2.0 stack updated to this template keeps its queues, messages, secret and log groups.
 scripts/setup.sh --sam >/dev/null
+# The CLI moves the webhook secret out of the retired parameter (built here if the tests did not).
+cargo build --quiet --bin ecr-cache-pruner
+ECR_CACHE_PRUNER_BIN="${CARGO_TARGET_DIR:-target}/debug/ecr-cache-pruner" \
 LOCALSTACK_ENDPOINT="http://127.0.0.1:$PORT" .venv/bin/python scripts/deploy_test/upgrade_test.py
 
 # The release bundle from `sam build`'s output, deployed by pressing Enter (no cargo on PATH).

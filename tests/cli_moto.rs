@@ -720,3 +720,31 @@ async fn a_stack_out_of_scope_or_missing_is_refused() {
     );
     assert_eq!(contents(&ecr_client(), &name).await, before);
 }
+
+/// The move itself needs CloudFormation to make a secret, which moto does not ("No Moto
+/// CloudFormation support for AWS::SecretsManager::Secret"): the LocalStack upgrade test
+/// (scripts/deploy_test/upgrade_test.py) moves a 0.2.0 stack's secret and deploys over it.
+#[tokio::test]
+async fn moving_the_webhook_secret_needs_a_stack_that_has_one() {
+    let run = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        cli_command(&args, &[]).output().await.unwrap()
+    };
+    let plain = deployed_stack("plain", &[]).await;
+    let out = run(vec![
+        "--json".into(),
+        "move-webhook-secret".into(),
+        "--stack".into(),
+        plain,
+    ])
+    .await;
+    assert_eq!(
+        error_of(&out)["kind"],
+        "nothing_to_move",
+        "{}",
+        text(&out.stdout)
+    );
+    let out = run(vec!["--json".into(), "move-webhook-secret".into()]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(error_of(&out)["kind"], "no_stack");
+}

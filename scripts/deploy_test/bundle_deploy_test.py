@@ -3,7 +3,9 @@
 prompt, with no Rust toolchain: unpacks the bundle scripts/bundle.sh made, runs `sam deploy` in it
 through a pseudo-terminal (pexpect) against LocalStack with a PATH that has no cargo, answers every
 prompt with Enter, and checks the stack: CREATE_COMPLETE, the defaults (dry run, no webhook), the
-real arm64 bootstraps uploaded. Then the documented webhook opt-in (`GitHubWebhook="true"` added
+real arm64 bootstraps uploaded. Then `sam deploy --guided` (what SAM's `sam build` tells everyone
+to run), Enter at every prompt except SAM's consent question for the URL without IAM
+authentication (y), to CREATE_COMPLETE. Then the documented webhook opt-in (`GitHubWebhook="true"` added
 to samconfig.toml): Secrets Manager generates the secret, and the outputs give the URL and the
 secret's ARN. LocalStack's CloudFormation engine refuses an update that adds resources existing
 only under a condition (it resolves their references against the stack before the update), so the
@@ -32,6 +34,10 @@ CLIENT = dict(endpoint_url=ENDPOINT, region_name="us-east-1",
               aws_access_key_id="test", aws_secret_access_key="test")
 STACK = "ecr-cache-pruner"  # the bundle's samconfig.toml names it
 WEBHOOK_STACK = "ecr-cache-pruner-webhook"
+GUIDED_STACK = "ecr-cache-pruner-guided"
+# SAM's consent question for a function URL without IAM authentication: the one answer that is
+# not Enter (docs/deploy.md says why y is safe).
+CONSENT = re.compile(r"Function Url has no authentication\. Is this okay\?")
 # What SAM asks, in any deploy mode: a question ending in a bracketed default or a colon.
 PROMPT = re.compile(rb"(\[[^\]\r\n]*\]\s*:?\s*$|\?\s*$|:\s$)")
 
@@ -65,20 +71,26 @@ def toolchain_free_path(venv_bin):
     return path
 
 
-def sam_deploy(folder, env, extra=()):
-    """`sam deploy` in `folder` in a pseudo-terminal, Enter at every prompt; returns its output."""
+def sam_deploy(folder, env, extra=(), limit=20):
+    """`sam deploy` in `folder` in a pseudo-terminal, Enter at every prompt (y to SAM's consent
+    question about a URL without IAM authentication); returns its output and the prompt count."""
     child = pexpect.spawn("sam", ["deploy", *extra], cwd=folder, env=env, timeout=900)
     transcript = io.BytesIO()
     child.logfile_read = transcript
     prompts = 0
+    asked = []
     while True:
         index = child.expect([PROMPT, pexpect.EOF])
         if index == 1:
             break
         prompts += 1
-        if prompts > 20:
+        question = (child.before + child.after).decode(errors="replace").strip().splitlines()[-1:]
+        asked += question
+        if prompts > limit:
             fail(f"sam deploy keeps asking:\n{transcript.getvalue().decode(errors='replace')[-3000:]}")
-        child.sendline("")
+        if question and asked.count(question[0]) > 2:
+            fail(f"sam deploy asks the same question again and again: {question[0]}")
+        child.sendline("y" if question and CONSENT.search(question[0]) else "")
     child.close()
     text = transcript.getvalue().decode(errors="replace")
     if child.exitstatus != 0:
@@ -140,6 +152,22 @@ def main():
                 fail("the deployed pruner bootstrap is not the bundle's")
             print("ok   the deployed pruner bootstrap is the bundle's arm64 executable")
 
+        # `sam deploy --guided`, as SAM's own `sam build` output suggests: Enter at every prompt
+        # except the URL consent. In a copy whose samconfig.toml names another stack (the
+        # bundle's stack exists by now, and an unchanged stack is an error to SAM).
+        guided = os.path.join(work, "guided")
+        shutil.copytree(folder, guided)
+        config = os.path.join(guided, "samconfig.toml")
+        open(config, "w").write(open(config).read().replace(f'stack_name = "{STACK}"', f'stack_name = "{GUIDED_STACK}"'))
+        started = time.time()
+        text, prompts = sam_deploy(guided, env, ["--guided"], limit=80)
+        status = stack(GUIDED_STACK)
+        if status["StackStatus"] != "CREATE_COMPLETE":
+            fail(f"{GUIDED_STACK} is {status['StackStatus']} after `sam deploy --guided`:\n{text[-3000:]}")
+        consented = len(CONSENT.findall(text))
+        print(f"ok   `sam deploy --guided`: CREATE_COMPLETE in {time.time() - started:.0f} s, Enter at "
+              f"{prompts - consented} prompt(s), y at {consented} URL consent question(s)")
+
         # The documented webhook opt-in, with the exact lines the bundle's docs/deploy.md shows:
         # the shipped line replaced by the one under "Connect GitHub"; the secret generated.
         config = os.path.join(folder, "samconfig.toml")
@@ -164,9 +192,9 @@ def main():
     finally:
         cfn = client("cloudformation")
         try:
-            for name in (STACK, WEBHOOK_STACK):
+            for name in (STACK, WEBHOOK_STACK, GUIDED_STACK):
                 cfn.delete_stack(StackName=name)
-            for name in (STACK, WEBHOOK_STACK):
+            for name in (STACK, WEBHOOK_STACK, GUIDED_STACK):
                 for _ in range(240):
                     try:
                         if stack(name)["StackStatus"] == "DELETE_COMPLETE":

@@ -82,14 +82,18 @@ def deploy():
     outputs = {}
     for stack, pattern in STACKS.items():
         started = time.time()
+        if not stack.endswith("-a"):
+            # The other stack brings its own secret by ARN (as a moved 0.2.0 secret is).
+            arn = client("secretsmanager").create_secret(
+                Name=f"{stack}/github-webhook-secret", SecretString=f"{stack}-secret")["ARN"]
         cfn.create_stack(
             StackName=stack, TemplateBody=template,
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in {
                 "RepositoryNamePattern": pattern, "GracePeriodSeconds": str(GRACE),
-                # One stack opts in as the docs say (a generated secret); the other as 0.2.0
-                # stacks did (the deprecated secret parameter, which upgrades keep working).
-                **({"GitHubWebhook": "true"} if stack.endswith("-a") else {"GitHubWebhookSecret": f"{stack}-secret"}),
+                # One stack opts in as the docs say (a generated secret); the other with a
+                # secret of its own by ARN.
+                **({"GitHubWebhook": "true"} if stack.endswith("-a") else {"GitHubWebhookSecretArn": arn}),
                 }.items()])
         _, outputs[stack] = wait_for(stack, "CREATE_COMPLETE")
         print(f"ok   {stack} CREATE_COMPLETE in {time.time() - started:.1f} s")

@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
 """Upgrade test in LocalStack: deploys the 0.2.0 template (webhook from the secret parameter, as
-0.2.0 stacks were set up), leaves a message on its queue and on its dead-letter queue, updates the
-stack to this template keeping every parameter (what a plain `sam deploy` does), and fails if a
-queue, the secret, a log group or the event bus got a new physical resource, a message was lost,
-or the secret's value or the webhook URL changed. scripts/check_upgrade.py checks the same for every configuration
-against CloudFormation's replacement rules; this runs one through an engine. Run by
+0.2.0 stacks were set up), leaves a message on its queue and on its dead-letter queue, moves the
+webhook secret out of the retired parameter as docs/migration.md says (`ecr-cache-pruner
+move-webhook-secret --stack`, the binary in $ECR_CACHE_PRUNER_BIN), updates the stack to this
+template keeping every other parameter (what `sam deploy` does) with the overrides it printed,
+and fails if a queue, a log group or the event bus got a new physical resource, a message was
+lost, the stack's secret survived without its value having moved, or the secret's value or the
+webhook URL changed. LocalStack does not evaluate template Rules (its CloudFormation engine has no
+Assertions), so the refusal of an unprepared upgrade is checked by scripts/check_upgrade.py, which
+also checks every configuration against CloudFormation's replacement rules. Run by
 scripts/deploy-test.sh.
 """
 
 import io
 import json
 import os
+import subprocess
 import sys
 import time
 import zipfile
@@ -66,8 +71,25 @@ def main():
             sqs.send_message(QueueUrl=outputs[key], MessageBody=json.dumps({"kept": key}), DelaySeconds=0)
         print(f"ok   0.2.0 stack CREATE_COMPLETE with {len(before)} stateful resources; a message on each queue")
 
+        # The documented move: the CLI copies the value out of the stack and prints the overrides.
+        binary = os.environ["ECR_CACHE_PRUNER_BIN"]
+        env = {**os.environ, "AWS_ENDPOINT_URL": os.environ.get("LOCALSTACK_ENDPOINT", "http://127.0.0.1:4566"),
+               "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+        moved = subprocess.run([binary, "--json", "move-webhook-secret", "--stack", STACK],
+                               env=env, capture_output=True, text=True)
+        if moved.returncode != 0:
+            fail(f"move-webhook-secret exited {moved.returncode}: {moved.stdout} {moved.stderr}")
+        moved = json.loads(moved.stdout)
+        overrides = dict(part.split("=", 1) for part in moved["parameter_overrides"].split(" "))
+        overrides = {k: v.strip('"') for k, v in overrides.items()}
+        if overrides != {"GitHubWebhookSecret": "", "GitHubWebhookSecretArn": moved["to"]}:
+            fail(f"unexpected overrides {moved['parameter_overrides']}")
+        print(f"ok   move-webhook-secret copied the stack's secret to {moved['to']}")
+
         parameters = [{"ParameterKey": p["ParameterKey"], "UsePreviousValue": True}
-                      for p in cfn.describe_stacks(StackName=STACK)["Stacks"][0]["Parameters"]]
+                      for p in cfn.describe_stacks(StackName=STACK)["Stacks"][0]["Parameters"]
+                      if p["ParameterKey"] not in overrides]
+        parameters += [{"ParameterKey": k, "ParameterValue": v} for k, v in overrides.items()]
         new_template = template(os.path.join(ROOT, "template.yaml"))
         # Parameters the new template no longer has are not passed; new ones take their defaults.
         known = set(yaml_parse(new_template).get("Parameters", {}))
@@ -76,6 +98,10 @@ def main():
                          Parameters=[p for p in parameters if p["ParameterKey"] in known])
         outputs = wait("UPDATE_COMPLETE")
         after = stateful()
+        # The stack's own secret goes (its value was moved); everything else stateful stays.
+        if "WebhookSecret" in after:
+            fail("the stack still has its WebhookSecret after the parameter was retired")
+        before.pop("WebhookSecret")
         replaced = {k: (before[k], after.get(k)) for k in before if after.get(k) != before[k]}
         if replaced:
             fail(f"stateful resources replaced or gone by the upgrade: {replaced}")
@@ -89,11 +115,17 @@ def main():
                 fail(f"the message on {key} did not survive the upgrade ({attributes})")
         if outputs["WebhookUrl"] != url_before:
             fail(f"the webhook URL changed ({url_before} -> {outputs['WebhookUrl']}): GitHub would deliver to the old one")
+        if outputs["WebhookSecretArn"] != moved["to"]:
+            fail(f"the webhook reads {outputs['WebhookSecretArn']}, not the moved secret {moved['to']}")
+        function = client("lambda").get_function_configuration(
+            FunctionName=f"{STACK}-github-webhook")["Environment"]["Variables"]
+        if function["GITHUB_WEBHOOK_SECRET_ARN"] != moved["to"]:
+            fail(f"the webhook function reads {function['GITHUB_WEBHOOK_SECRET_ARN']}")
         secret = client("secretsmanager").get_secret_value(SecretId=outputs["WebhookSecretArn"])["SecretString"]
         if secret != "kept-secret":
             fail("the webhook secret's value changed in the upgrade: GitHub's deliveries would fail")
-        print(f"ok   upgraded to this template: UPDATE_COMPLETE; all {len(before)} stateful resources kept "
-              f"({len(after)} now), both messages, the webhook secret and the webhook URL kept")
+        print(f"ok   upgraded to this template: UPDATE_COMPLETE; all {len(before)} other stateful resources kept "
+              f"({len(after)} now), both messages, the webhook secret's value (moved) and the webhook URL kept")
     finally:
         cfn.delete_stack(StackName=STACK)
         for _ in range(240):

@@ -30,6 +30,8 @@ pub enum StackError {
     },
     #[error("the pruner {function}'s environment cannot be read: {message}")]
     Environment { function: String, message: String },
+    #[error("stack {stack} has no webhook secret from the retired GitHubWebhookSecret parameter: nothing to move")]
+    NothingToMove { stack: String },
     #[error("{action} failed: {message}")]
     Call {
         action: &'static str,
@@ -104,6 +106,153 @@ pub async fn deployed_pruner(
         function,
         variables,
     })
+}
+
+/// The logical ID of the secret a 0.2.0 stack made from its `GitHubWebhookSecret` parameter.
+pub const WEBHOOK_SECRET_LOGICAL_ID: &str = "WebhookSecret";
+
+/// Where a stack's webhook secret now lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MovedSecret {
+    /// The stack's own secret (deleted by the deploy that retires the parameter).
+    pub from: String,
+    /// The secret holding the same value, to pass as `GitHubWebhookSecretArn`.
+    pub to: String,
+    /// The secret already existed with the same value (a second run).
+    pub reused: bool,
+}
+
+/// Copies the webhook secret of a stack deployed with the retired `GitHubWebhookSecret` into a
+/// secret of its own, `<stack>/github-webhook-secret`, outside the stack: the deploy that retires
+/// the parameter deletes the stack's copy, and GitHub keeps signing with this value. Idempotent:
+/// an existing secret of that name with the same value is reused, a different value is an error.
+pub async fn move_webhook_secret(
+    cloudformation: &aws_sdk_cloudformation::Client,
+    secrets: &aws_sdk_secretsmanager::Client,
+    stack: &str,
+) -> Result<MovedSecret, StackError> {
+    let described = cloudformation
+        .describe_stacks()
+        .stack_name(stack)
+        .send()
+        .await
+        .map_err(|e| {
+            let code = aws_sdk_cloudformation::error::ProvideErrorMetadata::code(&e)
+                .unwrap_or_default()
+                .to_owned();
+            let message = aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string();
+            classify("cloudformation:DescribeStacks", &code, message, stack)
+        })?;
+    let from_parameter = described
+        .stacks()
+        .first()
+        .map(|s| {
+            s.parameters().iter().any(|p| {
+                p.parameter_key() == Some("GitHubWebhookSecret")
+                    && !p.parameter_value().unwrap_or_default().is_empty()
+            })
+        })
+        .unwrap_or(false);
+    if !from_parameter {
+        return Err(StackError::NothingToMove {
+            stack: stack.to_owned(),
+        });
+    }
+    let resource = cloudformation
+        .describe_stack_resource()
+        .stack_name(stack)
+        .logical_resource_id(WEBHOOK_SECRET_LOGICAL_ID)
+        .send()
+        .await
+        .map_err(|e| {
+            let code = aws_sdk_cloudformation::error::ProvideErrorMetadata::code(&e)
+                .unwrap_or_default()
+                .to_owned();
+            let message = aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string();
+            match classify(
+                "cloudformation:DescribeStackResource",
+                &code,
+                message,
+                stack,
+            ) {
+                StackError::NoPruner { stack } => StackError::NothingToMove { stack },
+                other => other,
+            }
+        })?;
+    let from = resource
+        .stack_resource_detail()
+        .and_then(|d| d.physical_resource_id())
+        .unwrap_or_default()
+        .to_owned();
+    let secret_call =
+        |action: &'static str| move |e: String| StackError::Call { action, message: e };
+    let value = read_secret(secrets, &from)
+        .await
+        .map_err(secret_call("secretsmanager:GetSecretValue"))?;
+    let name = format!("{stack}/github-webhook-secret");
+    let created = secrets
+        .create_secret()
+        .name(&name)
+        .description(format!(
+            "GitHub webhook secret of the ecr-cache-pruner stack {stack}, moved out of its retired GitHubWebhookSecret parameter."
+        ))
+        .secret_string(value.as_str())
+        .send()
+        .await;
+    match created {
+        Ok(out) => Ok(MovedSecret {
+            from,
+            to: out.arn().unwrap_or(&name).to_owned(),
+            reused: false,
+        }),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_exists_exception()) =>
+        {
+            let existing = secrets
+                .describe_secret()
+                .secret_id(&name)
+                .send()
+                .await
+                .map_err(|e| StackError::Call {
+                    action: "secretsmanager:DescribeSecret",
+                    message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+                })?;
+            let arn = existing.arn().unwrap_or(&name).to_owned();
+            let held = read_secret(secrets, &arn)
+                .await
+                .map_err(secret_call("secretsmanager:GetSecretValue"))?;
+            if held != value {
+                return Err(StackError::Call {
+                    action: "secretsmanager:CreateSecret",
+                    message: format!(
+                        "a secret named {name} already exists with another value: delete or rename it, then run this again"
+                    ),
+                });
+            }
+            Ok(MovedSecret {
+                from,
+                to: arn,
+                reused: true,
+            })
+        }
+        Err(e) => Err(StackError::Call {
+            action: "secretsmanager:CreateSecret",
+            message: aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string(),
+        }),
+    }
+}
+
+async fn read_secret(secrets: &aws_sdk_secretsmanager::Client, id: &str) -> Result<String, String> {
+    let out = secrets
+        .get_secret_value()
+        .secret_id(id)
+        .send()
+        .await
+        .map_err(|e| aws_sdk_secretsmanager::error::DisplayErrorContext(&e).to_string())?;
+    out.secret_string()
+        .map(str::to_owned)
+        .ok_or_else(|| format!("secret {id} has no SecretString"))
 }
 
 fn classify(action: &'static str, code: &str, message: String, stack: &str) -> StackError {

@@ -24,8 +24,8 @@ use ecr_cache_pruner::core::time::format_rfc3339;
 use ecr_cache_pruner::inbound::cli::report::{render_html, render_table};
 use ecr_cache_pruner::inbound::cli::rules::RulesChoice;
 use ecr_cache_pruner::inbound::cli::session::{
-    plan_repository, print, require_rules_choice, savings_report, session, sweep_confirmed,
-    Failure, SessionOptions, EXIT_CHANGES_PENDING, EXIT_ERROR,
+    move_webhook_secret, plan_repository, print, require_rules_choice, savings_report, session,
+    sweep_confirmed, Failure, SessionOptions, EXIT_CHANGES_PENDING, EXIT_ERROR,
 };
 use ecr_cache_pruner::inbound::config::DEFAULT_CACHE_TAG_PREFIX;
 use ecr_cache_pruner::inbound::now_secs;
@@ -111,6 +111,10 @@ enum Command {
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
         concurrency: u16,
     },
+    /// Move the webhook secret of a stack deployed with the retired GitHubWebhookSecret
+    /// parameter into a secret of its own (`<stack>/github-webhook-secret`), and print the
+    /// overrides that retire the parameter and keep the webhook's URL. Needs --stack.
+    MoveWebhookSecret,
     /// Print the cache tag the pruner derives for a branch (for CI scripts).
     TagFor {
         branch: String,
@@ -163,6 +167,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         show_rules: !json,
     };
     match &cli.command {
+        Command::MoveWebhookSecret => move_webhook_secret(&options, json).await,
         Command::TagFor { branch, prefix } => {
             println!("{}", cache_tag_for_branch(prefix, branch));
             Ok(0)

@@ -154,7 +154,10 @@ pub fn check_scope(session: &Session, repository: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-pub async fn session(options: &SessionOptions) -> Result<Session, Failure> {
+/// The SDK configuration the CLI's calls use: credentials checked first (a profile that does
+/// not exist, an expired SSO sign-in or a failing credential_process is said as such), then the
+/// region.
+pub async fn aws(options: &SessionOptions) -> Result<aws_config::SdkConfig, Failure> {
     let sdk =
         crate::adapters::aws::load_config_for(options.region.clone(), options.profile.clone())
             .await;
@@ -165,8 +168,6 @@ pub async fn session(options: &SessionOptions) -> Result<Session, Failure> {
             );
         }
     }
-    // Credentials first: a profile that does not exist, an SSO sign-in that expired or a failing
-    // credential_process is said as such, not as a missing region or a failed ECR call.
     let profile = options
         .profile
         .clone()
@@ -194,6 +195,11 @@ pub async fn session(options: &SessionOptions) -> Result<Session, Failure> {
             "no AWS region: pass --region, set AWS_REGION, or use a profile that names one",
         ));
     }
+    Ok(sdk)
+}
+
+pub async fn session(options: &SessionOptions) -> Result<Session, Failure> {
+    let sdk = aws(options).await?;
     let (rules, token) = match &options.rules {
         RulesChoice::Stack(stack) => stack_rules(&sdk, stack).await?,
         RulesChoice::Shell | RulesChoice::Unchosen => {
@@ -237,6 +243,59 @@ pub async fn session(options: &SessionOptions) -> Result<Session, Failure> {
 /// The deployed pruner's rules and GitHub token: its function's environment, and the token from
 /// the secret that environment names (read as the operator; unreadable is an error, since
 /// judging without the token would remove caches of branches the pruner sees alive).
+/// `move-webhook-secret`: copies the webhook secret of a stack deployed with the retired
+/// `GitHubWebhookSecret` parameter into a secret of its own, and prints the overrides that
+/// retire the parameter while keeping the value and the webhook's URL.
+pub async fn move_webhook_secret(options: &SessionOptions, json: bool) -> Result<u8, Failure> {
+    let RulesChoice::Stack(stack) = &options.rules else {
+        return Err(Failure::new(
+            EXIT_USAGE,
+            "no_stack",
+            "move-webhook-secret needs the stack: pass --stack NAME",
+        ));
+    };
+    let sdk = aws(options).await?;
+    let moved = crate::adapters::stack::move_webhook_secret(
+        &aws_sdk_cloudformation::Client::new(&sdk),
+        &aws_sdk_secretsmanager::Client::new(&sdk),
+        stack,
+    )
+    .await
+    .map_err(|e| {
+        let kind = match e {
+            crate::adapters::stack::StackError::StackNotFound { .. } => "stack_not_found",
+            crate::adapters::stack::StackError::NothingToMove { .. } => "nothing_to_move",
+            crate::adapters::stack::StackError::AccessDenied { .. } => "access_denied",
+            _ => "aws",
+        };
+        Failure::new(EXIT_ERROR, kind, e.to_string())
+    })?;
+    let overrides = format!(
+        "GitHubWebhookSecret=\"\" GitHubWebhookSecretArn=\"{}\"",
+        moved.to
+    );
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "stack": stack, "from": moved.from, "to": moved.to, "reused": moved.reused,
+                "parameter_overrides": overrides,
+            })
+        );
+    } else {
+        let verb = if moved.reused {
+            "already held in"
+        } else {
+            "copied to"
+        };
+        println!("the webhook secret of {stack} is {verb} {}", moved.to);
+        println!("deploy with these overrides added (samconfig.toml's parameter_overrides, or --parameter-overrides):");
+        println!("  {overrides}");
+        println!("the webhook keeps its URL and GitHub keeps its secret; the stack's own copy is deleted by that deploy");
+    }
+    Ok(0)
+}
+
 async fn stack_rules(
     sdk: &aws_config::SdkConfig,
     stack: &str,
