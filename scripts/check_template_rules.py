@@ -250,11 +250,28 @@ def main():
 
     # Pull-time neutral: the pruner's role is an ECR pull-time update exclusion unless opted out.
     exclusions = [r for r in resources.values() if r["Type"] == "AWS::ECR::PullTimeUpdateExclusion"]
+    pruner_exclusions = [r for r in exclusions
+                         if r["Properties"]["PrincipalArn"] == {"Fn::GetAtt": ["PrunerFunctionRole", "Arn"]}]
     check("the pruner's role is a pull-time update exclusion, with an opt-out",
-          len(exclusions) == 1
-          and exclusions[0]["Properties"]["PrincipalArn"] == {"Fn::GetAtt": ["PrunerFunctionRole", "Arn"]}
-          and exclusions[0].get("Condition") == "IsPullTimeNeutral"
+          len(pruner_exclusions) == 1
+          and pruner_exclusions[0].get("Condition") == "IsPullTimeNeutral"
           and template["Parameters"]["PullTimeNeutral"]["Default"] == "true")
+    # Operators' principals: one exclusion per slot the parameter's pattern allows, no more.
+    principals = template["Parameters"]["PullTimeExcludedPrincipals"]
+    pattern = re.compile(principals["AllowedPattern"])
+    arn = "arn:aws:iam::123456789012:role/ops"
+    good = ["", arn, ",".join([arn] * 5), "arn:aws:iam::123456789012:user/me",
+            "arn:aws:iam::123456789012:role/team/path/reporting", "arn:aws-cn:iam::123456789012:role/ops"]
+    bad = [",".join([arn] * 6), "arn:aws:sts::123456789012:assumed-role/ops/session", f"{arn}, {arn}",
+           f"{arn},", "ops", "arn:aws:iam::12345:role/ops"]
+    slots = [r for r in exclusions if r is not pruner_exclusions[0]] if pruner_exclusions else []
+    check("PullTimeExcludedPrincipals takes up to 5 role or user ARNs and refuses the rest",
+          all(pattern.fullmatch(v) for v in good) and not any(pattern.fullmatch(v) for v in bad),
+          [v for v in good if not pattern.fullmatch(v)] + [v for v in bad if pattern.fullmatch(v)])
+    check("each of the 5 slots registers its principal under its own condition",
+          len(slots) == 5 and all(r["Properties"]["PrincipalArn"] == {"Fn::Select": [i, {"Fn::Split": [",", {"Ref": "PullTimeExcludedPrincipals"}]}]}
+                                  and r.get("Condition") == f"ExcludesPrincipal{i + 1}"
+                                  for i, r in enumerate(slots)), json.dumps(slots)[:300])
 
     # Names that fit anywhere: every name built from the stack name stays within its service's
     # limit for the longest stack name CloudFormation allows (128 characters; StackSets' instance

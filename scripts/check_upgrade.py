@@ -32,6 +32,8 @@ CONFIGURATIONS = {
     "webhook from the secret parameter": {"GitHubWebhookSecret": "s3cret"},
     "webhook from a secret ARN": {"GitHubWebhookSecretArn": SECRET_ARN},
     "GitHub token and stale expiry": {"GitHubTokenSecretArn": SECRET_ARN, "StaleCacheDays": "30"},
+    "operators excluded from pull-time updates": {
+        "PullTimeExcludedPrincipals": "arn:aws:iam::123456789012:role/ops,arn:aws:iam::123456789012:user/me"},
     "disabled, no sweep": {"Enabled": "false", "SweepEnabled": "false"},
 }
 
@@ -75,6 +77,12 @@ def conditions(template, parameters, evaluator=False):
                 return cond(arg)
             if fn == "Fn::Equals":
                 return ev(arg[0]) == ev(arg[1])
+            if fn == "Fn::Select":
+                return ev(arg[1])[int(arg[0])]
+            if fn == "Fn::Split":
+                return ev(arg[1]).split(arg[0])
+            if fn == "Fn::Join":
+                return arg[0].join(ev(a) for a in ev(arg[1]))
             if fn == "Fn::Not":
                 return not ev(arg[0])
             if fn == "Fn::And":
@@ -82,6 +90,8 @@ def conditions(template, parameters, evaluator=False):
             if fn == "Fn::Or":
                 return any(ev(a) for a in arg)
             raise ValueError(f"cannot evaluate {fn}")
+        if isinstance(node, list):
+            return [ev(a) for a in node]
         return str(node)
 
     def cond(name):

@@ -28,6 +28,7 @@ ALARM_ACTIONS = {
     "RepositoriesSkippedAlarm": "the `failures` query names the repository and why; restore or delete the index, fix the policy or `REPOSITORY_MAP`",
     "SweepsGivenUpAlarm": "the `failures` query; the next daily sweep tries again; a repository that never finishes needs a higher `MaxDeletionsPerInvocation` or a look",
     "WebhookErrorsAlarm": "its log group; GitHub shows the failed delivery: redeliver it from \"Recent deliveries\"",
+    "WebhookRejectionsAlarm": "GitHub's \"Recent deliveries\": refused ones mean the secret no longer matches (set the same value on both sides); none there means a flood at the URL: stop it with `aws lambda put-function-concurrency --function-name <webhook> --reserved-concurrent-executions 0` (operations.md, \"A flood at the webhook URL\")",
 }
 QUEUE_ROLES = {
     "PruneQueue": ("ECR pushes of cache tags and GitHub branch deletions (from the rules), and "

@@ -42,6 +42,12 @@ async fn plan_shows_the_digest_and_deletes_nothing() {
 
     let out = cli(&["plan", "--repository", &name]);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // moto reports no artifactMediaType: the manifests are read, and that is said first.
+    let said = text(&out.stderr);
+    assert!(said.contains(&format!("manifest(s) of {name}")), "{said}");
+    assert!(said.contains("each read is a pull"), "{said}");
+    assert!(said.contains("PullTimeExcludedPrincipals"), "{said}");
+    assert!(said.contains("rules from shell"), "{said}");
     let table = text(&out.stdout);
     assert!(table.contains(&stale.digest[..19]), "{table}");
     assert!(

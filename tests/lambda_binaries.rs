@@ -266,3 +266,106 @@ async fn github_webhook_binary_requires_its_secret_arn() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("GITHUB_WEBHOOK_SECRET_ARN"));
 }
+
+/// A flood of unsigned requests at the public URL, on loopback and bounded (300 requests): each
+/// is refused and counted in the `DeliveriesRejected` metric, none reaches EventBridge, and
+/// once warm none reads Secrets Manager (the cached secret answers; a mismatch asks for the
+/// previous version at most once per re-check period). Cost per rejection is measured in
+/// scripts/bench-webhook-flood.py, not asserted here.
+#[tokio::test]
+async fn a_flood_of_unsigned_requests_is_refused_cheaply_and_counted() {
+    const FLOOD: usize = 300;
+    let secret_arn =
+        support::moto::create_secret("flood-secret", "ecr-cache-pruner-example-secret").await;
+    let proxy = support::deny_proxy::DenyProxy::start(endpoint(), "(none)").await;
+    let signed = event("webhook-delete-branch.json");
+    let mut forged = signed.clone();
+    forged["headers"]["x-hub-signature-256"] = json!(format!("sha256={}", "0".repeat(64)));
+    let mut events = vec![forged.clone(); FLOOD];
+    // Unsigned and junk bodies too.
+    events[1]["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("x-hub-signature-256");
+    events[2]["body"] = json!("not json");
+    events.push(signed);
+
+    let mut api = FakeRuntimeApi::start(events).await;
+    let child = Command::new(env!("CARGO_BIN_EXE_github-webhook"))
+        .env_clear()
+        .envs(lambda_env(&api.address, &proxy.url, "ecp-github-webhook"))
+        .env("GITHUB_WEBHOOK_SECRET_ARN", &secret_arn)
+        .env("METRICS_NAMESPACE", "FloodTest")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Read stdout as it comes: a flood's log lines would fill the pipe and stall the function.
+    let mut child = child;
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = tokio::spawn(async move {
+        let mut logs = String::new();
+        stdout.read_to_string(&mut logs).await.unwrap();
+        logs
+    });
+    let mut statuses = std::collections::BTreeMap::new();
+    let mut secret_reads_after_warm = 0;
+    for n in 0..=FLOOD {
+        let answer = next_answer(&mut api).await;
+        *statuses
+            .entry(answer.body["statusCode"].as_i64().unwrap())
+            .or_insert(0) += 1;
+        if n == 10 {
+            secret_reads_after_warm = count(&proxy, "secretsmanager.GetSecretValue");
+        }
+    }
+    assert_eq!(
+        statuses,
+        [(401, FLOOD), (202, 1)].into_iter().collect(),
+        "every forged request refused, the signed one forwarded"
+    );
+    assert!(
+        secret_reads_after_warm <= 2,
+        "the current secret once, the missing previous version once"
+    );
+    assert_eq!(
+        count(&proxy, "secretsmanager.GetSecretValue"),
+        secret_reads_after_warm,
+        "no Secrets Manager call once warm"
+    );
+    assert_eq!(
+        count(&proxy, "AWSEvents.PutEvents"),
+        1,
+        "only the signed one"
+    );
+
+    child.kill().await.unwrap();
+    let lines: Vec<Value> = reader
+        .await
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let rejected: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l.get("DeliveriesRejected").is_some())
+        .collect();
+    assert_eq!(rejected.len(), FLOOD);
+    let metric = &rejected[0];
+    assert_eq!(
+        metric["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+        "FloodTest"
+    );
+    assert_eq!(metric["Webhook"], "ecp-github-webhook");
+    assert_eq!(metric["status"], 401);
+}
+
+fn count(proxy: &support::deny_proxy::DenyProxy, target: &str) -> usize {
+    proxy
+        .calls
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|t| t.as_str() == target)
+        .count()
+}

@@ -269,6 +269,16 @@ async fn the_table_and_the_page_name_every_repository() {
         "{table}"
     );
     assert!(table.contains("3 stale manifest(s)"), "{table}");
+    assert!(table.contains("ARCHIVED"), "{table}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    // Where the page went, and the reads (pulls) said before and counted after.
+    let written = std::fs::canonicalize(&page).unwrap();
+    assert!(
+        said.contains(&format!("report page written to {}", written.display())),
+        "{said}"
+    );
+    assert!(said.contains("each read is a pull"), "{said}");
+    assert!(said.contains("manifest(s) read"), "{said}");
     let html = std::fs::read_to_string(&page).unwrap();
     for name in s.stale.keys() {
         assert!(table.contains(name.as_str()), "{table}");

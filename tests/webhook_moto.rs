@@ -169,6 +169,26 @@ fn request(name: &str) -> Value {
     event(name)
 }
 
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// The request as GitHub delivers it now: a delivery GUID created `ago` seconds back.
+fn delivered(mut request: Value, ago: i64) -> Value {
+    let guid =
+        ecr_cache_pruner::core::webhook::delivery_guid_at(now_secs() - ago, 0x2c3d_4e5f_6a7b);
+    request["headers"]["x-github-delivery"] = json!(guid);
+    request
+}
+
+/// A delivery of an event GitHub created just now.
+fn fresh(request: Value) -> Value {
+    delivered(request, 0)
+}
+
 /// Replaces the body and re-signs it with `secret`.
 fn with_body(mut request: Value, body: &str, secret: &str) -> Value {
     request["body"] = json!(body);
@@ -398,7 +418,7 @@ async fn end_to_end_branch_deletion_removes_only_that_branch_cache() {
         payload["ref"] = json!(branch);
         payload["repository"]["full_name"] = json!(format!("acme/{repository}"));
         let req = with_body(
-            request("webhook-delete-branch.json"),
+            fresh(request("webhook-delete-branch.json")),
             &payload.to_string(),
             SAMPLE_SECRET,
         );
@@ -458,4 +478,56 @@ async fn forged_deliveries_do_not_read_the_secret_each_time() {
     );
     let req: LambdaFunctionUrlRequest = serde_json::from_value(good).unwrap();
     assert_eq!(webhook.handle(req).await.status_code, 202);
+}
+
+#[tokio::test]
+async fn a_redelivered_deletion_is_judged_as_of_the_original_event() {
+    // feature/login was deleted two days ago, then made again and pushed its cache today; the
+    // old deletion is redelivered from GitHub's "Recent deliveries" (same GUID). No token: the
+    // event's time is all the pruner has.
+    let ecr = ecr_client();
+    let repository = unique_name("redelivered");
+    create_repository(&ecr, &repository).await;
+    let fresh_cache = cache_manifest(&format!("{repository}-feature"));
+    push(&ecr, &repository, &fresh_cache, Some("cache-feature-login")).await;
+
+    let bus = setup(SAMPLE_SECRET).await;
+    let mut payload: Value = serde_json::from_str(
+        request("webhook-delete-branch.json")["body"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    payload["ref"] = json!("feature/login");
+    payload["repository"]["full_name"] = json!(format!("acme/{repository}"));
+    let two_days = 2 * 24 * 3600;
+    let req = with_body(
+        delivered(request("webhook-delete-branch.json"), two_days),
+        &payload.to_string(),
+        SAMPLE_SECRET,
+    );
+    assert_eq!(bus.deliver(req).await.0, 202);
+
+    let messages = bus.drain().await;
+    assert_eq!(messages.len(), 1);
+    let forwarded: Value = serde_json::from_str(messages[0].body().unwrap()).unwrap();
+    let time =
+        ecr_cache_pruner::core::time::parse_rfc3339(forwarded["time"].as_str().unwrap()).unwrap();
+    assert!(
+        (now_secs() - two_days - time).abs() <= 1,
+        "forwarded with the time GitHub created the event: {forwarded}"
+    );
+
+    let record = json!({"messageId": messages[0].message_id(), "receiptHandle": messages[0].receipt_handle(),
+                        "body": messages[0].body(), "eventSource": "aws:sqs", "awsRegion": "us-east-1"});
+    let batch: SqsEvent = serde_json::from_value(json!({"Records": [record]})).unwrap();
+    let response = support::moto::pruner(&[])
+        .handle_sqs(batch, ecr_cache_pruner::app::deadline::Deadline::NEVER)
+        .await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(
+        contents(&ecr, &repository).await[&fresh_cache.digest],
+        vec!["cache-feature-login"],
+        "a cache pushed after the original deletion stays"
+    );
 }

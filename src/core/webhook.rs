@@ -84,6 +84,52 @@ pub fn decode_payload(
     Ok(value)
 }
 
+/// 100-nanosecond intervals from the Gregorian calendar's start (1582-10-15) to the Unix epoch.
+const UUID_EPOCH_OFFSET: i64 = 0x01B2_1DD2_1381_4000;
+
+/// When GitHub created the event a delivery carries, from its `X-GitHub-Delivery` GUID, in
+/// seconds since the epoch, if the GUID is a time-based (version 1) UUID. Every real delivery
+/// GUID seen so far is one, and a redelivery keeps the original GUID (GitHub's docs: "the
+/// X-GitHub-Delivery header will be the same as in the original delivery"), so this is the
+/// only time a redelivered deletion carries that says when the branch went. Undocumented as a
+/// format and outside the signature: used only to move an event's time earlier (a forged GUID
+/// can only make the pruner keep more), and anything else gives None.
+pub fn delivery_created_at(guid: &str) -> Option<i64> {
+    let parts: Vec<&str> = guid.trim().split('-').collect();
+    let lengths: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+    if lengths != [8, 4, 4, 4, 12]
+        || !parts
+            .iter()
+            .all(|p| p.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return None;
+    }
+    let time_low = u64::from_str_radix(parts[0], 16).ok()?;
+    let time_mid = u64::from_str_radix(parts[1], 16).ok()?;
+    let time_hi_version = u64::from_str_radix(parts[2], 16).ok()?;
+    let variant = u8::from_str_radix(&parts[3][..1], 16).ok()?;
+    // Version 1, RFC 4122 variant (10xx).
+    if time_hi_version >> 12 != 1 || variant & 0b1100 != 0b1000 {
+        return None;
+    }
+    let ticks = ((time_hi_version & 0x0FFF) << 48) | (time_mid << 32) | time_low;
+    let secs = (ticks as i64 - UUID_EPOCH_OFFSET).div_euclid(10_000_000);
+    Some(secs)
+}
+
+/// A version 1 GUID created at `secs` (for tests and samples: a delivery made now).
+pub fn delivery_guid_at(secs: i64, node: u64) -> String {
+    let ticks = (secs * 10_000_000 + UUID_EPOCH_OFFSET) as u64;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        ticks & 0xFFFF_FFFF,
+        (ticks >> 32) & 0xFFFF,
+        0x1000 | ((ticks >> 48) & 0x0FFF),
+        0x8000 | (node >> 48 & 0x3FFF),
+        node & 0xFFFF_FFFF_FFFF
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,5 +226,43 @@ mod tests {
             decode_payload(Some("application/json"), b"[1]"),
             Err(PayloadError::NotJson(_))
         ));
+    }
+
+    #[test]
+    fn a_delivery_guid_says_when_github_created_the_event() {
+        // GitHub's documented example header: 2014-04-25 12:52:24 UTC.
+        let at = delivery_created_at("72d3162e-cc78-11e3-81ab-4c9367dc0958").unwrap();
+        assert_eq!(
+            crate::core::time::format_rfc3339(at),
+            "2014-04-25T12:52:24Z"
+        );
+        // The time fields of a 2022 capture (pangeo-forge docs; its check_suite.created_at is
+        // 20:59:56Z), with the node part made up.
+        let at = delivery_created_at("dfdabc30-24b8-11ed-8d40-26ec0b1b7b4a").unwrap();
+        assert_eq!(
+            crate::core::time::format_rfc3339(at),
+            "2022-08-25T20:59:56Z"
+        );
+        // Round trip.
+        let guid = delivery_guid_at(1_795_774_530, 0xabc);
+        assert_eq!(delivery_created_at(&guid), Some(1_795_774_530));
+        // Not version 1, not a GUID, wrong variant: no time.
+        assert_eq!(
+            delivery_created_at("1c27c573-3889-4501-9a77-8d5b1e2a3c4d"),
+            None
+        );
+        assert_eq!(delivery_created_at("-"), None);
+        assert_eq!(
+            delivery_created_at("72d3162e-cc78-11e3-c1ab-4c9367dc0958"),
+            None
+        );
+        assert_eq!(
+            delivery_created_at("72d3162e-cc78-11e3-81ab-4c9367dc095"),
+            None
+        );
+        assert_eq!(
+            delivery_created_at("72d3162g-cc78-11e3-81ab-4c9367dc0958"),
+            None
+        );
     }
 }

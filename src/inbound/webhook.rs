@@ -30,6 +30,11 @@ pub struct WebhookConfigError {
 pub struct WebhookConfig {
     pub secret_arn: String,
     pub event_bus: String,
+    /// CloudWatch namespace of the rejected-deliveries metric (`METRICS_NAMESPACE`).
+    pub metrics_namespace: String,
+    /// The function's name (`AWS_LAMBDA_FUNCTION_NAME`, set by Lambda): the metric's dimension,
+    /// so each stack's alarm counts its own webhook.
+    pub function_name: String,
 }
 
 impl WebhookConfig {
@@ -50,11 +55,41 @@ impl WebhookConfig {
             problem: "must be set to the ARN (or name) of the Secrets Manager secret holding the webhook secret".into(),
         })?;
         let event_bus = get("EVENT_BUS_NAME").unwrap_or_else(|| DEFAULT_EVENT_BUS.to_owned());
+        let metrics_namespace = get("METRICS_NAMESPACE")
+            .unwrap_or_else(|| crate::inbound::config::DEFAULT_METRICS_NAMESPACE.to_owned());
+        let function_name =
+            get("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|| "github-webhook".to_owned());
         Ok(WebhookConfig {
             secret_arn,
             event_bus,
+            metrics_namespace,
+            function_name,
         })
     }
+}
+
+/// A delivery whose GUID is older than this is logged as a redelivery.
+const REDELIVERY_AGE_SECS: i64 = 600;
+
+/// The metric a refused request adds to: `DeliveriesRejected` (Count) per webhook function.
+pub const REJECTED_METRIC: &str = "DeliveriesRejected";
+
+/// The embedded-metric line of one refused request (CloudWatch turns it into a metric with no
+/// API call and no permission).
+pub fn rejection_metric(namespace: &str, function: &str, status: i64, timestamp_ms: u64) -> Value {
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": namespace,
+                "Dimensions": [["Webhook"]],
+                "Metrics": [{"Name": REJECTED_METRIC, "Unit": "Count"}],
+            }],
+        },
+        "Webhook": function,
+        REJECTED_METRIC: 1,
+        "status": status,
+    })
 }
 
 /// A cached secret this old is read again once when a signature does not match: the secret may
@@ -63,7 +98,7 @@ pub const SECRET_RECHECK_AGE: std::time::Duration = std::time::Duration::from_se
 
 /// How long after a rotation deliveries signed with the previous secret are still accepted: the
 /// time an operator needs to change the secret on both sides (GitHub and Secrets Manager), in
-/// either order, without losing deliveries (GitHub does not redeliver).
+/// either order, without losing deliveries (GitHub redelivers only when asked, from its UI or API).
 pub const ROTATION_GRACE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// Built once per container; the webhook secret is fetched on first use and cached.
@@ -197,12 +232,28 @@ impl Webhook {
         let event = header(&request.headers, "x-github-event")
             .unwrap_or("")
             .to_owned();
-        let response = self.process(&request, &event).await;
+        let response = self.process(&request, &event, &delivery).await;
         let status = response.status_code;
         if status < 300 {
             info!(%delivery, %event, status, "delivery handled");
         } else {
             warn!(%delivery, %event, status, body = response.body.as_deref().unwrap_or(""), "delivery refused");
+        }
+        // Refused requests (bad signature, bad body, wrong method) are counted: a flood of them
+        // is a bill, and GitHub's own deliveries refused mean a secret that no longer matches.
+        if (400..500).contains(&status) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64);
+            println!(
+                "{}",
+                rejection_metric(
+                    &self.config.metrics_namespace,
+                    &self.config.function_name,
+                    status,
+                    now
+                )
+            );
         }
         response
     }
@@ -211,6 +262,7 @@ impl Webhook {
         &self,
         request: &LambdaFunctionUrlRequest,
         event: &str,
+        delivery: &str,
     ) -> LambdaFunctionUrlResponse {
         let method = request
             .request_context
@@ -266,11 +318,27 @@ impl Webhook {
                 json!({"error": format!("payload of {entry_size} bytes exceeds EventBridge's {MAX_ENTRY_BYTES}-byte event limit")}),
             );
         }
+        // The event's time is when GitHub created it, when the delivery's GUID says so: a
+        // redelivery (same GUID, any time within GitHub's 3 days) is then judged as of the
+        // original deletion, and a cache pushed since by a new branch of that name is kept.
+        // Otherwise EventBridge stamps the time of this call.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let created = crate::core::webhook::delivery_created_at(delivery).filter(|t| *t <= now);
+        if let Some(created) = created.filter(|t| now - t > REDELIVERY_AGE_SECS) {
+            info!(
+                %delivery,
+                age_secs = now - created,
+                "delivery made earlier (a redelivery): forwarded with the time GitHub created it"
+            );
+        }
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(&self.config.event_bus)
             .source(EVENT_SOURCE)
             .detail_type(event)
             .detail(detail)
+            .set_time(created.map(aws_smithy_types::DateTime::from_secs))
             .build();
         match self.events.put_events().entries(entry).send().await {
             Ok(output) if output.failed_entry_count() == 0 => {

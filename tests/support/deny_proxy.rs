@@ -10,6 +10,8 @@ use super::http::read_request;
 
 pub struct DenyProxy {
     pub url: String,
+    /// The `X-Amz-Target` (or path) of every call that passed, in order: what a test counts.
+    pub calls: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl DenyProxy {
@@ -19,13 +21,20 @@ impl DenyProxy {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let upstream = upstream.trim_start_matches("http://").to_owned();
         let needle = format!("\"repositoryName\":\"{denied}\"");
+        let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = calls.clone();
         tokio::spawn(async move {
             loop {
                 let (mut stream, _) = listener.accept().await.unwrap();
-                let (upstream, needle) = (upstream.clone(), needle.clone());
+                let (upstream, needle, record) = (upstream.clone(), needle.clone(), record.clone());
                 tokio::spawn(async move {
                     let mut buffer = Vec::new();
                     while let Some(request) = read_request(&mut stream, &mut buffer).await {
+                        let target = request
+                            .header("x-amz-target")
+                            .unwrap_or(&request.path)
+                            .to_owned();
+                        record.lock().unwrap().push(target);
                         let compact: String = String::from_utf8_lossy(&request.body)
                             .chars()
                             .filter(|c| !c.is_whitespace())
@@ -47,7 +56,7 @@ impl DenyProxy {
                 });
             }
         });
-        DenyProxy { url }
+        DenyProxy { url, calls }
     }
 }
 

@@ -2,6 +2,7 @@
 //! (here), the savings report's table and page ([`report`]), and its session with AWS and GitHub
 //! ([`session`]); `src/bin` only parses arguments.
 
+pub mod pulls;
 pub mod report;
 pub mod rules;
 pub mod session;

@@ -97,7 +97,8 @@ pub fn no_credentials(sentence: &str, profile: Option<&str>) -> Failure {
 /// What the CLI works with: ECR, GitHub when the rules carry a token, the sweep's settings from
 /// the rules (the stack's or the shell's, with where each came from), and the run's deadline.
 pub struct Session {
-    pub ecr: EcrRegistry,
+    /// ECR, with each manifest read (a pull) announced before it is made.
+    pub ecr: super::pulls::PullNotice<EcrRegistry>,
     pub github: Option<GithubBranches>,
     pub settings: SweepSettings,
     pub rules: EffectiveRules,
@@ -232,7 +233,10 @@ pub async fn session(options: &SessionOptions) -> Result<Session, Failure> {
     // Only the CLI's flag reads every manifest for an estimate (each read is a pull).
     settings.estimate_reclaimed = options.estimate_bytes;
     Ok(Session {
-        ecr: EcrRegistry::new(aws_sdk_ecr::Client::new(&sdk)),
+        ecr: super::pulls::PullNotice::new(
+            EcrRegistry::new(aws_sdk_ecr::Client::new(&sdk)),
+            options.show_rules,
+        ),
         github,
         settings,
         rules,
@@ -508,6 +512,13 @@ pub async fn savings_report(
 ) -> Result<SavingsReport, Failure> {
     let deadline = session.deadline;
     let stop = Deadline::at_instant(deadline);
+    if !quiet {
+        eprintln!(
+            "the report reads the manifests DescribeImages cannot classify; {}",
+            super::pulls::PULL_NOTE
+        );
+    }
+    session.ecr.count_only();
     let bar = ReportProgress(if quiet {
         indicatif::ProgressBar::hidden()
     } else {
@@ -523,6 +534,9 @@ pub async fn savings_report(
     )
     .await;
     bar.0.finish_and_clear();
+    if !quiet {
+        eprintln!("{} manifest(s) read", session.ecr.reads());
+    }
     result.map_err(|err| explain(err.into()))
 }
 
