@@ -158,12 +158,21 @@ def main():
         guided = os.path.join(work, "guided")
         shutil.copytree(folder, guided)
         config = os.path.join(guided, "samconfig.toml")
-        open(config, "w").write(open(config).read().replace(f'stack_name = "{STACK}"', f'stack_name = "{GUIDED_STACK}"'))
+        settings = open(config).read()
+        if settings.count(f'stack_name = "{STACK}"') != 2:
+            fail("samconfig.toml should name the stack for every command and for the guided deploy's default")
+        open(config, "w").write(settings.replace(f'stack_name = "{STACK}"', f'stack_name = "{GUIDED_STACK}"'))
         started = time.time()
         text, prompts = sam_deploy(guided, env, ["--guided"], limit=80)
-        status = stack(GUIDED_STACK)
+        try:
+            status = stack(GUIDED_STACK)
+        except client("cloudformation").exceptions.ClientError:
+            fail(f"`sam deploy --guided` made no stack {GUIDED_STACK}:\n{text[-5000:]}")
         if status["StackStatus"] != "CREATE_COMPLETE":
             fail(f"{GUIDED_STACK} is {status['StackStatus']} after `sam deploy --guided`:\n{text[-3000:]}")
+        parameters = {p["ParameterKey"]: p.get("ParameterValue") for p in status.get("Parameters", [])}
+        if parameters.get("DryRun") != "true":
+            fail(f"`sam deploy --guided` with Enter everywhere is not a dry run: DryRun={parameters.get('DryRun')}")
         consented = len(CONSENT.findall(text))
         print(f"ok   `sam deploy --guided`: CREATE_COMPLETE in {time.time() - started:.0f} s, Enter at "
               f"{prompts - consented} prompt(s), y at {consented} URL consent question(s)")
