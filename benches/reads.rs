@@ -71,7 +71,7 @@ fn reads(registry: &MemoryRegistry) -> (usize, usize) {
 fn settings() -> SweepSettings {
     SweepSettings {
         repositories: parse_list("*"),
-        cache_tag_prefix: "cache-".into(),
+        cache_tags: ecr_cache_pruner::core::cache_tags::CacheTags::from_prefix("cache-"),
         protected_branches: ProtectedBranches::new(parse_list("main")),
         dry_run: true,
         max_deletions: 1000,

@@ -134,7 +134,7 @@ fn main() {
         let rss = status_kib("VmHWM:");
         let settings = SweepSettings {
             repositories: parse_list("*"),
-            cache_tag_prefix: "cache-".into(),
+            cache_tags: ecr_cache_pruner::core::cache_tags::CacheTags::from_prefix("cache-"),
             protected_branches: ProtectedBranches::new(parse_list("main,master")),
             dry_run: false,
             max_deletions: 100_000,

@@ -156,7 +156,7 @@ fn every_real_ecr_event_is_decoded_or_ignored_with_a_reason() {
         };
         // None of AWS's samples is a cache push: each says why it is left alone.
         let why = match name.as_str() {
-            n if n.starts_with("ecr-event-push-") => "does not start with cache prefix",
+            n if n.starts_with("ecr-event-push-") => "is not a cache tag",
             "ecr-event-delete-1.json" => "is not PUSH",
             n if n.contains("image-action-") => "is not PUSH",
             _ => "is not an image action",
@@ -223,10 +223,10 @@ fn real_github_payloads_are_decoded() {
         &owned.trigger_rules(),
     )
     .unwrap();
-    let Decision::Act(Trigger::BranchDeleted { tag, .. }) = decision else {
+    let Decision::Act(Trigger::BranchDeleted { tags, .. }) = decision else {
         panic!("{decision:?}")
     };
-    assert_eq!(tag, "cache-feature-login");
+    assert_eq!(tags, vec!["cache-feature-login"]);
 }
 
 /// The exact bytes of a corpus file as a manifest to push (its sha256 is its digest).

@@ -115,6 +115,26 @@ impl BranchLister for GithubBranches {
             message: format!("more than {MAX_PAGES} pages of branches"),
         })
     }
+
+    async fn pull_request_open(
+        &self,
+        full_name: &str,
+        number: u64,
+    ) -> Result<bool, BranchListError> {
+        let (owner, name) = full_name
+            .split_once('/')
+            .ok_or_else(|| BranchListError::BadRepositoryName(full_name.to_owned()))?;
+        let pull = self
+            .client
+            .pulls(owner, name)
+            .get(number)
+            .await
+            .map_err(|e| list_error(full_name, e))?;
+        Ok(matches!(
+            pull.state,
+            Some(octocrab::models::IssueState::Open)
+        ))
+    }
 }
 
 /// Reads a token, on first use and again when GitHub refuses the one in use (a rotation).
@@ -201,6 +221,26 @@ impl<T: TokenSource> BranchLister for GithubWithToken<T> {
                     return Err(refused);
                 }
                 client.branches(full_name).await
+            }
+            other => other,
+        }
+    }
+
+    async fn pull_request_open(
+        &self,
+        full_name: &str,
+        number: u64,
+    ) -> Result<bool, BranchListError> {
+        let (token, client) = self.client(full_name, false).await?;
+        match client.pull_request_open(full_name, number).await {
+            Err(refused @ BranchListError::Refused { status, .. })
+                if status == 401 || status == 403 =>
+            {
+                let (fresh, client) = self.client(full_name, true).await?;
+                if fresh == token {
+                    return Err(refused);
+                }
+                client.pull_request_open(full_name, number).await
             }
             other => other,
         }

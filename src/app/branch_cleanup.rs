@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use crate::core::branch::branch_with_tag;
 use crate::core::manifest::{is_single_manifest_type, ManifestKind};
 use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
 
@@ -336,8 +335,10 @@ pub async fn live_branch_with_tag<B: BranchLister>(
     github: &B,
     github_repository: &str,
     tag: &str,
-    prefix: &str,
+    cache_tags: &crate::core::cache_tags::CacheTags,
 ) -> Result<Option<String>, BranchListError> {
     let branches = github.branches(github_repository).await?;
-    Ok(branch_with_tag(prefix, tag, &branches).map(str::to_owned))
+    Ok(cache_tags
+        .branch_with_tag(tag, &branches)
+        .map(str::to_owned))
 }

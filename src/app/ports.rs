@@ -233,6 +233,24 @@ pub trait BranchLister: Send + Sync {
         &self,
         full_name: &str,
     ) -> impl Future<Output = Result<Vec<String>, BranchListError>> + Send;
+
+    /// Whether pull request `number` of `owner/name` is open now (re-opened after a close).
+    /// Unknown by default: a lister that cannot tell says so, and the closed pull request's
+    /// cache is then kept and the event retried.
+    fn pull_request_open(
+        &self,
+        full_name: &str,
+        number: u64,
+    ) -> impl Future<Output = Result<bool, BranchListError>> + Send {
+        let _ = number;
+        let repository = full_name.to_owned();
+        async move {
+            Err(BranchListError::Unavailable {
+                repository,
+                message: "this branch lister cannot read pull requests".into(),
+            })
+        }
+    }
 }
 
 #[derive(Debug, Clone, Error, PartialEq, Eq)]

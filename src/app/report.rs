@@ -126,7 +126,7 @@ async fn survey_repository<R: RegistryReader, B: BranchLister>(
         &swept.images,
         &swept.report.would_delete,
         &expiring,
-        &sweep.cache_tag_prefix,
+        &sweep.cache_tags,
     );
     savings.tag_expiry_skipped = swept.report.tag_expiry_skipped;
     Some(savings)

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::core::branch::{cache_tag_for_branch, ProtectedBranches};
+use crate::core::branch::ProtectedBranches;
 use crate::core::glob::{any_matches, Glob};
 use crate::core::plan::{referenced_digests, ImageRecord};
 use crate::core::repository_map::RepositoryMap;
@@ -28,7 +28,8 @@ use super::reads;
 pub struct SweepSettings {
     /// Repositories in scope (`SWEEP_REPOSITORIES`); empty: no sweep.
     pub repositories: Vec<Glob>,
-    pub cache_tag_prefix: String,
+    /// The cache tags (templates) the sweep judges.
+    pub cache_tags: crate::core::cache_tags::CacheTags,
     pub protected_branches: ProtectedBranches,
     pub dry_run: bool,
     pub max_deletions: usize,
@@ -296,7 +297,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
     run: Run<'_>,
 ) -> Result<SweptRepository, SweepError> {
     let writer = writer.filter(|_| !settings.dry_run);
-    let prefix = &settings.cache_tag_prefix;
+    let cache_tags = &settings.cache_tags;
     // Time is asked before the first call, GitHub's included.
     if !run.deadline.time_left() {
         return Err(SweepError::Prune(PruneError::OutOfTime {
@@ -364,13 +365,13 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
                     && image
                         .tags
                         .iter()
-                        .any(|t| t.starts_with(prefix.as_str()) && !existing.contains(t))
+                        .any(|t| cache_tags.branch_part(t).is_some() && !existing.contains(t))
             });
             old_enough || gone
         })
         .map(|image| image.digest.as_str())
         .collect();
-    let to_read: Vec<String> = prefixed_to_read(&snapshot.images, prefix)
+    let to_read: Vec<String> = prefixed_to_read(&snapshot.images, cache_tags)
         .into_iter()
         .filter(|d| could_expire.contains(d.as_str()) && !snapshot.manifests.contains_key(d))
         .collect();
@@ -385,7 +386,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
         Some(days) => stale_cache_tags(
             &snapshot.images,
             &snapshot.manifests,
-            prefix,
+            cache_tags,
             protected,
             now_secs,
             days,
@@ -398,7 +399,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
         candidates.extend(gone_branch_tags(
             &snapshot.images,
             &snapshot.manifests,
-            prefix,
+            cache_tags,
             protected,
             existing,
             now_secs,
@@ -473,7 +474,7 @@ async fn existing_branch_tags<B: BranchLister>(
     let mut tags = HashSet::new();
     for full_name in owners {
         for branch in github.branches(&full_name).await? {
-            tags.insert(cache_tag_for_branch(&settings.cache_tag_prefix, &branch));
+            tags.extend(settings.cache_tags.for_branch(&branch));
         }
     }
     Ok(Some(tags))

@@ -130,6 +130,8 @@ pub enum KeepReason {
     /// The branch list could not be read for a lasting reason (the GitHub repository does not
     /// exist, or the token cannot see it): no branch is judged gone.
     BranchesUnknown { error: String },
+    /// The closed pull request is open again (re-opened): its cache is its own again.
+    PullRequestOpen { number: u64 },
 }
 
 /// In words, for people (the JSON keeps the codes).
@@ -166,6 +168,9 @@ impl std::fmt::Display for KeepReason {
             }
             KeepReason::BranchesUnknown { .. } => {
                 f.write_str("the branch list cannot be read, so no branch is judged gone")
+            }
+            KeepReason::PullRequestOpen { number } => {
+                write!(f, "pull request #{number} is open again")
             }
         }
     }

@@ -97,7 +97,7 @@ pub fn repository_savings(
     images: &[ImageRecord],
     would_delete: &[PlannedDeletion],
     expiring: &[ExpiringTag],
-    cache_tag_prefix: &str,
+    cache_tags: &super::cache_tags::CacheTags,
 ) -> RepositorySavings {
     let size_of: BTreeMap<&str, i64> = images
         .iter()
@@ -113,7 +113,7 @@ pub fn repository_savings(
             image
                 .tags
                 .iter()
-                .filter(|t| t.starts_with(cache_tag_prefix))
+                .filter(|t| cache_tags.is_cache_tag(t))
                 .map(move |t| BranchCache {
                     tag: t.clone(),
                     bytes: image.size_bytes.unwrap_or(0),
@@ -125,7 +125,7 @@ pub fn repository_savings(
     // An image under two cache tags is stored once.
     let tagged_cache_bytes: i64 = images
         .iter()
-        .filter(|i| i.tags.iter().any(|t| t.starts_with(cache_tag_prefix)))
+        .filter(|i| i.tags.iter().any(|t| cache_tags.is_cache_tag(t)))
         .map(|i| i.size_bytes.unwrap_or(0))
         .sum();
     let stale_bytes: i64 = would_delete.iter().map(|d| d.size_bytes.unwrap_or(0)).sum();
@@ -256,7 +256,7 @@ mod tests {
             &images,
             &[stale("d", 100), stale("e", 40)],
             &expiring,
-            "cache-",
+            &super::super::cache_tags::CacheTags::from_prefix("cache-"),
         );
         assert_eq!(r.images, 6);
         assert_eq!(r.cache_tags, 3);

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::branch::ProtectedBranches;
+use super::cache_tags::CacheTags;
 use super::manifest::ManifestKind;
 use super::plan::{classify, ImageRecord, ImageStatus};
 
@@ -19,6 +20,10 @@ pub enum TagExpiry {
     BranchGone,
     /// GitHub reported the branch deleted.
     BranchDeleted,
+    /// GitHub reported the pull request closed (merged or not).
+    PullRequestClosed,
+    /// GitHub reported the merge queue's group destroyed (merged, invalidated or dequeued).
+    MergeGroupDestroyed,
 }
 
 impl std::fmt::Display for TagExpiry {
@@ -32,6 +37,8 @@ impl std::fmt::Display for TagExpiry {
             }
             TagExpiry::BranchGone => f.write_str("branch no longer exists"),
             TagExpiry::BranchDeleted => f.write_str("branch deleted"),
+            TagExpiry::PullRequestClosed => f.write_str("pull request closed"),
+            TagExpiry::MergeGroupDestroyed => f.write_str("merge queue group destroyed"),
         }
     }
 }
@@ -56,24 +63,27 @@ fn old_enough(image: &ImageRecord, now_secs: i64, max_age_days: u32) -> bool {
     }
 }
 
-/// Tagged images under `prefix` whose type `artifactMediaType` does not settle (to read before
+/// Images with a cache tag whose type `artifactMediaType` does not settle (to read before
 /// [`gone_branch_tags`]).
-pub fn prefixed_to_read(images: &[ImageRecord], prefix: &str) -> Vec<String> {
+pub fn prefixed_to_read(images: &[ImageRecord], cache_tags: &CacheTags) -> Vec<String> {
     images
         .iter()
-        .filter(|i| i.artifact_media_type.is_none() && i.tags.iter().any(|t| t.starts_with(prefix)))
+        .filter(|i| {
+            i.artifact_media_type.is_none() && i.tags.iter().any(|t| cache_tags.is_cache_tag(t))
+        })
         .map(|i| i.digest.clone())
         .collect()
 }
 
-/// Cache tags whose branch no longer exists: under `prefix`, not the tag of any existing branch
-/// (`existing_tags`, computed with the same branch → tag rule), not a protected branch's tag,
+/// Cache tags whose branch no longer exists: a `{branch}` template's tag (a pull request's is
+/// not a branch's), not the tag of any existing branch (`existing_tags`, computed with the same
+/// templates), not a protected branch's tag,
 /// naming a BuildKit cache manifest pushed at least `min_age_secs` ago (a branch created minutes
 /// ago may not be in the branch list yet; an image of unknown age is never judged).
 pub fn gone_branch_tags(
     images: &[ImageRecord],
     manifests: &HashMap<String, ManifestKind>,
-    prefix: &str,
+    cache_tags: &CacheTags,
     protected: &ProtectedBranches,
     existing_tags: &std::collections::HashSet<String>,
     now_secs: i64,
@@ -82,12 +92,13 @@ pub fn gone_branch_tags(
     removable_cache_tags(
         images,
         manifests,
-        prefix,
+        cache_tags,
         protected,
         now_secs,
         TagExpiry::BranchGone,
         |image, tag| {
-            !existing_tags.contains(tag)
+            cache_tags.branch_part(tag).is_some()
+                && !existing_tags.contains(tag)
                 && image
                     .pushed_at
                     .is_some_and(|pushed| now_secs - pushed >= min_age_secs)
@@ -95,12 +106,12 @@ pub fn gone_branch_tags(
     )
 }
 
-/// Tags under `prefix` of BuildKit cache manifests that no protected branch can own and that
-/// `select(image, tag)` picks, sorted by tag.
+/// Cache tags (of any template) of BuildKit cache manifests that no protected branch can own and
+/// that `select(image, tag)` picks, sorted by tag.
 fn removable_cache_tags(
     images: &[ImageRecord],
     manifests: &HashMap<String, ManifestKind>,
-    prefix: &str,
+    cache_tags: &CacheTags,
     protected: &ProtectedBranches,
     now_secs: i64,
     why: TagExpiry,
@@ -118,7 +129,9 @@ fn removable_cache_tags(
         let pushed_at = image.pushed_at.unwrap_or(now_secs);
         let used_at = image.last_used_at().unwrap_or(now_secs);
         for tag in &image.tags {
-            if tag.starts_with(prefix) && !protected.protects_tag(prefix, tag) && select(image, tag)
+            if cache_tags.is_cache_tag(tag)
+                && !cache_tags.protected_by(protected, tag)
+                && select(image, tag)
             {
                 found.push(StaleTag {
                     tag: tag.clone(),
@@ -134,13 +147,13 @@ fn removable_cache_tags(
     found
 }
 
-/// Cache tags to remove: tag under `prefix`, image neither pushed nor pulled for more than
+/// Cache tags to remove: a cache tag of any template, image neither pushed nor pulled for more than
 /// `max_age_days` (push time alone when ECR recorded no pull), image is a
 /// BuildKit cache manifest, and no protected branch pattern can produce the tag.
 pub fn stale_cache_tags(
     images: &[ImageRecord],
     manifests: &HashMap<String, ManifestKind>,
-    prefix: &str,
+    cache_tags: &CacheTags,
     protected: &ProtectedBranches,
     now_secs: i64,
     max_age_days: u32,
@@ -148,7 +161,7 @@ pub fn stale_cache_tags(
     removable_cache_tags(
         images,
         manifests,
-        prefix,
+        cache_tags,
         protected,
         now_secs,
         TagExpiry::NotUsed { days: max_age_days },
@@ -196,16 +209,30 @@ mod tests {
             image(7, &["cache-unread"], 40, None),
         ];
         assert_eq!(
-            prefixed_to_read(&images, "cache-"),
+            prefixed_to_read(&images, &CacheTags::from_prefix("cache-")),
             vec![images[6].digest.clone()]
         );
-        let stale = stale_cache_tags(&images, &HashMap::new(), "cache-", &protected, NOW, 30);
+        let stale = stale_cache_tags(
+            &images,
+            &HashMap::new(),
+            &CacheTags::from_prefix("cache-"),
+            &protected,
+            NOW,
+            30,
+        );
         let tags: Vec<&str> = stale.iter().map(|s| s.tag.as_str()).collect();
         assert_eq!(tags, vec!["cache-old-feature", "cache-x"]);
         assert_eq!(stale[0].age_days, 40);
 
         let read = HashMap::from([(images[6].digest.clone(), ManifestKind::CacheManifest)]);
-        let stale = stale_cache_tags(&images, &read, "cache-", &protected, NOW, 30);
+        let stale = stale_cache_tags(
+            &images,
+            &read,
+            &CacheTags::from_prefix("cache-"),
+            &protected,
+            NOW,
+            30,
+        );
         assert_eq!(stale.len(), 3);
     }
 
@@ -230,7 +257,7 @@ mod tests {
         let gone = gone_branch_tags(
             &images,
             &HashMap::new(),
-            "cache-",
+            &CacheTags::from_prefix("cache-"),
             &protected,
             &existing,
             NOW,
@@ -248,16 +275,22 @@ mod tests {
         assert!(stale_cache_tags(
             &[exactly.clone()],
             &HashMap::new(),
-            "cache-",
+            &CacheTags::from_prefix("cache-"),
             &protected,
             NOW,
             30
         )
         .is_empty());
         exactly.pushed_at = None;
-        assert!(
-            stale_cache_tags(&[exactly], &HashMap::new(), "cache-", &protected, NOW, 1).is_empty()
-        );
+        assert!(stale_cache_tags(
+            &[exactly],
+            &HashMap::new(),
+            &CacheTags::from_prefix("cache-"),
+            &protected,
+            NOW,
+            1
+        )
+        .is_empty());
     }
 
     #[test]
@@ -274,7 +307,14 @@ mod tests {
         let mut repushed = image(4, &["cache-repushed"], 5, cache);
         repushed.last_pulled_at = Some(NOW - 60 * DAY);
         let images = [imported, abandoned, never_pulled, repushed];
-        let stale = stale_cache_tags(&images, &HashMap::new(), "cache-", &protected, NOW, 30);
+        let stale = stale_cache_tags(
+            &images,
+            &HashMap::new(),
+            &CacheTags::from_prefix("cache-"),
+            &protected,
+            NOW,
+            30,
+        );
         let tags: Vec<(&str, i64)> = stale.iter().map(|s| (s.tag.as_str(), s.age_days)).collect();
         assert_eq!(
             tags,

@@ -5,16 +5,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use thiserror::Error;
 
-use super::branch::{cache_tag_for_branch, ProtectedBranches};
+use super::branch::ProtectedBranches;
+use super::cache_tags::{CacheTags, Placeholder};
 use super::glob::{any_matches, Glob};
 use super::names::{is_valid_digest, is_valid_repository_name, is_valid_tag};
 use super::repository_map::RepositoryMap;
+use super::stale::TagExpiry;
 use super::time::parse_rfc3339;
 
 /// The settings that decide what an event means (a view of the pruner's configuration).
 #[derive(Debug, Clone, Copy)]
 pub struct TriggerRules<'a> {
-    pub cache_tag_prefix: &'a str,
+    pub cache_tags: &'a CacheTags,
     pub protected_branches: &'a ProtectedBranches,
     pub repository_map: &'a RepositoryMap,
     /// Tags never removed (`KEEP_TAGS`).
@@ -47,17 +49,32 @@ pub enum Trigger {
         digest: String,
         tag: String,
     },
-    /// A branch was deleted on GitHub: remove its cache tag from the mapped repositories.
+    /// A branch was deleted on GitHub (or a merge queue's group, whose temporary branch it is,
+    /// was destroyed): remove its cache tags (every `{branch}` template's) from the mapped
+    /// repositories.
     BranchDeleted {
         github_repository: String,
         branch: String,
-        tag: String,
+        tags: Vec<String>,
         repositories: Vec<String>,
+        /// What ended the branch: `branch_deleted` or `merge_group_destroyed`.
+        ended_by: TagExpiry,
         /// The deletion event's time (seconds since the epoch): only a cache pushed before it
         /// belonged to the deleted branch; a later one belongs to a branch of the same name
         /// created again. None for an event without `time` (then judged at handling time).
         #[serde(skip_serializing_if = "Option::is_none")]
         deleted_at: Option<i64>,
+    },
+    /// A pull request was closed (merged or not): remove its cache tags (every `{pr}`
+    /// template's) from the mapped repositories.
+    PullRequestClosed {
+        github_repository: String,
+        number: u64,
+        tags: Vec<String>,
+        repositories: Vec<String>,
+        /// The close event's time: a cache pushed after it belongs to the pull request re-opened.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        closed_at: Option<i64>,
     },
     /// A scheduled run: sweep every repository in scope (inline, or one queue message each).
     Sweep,
@@ -132,6 +149,7 @@ pub fn next_step(
 impl Trigger {
     pub const CACHE_PUSH: &'static str = "cache_push";
     pub const BRANCH_DELETED: &'static str = "branch_deleted";
+    pub const PULL_REQUEST_CLOSED: &'static str = "pull_request_closed";
     pub const SWEEP: &'static str = "sweep";
     pub const REPOSITORY_SWEEP: &'static str = "repository_sweep";
 
@@ -140,6 +158,7 @@ impl Trigger {
         match self {
             Trigger::CachePush { .. } => Self::CACHE_PUSH,
             Trigger::BranchDeleted { .. } => Self::BRANCH_DELETED,
+            Trigger::PullRequestClosed { .. } => Self::PULL_REQUEST_CLOSED,
             Trigger::Sweep => Self::SWEEP,
             Trigger::RepositorySweep { .. } => Self::REPOSITORY_SWEEP,
         }
@@ -274,10 +293,10 @@ fn decide_ecr(detail: Value, config: &TriggerRules) -> Result<Decision, TriggerE
     if tag.is_empty() {
         return Ok(ignore("push by digest (no image-tag)"));
     }
-    if !tag.starts_with(config.cache_tag_prefix) {
+    if !config.cache_tags.is_cache_tag(&tag) {
         return Ok(ignore(format!(
-            "tag {tag:?} does not start with cache prefix {:?}",
-            config.cache_tag_prefix
+            "tag {tag:?} is not a cache tag ({})",
+            config.cache_tags.text()
         )));
     }
     let digest = action
@@ -347,18 +366,80 @@ struct GithubRepository {
     full_name: String,
 }
 
+/// `detail` of a `merge_group` delivery (the parts the pruner reads).
+#[derive(Debug, Deserialize)]
+struct MergeGroupPayload {
+    action: String,
+    merge_group: MergeGroup,
+    repository: GithubRepository,
+}
+
+#[derive(Debug, Deserialize)]
+struct MergeGroup {
+    head_ref: String,
+}
+
+/// `detail` of a `pull_request` delivery (the parts the pruner reads).
+#[derive(Debug, Deserialize)]
+struct PullRequestPayload {
+    action: String,
+    number: u64,
+    repository: GithubRepository,
+}
+
 fn decide_github(
     event: &str,
     detail: Value,
-    deleted_at: Option<i64>,
+    time: Option<i64>,
     config: &TriggerRules,
 ) -> Result<Decision, TriggerError> {
-    if !matches!(event, "delete" | "push") {
-        return Ok(ignore(format!(
-            "GitHub event {event:?} is not a branch deletion"
-        )));
-    }
     let source_name = format!("GitHub {event}");
+    match event {
+        "delete" | "push" => {}
+        "merge_group" => {
+            let payload: MergeGroupPayload = serde_path_to_error::deserialize(detail)
+                .map_err(|e| malformed(&source_name, format!("detail.{e}")))?;
+            if payload.action != "destroyed" {
+                return Ok(ignore(format!(
+                    "merge_group {}, not destroyed",
+                    payload.action
+                )));
+            }
+            let Some(branch) = payload.merge_group.head_ref.strip_prefix("refs/heads/") else {
+                return Err(malformed(
+                    &source_name,
+                    format!(
+                        "detail.merge_group.head_ref {:?} is not a branch",
+                        payload.merge_group.head_ref
+                    ),
+                ));
+            };
+            return branch_ended(
+                branch.to_owned(),
+                payload.repository.full_name,
+                time,
+                TagExpiry::MergeGroupDestroyed,
+                &source_name,
+                config,
+            );
+        }
+        "pull_request" => {
+            let payload: PullRequestPayload = serde_path_to_error::deserialize(detail)
+                .map_err(|e| malformed(&source_name, format!("detail.{e}")))?;
+            if payload.action != "closed" {
+                return Ok(ignore(format!(
+                    "pull_request {}, not closed",
+                    payload.action
+                )));
+            }
+            return pull_request_closed(payload, time, &source_name, config);
+        }
+        _ => {
+            return Ok(ignore(format!(
+                "GitHub event {event:?} is not a branch deletion, a closed pull request or a destroyed merge group"
+            )))
+        }
+    }
     let payload: GithubPayload = serde_path_to_error::deserialize(detail)
         .map_err(|e| malformed(&source_name, format!("detail.{e}")))?;
     let branch = match event {
@@ -392,50 +473,136 @@ fn decide_github(
             }
         }
     };
-    let full_name = payload.repository.full_name;
-    if branch.is_empty() {
-        return Err(malformed(&source_name, "empty branch name"));
-    }
+    branch_ended(
+        branch,
+        payload.repository.full_name,
+        time,
+        TagExpiry::BranchDeleted,
+        &source_name,
+        config,
+    )
+}
+
+fn checked_full_name(source_name: &str, full_name: &str) -> Result<(), TriggerError> {
     if !matches!(full_name.split_once('/'), Some((o, n)) if !o.is_empty() && !n.is_empty()) {
         return Err(malformed(
-            &source_name,
+            source_name,
             format!("detail.repository.full_name {full_name:?} is not owner/name"),
         ));
     }
-    let tag = cache_tag_for_branch(config.cache_tag_prefix, &branch);
-    if config.protected_branches.is_protected(&branch) {
-        return Ok(ignore(format!("branch {branch} is protected")));
-    }
-    if config
-        .protected_branches
-        .protects_tag(config.cache_tag_prefix, &tag)
-    {
-        return Ok(ignore(format!(
-            "tag {tag} of branch {branch} is also the cache tag of a protected branch pattern"
-        )));
-    }
-    if any_matches(config.keep_tags, &tag) {
-        return Ok(ignore(format!(
-            "tag {tag} of branch {branch} matches KEEP_TAGS"
-        )));
-    }
-    if !is_valid_tag(&tag) {
-        return Ok(ignore(format!(
-            "branch {branch} maps to {tag:?}, which is not a valid image tag"
-        )));
-    }
-    let repositories = config.repository_map.ecr_repositories(&full_name);
+    Ok(())
+}
+
+/// The ECR repositories of a GitHub repository, or why none can be acted on.
+fn mapped_repositories(config: &TriggerRules, full_name: &str) -> Result<Vec<String>, Decision> {
+    let repositories = config.repository_map.ecr_repositories(full_name);
     if let Some(bad) = repositories.iter().find(|r| !is_valid_repository_name(r)) {
-        return Ok(ignore(format!(
+        return Err(ignore(format!(
             "GitHub repository {full_name} maps to {bad:?}, not a valid ECR repository name; set REPOSITORY_MAP"
         )));
     }
+    Ok(repositories)
+}
+
+/// A branch ended (deleted, or its merge group destroyed): its `{branch}` templates' tags, less
+/// those a protected branch pattern could own, `KEEP_TAGS` and invalid tags.
+fn branch_ended(
+    branch: String,
+    full_name: String,
+    deleted_at: Option<i64>,
+    ended_by: TagExpiry,
+    source_name: &str,
+    config: &TriggerRules,
+) -> Result<Decision, TriggerError> {
+    if branch.is_empty() {
+        return Err(malformed(source_name, "empty branch name"));
+    }
+    checked_full_name(source_name, &full_name)?;
+    if config.protected_branches.is_protected(&branch) {
+        return Ok(ignore(format!("branch {branch} is protected")));
+    }
+    if !config.cache_tags.has(Placeholder::Branch) {
+        return Ok(ignore(format!(
+            "no {{branch}} template in CACHE_TAG_TEMPLATES ({})",
+            config.cache_tags.text()
+        )));
+    }
+    let mut tags = Vec::new();
+    let mut left = Vec::new();
+    for tag in config.cache_tags.for_branch(&branch) {
+        if config
+            .cache_tags
+            .protected_by(config.protected_branches, &tag)
+        {
+            left.push(format!(
+                "tag {tag} of branch {branch} is also the cache tag of a protected branch pattern"
+            ));
+        } else if any_matches(config.keep_tags, &tag) {
+            left.push(format!("tag {tag} of branch {branch} matches KEEP_TAGS"));
+        } else if !is_valid_tag(&tag) {
+            left.push(format!(
+                "branch {branch} maps to {tag:?}, which is not a valid image tag"
+            ));
+        } else {
+            tags.push(tag);
+        }
+    }
+    if tags.is_empty() {
+        return Ok(ignore(left.join("; ")));
+    }
+    let repositories = match mapped_repositories(config, &full_name) {
+        Ok(r) => r,
+        Err(decision) => return Ok(decision),
+    };
     Ok(Decision::Act(Trigger::BranchDeleted {
         github_repository: full_name,
         branch,
-        tag,
+        tags,
         repositories,
+        ended_by,
         deleted_at,
+    }))
+}
+
+/// A pull request closed: its `{pr}` templates' tags, less `KEEP_TAGS` and invalid tags.
+fn pull_request_closed(
+    payload: PullRequestPayload,
+    closed_at: Option<i64>,
+    source_name: &str,
+    config: &TriggerRules,
+) -> Result<Decision, TriggerError> {
+    let full_name = payload.repository.full_name;
+    checked_full_name(source_name, &full_name)?;
+    let number = payload.number;
+    if number == 0 {
+        return Err(malformed(source_name, "detail.number is 0"));
+    }
+    if !config.cache_tags.has(Placeholder::Pr) {
+        return Ok(ignore(format!(
+            "no {{pr}} template in CACHE_TAG_TEMPLATES ({}): pull requests have no cache of their own",
+            config.cache_tags.text()
+        )));
+    }
+    let (tags, kept): (Vec<String>, Vec<String>) = config
+        .cache_tags
+        .for_pr(number)
+        .into_iter()
+        .partition(|t| !any_matches(config.keep_tags, t) && is_valid_tag(t));
+    if tags.is_empty() {
+        return Ok(ignore(format!(
+            "tags {kept:?} of pull request {number} match KEEP_TAGS"
+        )));
+    }
+    let repositories = match mapped_repositories(config, &full_name) {
+        Ok(r) => r,
+        Err(decision) => return Ok(decision),
+    };
+    Ok(Decision::Act(Trigger::PullRequestClosed {
+        github_repository: full_name,
+        number,
+        tags,
+        repositories,
+        closed_at,
     }))
 }
 
@@ -446,6 +613,7 @@ mod tests {
 
     /// Owns what [`TriggerRules`] borrows; defaults as the pruner's configuration has them.
     struct Rules {
+        tags: CacheTags,
         protected: ProtectedBranches,
         map: RepositoryMap,
         keep: Vec<Glob>,
@@ -455,7 +623,7 @@ mod tests {
     impl Rules {
         fn get(&self) -> TriggerRules<'_> {
             TriggerRules {
-                cache_tag_prefix: "cache-",
+                cache_tags: &self.tags,
                 protected_branches: &self.protected,
                 repository_map: &self.map,
                 keep_tags: &self.keep,
@@ -468,6 +636,10 @@ mod tests {
     fn config(vars: &[(&str, &str)]) -> Rules {
         let var = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         Rules {
+            tags: match var("CACHE_TAG_TEMPLATES") {
+                Some(spec) => CacheTags::parse(spec).unwrap(),
+                None => CacheTags::from_prefix("cache-"),
+            },
             protected: ProtectedBranches::new(crate::core::glob::parse_list(
                 var("PROTECTED_BRANCHES").unwrap_or("main,master"),
             )),
@@ -499,8 +671,9 @@ mod tests {
             Decision::Act(Trigger::BranchDeleted {
                 github_repository: "acme/My-App".into(),
                 branch: "feature/login".into(),
-                tag: "cache-feature-login".into(),
+                tags: vec!["cache-feature-login".into()],
                 repositories: vec!["my-app".into()],
+                ended_by: TagExpiry::BranchDeleted,
                 deleted_at: Some(1_795_773_600),
             })
         );
@@ -585,12 +758,12 @@ mod tests {
         )
         .unwrap();
         let Decision::Act(Trigger::BranchDeleted {
-            tag, repositories, ..
+            tags, repositories, ..
         }) = d
         else {
             panic!("{d:?}")
         };
-        assert_eq!(tag, "cache-fix-x");
+        assert_eq!(tags, vec!["cache-fix-x"]);
         assert_eq!(repositories, vec!["app", "app-cache"]);
     }
 
@@ -677,9 +850,17 @@ mod tests {
             Trigger::BranchDeleted {
                 github_repository: "org/app".into(),
                 branch: "x".into(),
-                tag: "cache-x".into(),
+                tags: vec!["cache-x".into()],
                 repositories: vec![],
+                ended_by: TagExpiry::BranchDeleted,
                 deleted_at: None,
+            },
+            Trigger::PullRequestClosed {
+                github_repository: "org/app".into(),
+                number: 1,
+                tags: vec!["cache-pr-1".into()],
+                repositories: vec![],
+                closed_at: None,
             },
             Trigger::Sweep,
             Trigger::RepositorySweep {

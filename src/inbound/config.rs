@@ -4,6 +4,7 @@ use thiserror::Error;
 
 use crate::app::sweep::SweepSettings;
 use crate::core::branch::ProtectedBranches;
+use crate::core::cache_tags::CacheTags;
 use crate::core::glob::{parse_list, Glob};
 use crate::core::repository_map::RepositoryMap;
 use crate::core::trigger::TriggerRules;
@@ -67,6 +68,8 @@ where
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub cache_tag_prefix: String,
+    /// The cache tags (`CACHE_TAG_TEMPLATES`, else `<CACHE_TAG_PREFIX>{branch}`).
+    pub cache_tags: CacheTags,
     pub protected_branches: ProtectedBranches,
     pub dry_run: bool,
     pub repository_map: RepositoryMap,
@@ -113,7 +116,7 @@ impl Config {
     /// What decides the meaning of an event.
     pub fn trigger_rules(&self) -> TriggerRules<'_> {
         TriggerRules {
-            cache_tag_prefix: &self.cache_tag_prefix,
+            cache_tags: &self.cache_tags,
             protected_branches: &self.protected_branches,
             repository_map: &self.repository_map,
             keep_tags: &self.keep_tags,
@@ -136,7 +139,7 @@ impl Config {
             confirmed: None,
             plan_only: false,
             repositories: self.sweep_repositories.clone(),
-            cache_tag_prefix: self.cache_tag_prefix.clone(),
+            cache_tags: self.cache_tags.clone(),
             protected_branches: self.protected_branches.clone(),
             dry_run: self.dry_run,
             max_deletions: self.max_deletions,
@@ -172,6 +175,21 @@ impl Config {
                 "must be the start of a valid image tag: [A-Za-z0-9_][A-Za-z0-9._-]*, at most 100 characters",
             ));
         }
+
+        let cache_tags = match get("CACHE_TAG_TEMPLATES") {
+            None => CacheTags::from_prefix(&cache_tag_prefix),
+            Some(spec) => {
+                if get("CACHE_TAG_PREFIX").is_some() {
+                    return Err(invalid(
+                        "CACHE_TAG_TEMPLATES",
+                        &spec,
+                        "set either CACHE_TAG_TEMPLATES or CACHE_TAG_PREFIX, not both (the prefix is the template <prefix>{branch})",
+                    ));
+                }
+                CacheTags::parse(&spec)
+                    .map_err(|e| invalid("CACHE_TAG_TEMPLATES", &spec, e.to_string()))?
+            }
+        };
 
         let protected_raw =
             get("PROTECTED_BRANCHES").unwrap_or_else(|| DEFAULT_PROTECTED_BRANCHES.to_owned());
@@ -272,6 +290,7 @@ impl Config {
             github_api_url,
             github_owner,
             cache_tag_prefix,
+            cache_tags,
             protected_branches: ProtectedBranches::new(patterns),
             dry_run,
             repository_map,
@@ -385,5 +404,24 @@ mod tests {
             c.repository_map.ecr_repositories("other/thing"),
             vec!["thing"]
         );
+    }
+
+    #[test]
+    fn cache_tag_templates_replace_the_prefix_and_overlaps_are_refused() {
+        let c = config(&[("CACHE_TAG_TEMPLATES", "api-cache-{branch},cache-pr-{pr}")]).unwrap();
+        assert_eq!(c.cache_tags.for_branch("a/b"), vec!["api-cache-a-b"]);
+        assert_eq!(c.cache_tags.for_pr(7), vec!["cache-pr-7"]);
+        let c = config(&[("CACHE_TAG_PREFIX", "bc-")]).unwrap();
+        assert_eq!(c.cache_tags.for_branch("main"), vec!["bc-main"]);
+        let err = config(&[("CACHE_TAG_TEMPLATES", "cache-{branch},cache-pr-{pr}")]).unwrap_err();
+        assert_eq!(err.variable, "CACHE_TAG_TEMPLATES");
+        assert!(err.problem.contains("both make the tag"), "{err}");
+        let err = config(&[
+            ("CACHE_TAG_TEMPLATES", "x-{branch}"),
+            ("CACHE_TAG_PREFIX", "cache-"),
+        ])
+        .unwrap_err();
+        assert!(err.problem.contains("not both"), "{err}");
+        assert!(config(&[("CACHE_TAG_TEMPLATES", "cache-{ref}")]).is_err());
     }
 }

@@ -53,6 +53,21 @@ pub const SWEEP_SAFETY_MARGIN: Duration = Duration::from_secs(30);
 pub type GithubFromSecret = GithubWithToken<CachedSecret>;
 
 /// Built once per container: configuration and the ports it runs over: the registry, the branch
+/// The ref whose cache tags an event ends.
+enum Ended<'a> {
+    Branch(&'a String),
+    PullRequest(u64),
+}
+
+impl std::fmt::Display for Ended<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ended::Branch(branch) => write!(f, "branch {branch}"),
+            Ended::PullRequest(number) => write!(f, "pull request #{number}"),
+        }
+    }
+}
+
 /// lister (with `GITHUB_TOKEN_SECRET_ARN`) and the sweep queue (with `SWEEP_QUEUE_URL`).
 pub struct Pruner<R = EcrRegistry, B = GithubFromSecret, Q = SqsSweepQueue> {
     pub config: Config,
@@ -226,7 +241,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                     Err(err) => return Err(err.into()),
                 }
             }
-            Trigger::BranchDeleted { .. } => {
+            Trigger::BranchDeleted { .. } | Trigger::PullRequestClosed { .. } => {
                 report.outcome = Outcome::TagsProcessed;
                 report.tags = self.remove_branch_tags(&trigger, &cause, deadline).await?;
             }
@@ -249,9 +264,9 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         Ok(report)
     }
 
-    /// Removes a deleted branch's cache tag from every mapped repository. All repositories are
-    /// attempted; any error fails the invocation afterwards so it is retried (removal is
-    /// idempotent).
+    /// Removes the cache tags of a ref that ended (a deleted branch, a destroyed merge group, a
+    /// closed pull request) from every mapped repository. All repositories are attempted; any
+    /// error fails the invocation afterwards so it is retried (removal is idempotent).
     /// Within the deadline: time is asked before the GitHub look-up and before each repository;
     /// out of time, the event fails and is retried (what was removed already is audited).
     async fn remove_branch_tags(
@@ -260,61 +275,134 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         cause: &Cause,
         deadline: Deadline<'static>,
     ) -> Result<Vec<TagRun>, HandlerError> {
-        let Trigger::BranchDeleted {
-            github_repository,
-            branch,
-            tag,
-            repositories,
-            deleted_at,
-        } = trigger
-        else {
-            return Ok(vec![]);
+        let (github_repository, ended, tags, repositories, ended_at, expiry) = match trigger {
+            Trigger::BranchDeleted {
+                github_repository,
+                branch,
+                tags,
+                repositories,
+                ended_by,
+                deleted_at,
+            } => (
+                github_repository,
+                Ended::Branch(branch),
+                tags,
+                repositories,
+                deleted_at,
+                *ended_by,
+            ),
+            Trigger::PullRequestClosed {
+                github_repository,
+                number,
+                tags,
+                repositories,
+                closed_at,
+            } => (
+                github_repository,
+                Ended::PullRequest(*number),
+                tags,
+                repositories,
+                closed_at,
+                TagExpiry::PullRequestClosed,
+            ),
+            _ => return Ok(vec![]),
         };
-        // Event time wins: only a cache pushed before the deletion was the deleted branch's.
-        let pushed_before = Some(deleted_at.unwrap_or_else(sweeping::now_secs));
+        // Event time wins: only a cache pushed before the event was the ended ref's.
+        let pushed_before = Some(ended_at.unwrap_or_else(sweeping::now_secs));
         let stop = deadline;
         let out_of_time = |repository: &str| {
             HandlerError::Prune(PruneError::OutOfTime {
                 repository: repository.to_owned(),
             })
         };
-        // With a GitHub token: a branch that exists now and maps to the tag owns it, the deleted
-        // branch itself included when it was created again.
-        if let Some(github) = self.github() {
-            if !stop.time_left() {
-                return Err(out_of_time(github_repository));
-            }
-            let prefix = &self.config.cache_tag_prefix;
-            let reason = match live_branch_with_tag(github, github_repository, tag, prefix).await {
-                Ok(None) => None,
-                Ok(Some(owner)) => {
-                    info!(%branch, %tag, live_branch = %owner, "cache tag kept: a branch that exists owns it");
-                    Some(KeepReason::BranchExists { branch: owner })
-                }
-                Err(err) if err.is_lasting() => {
-                    warn!(%branch, %tag, error = %err, "cache tag kept: GitHub cannot say which branches exist");
-                    for repository in repositories {
-                        answer::emit_skipped(&self.config.emf(), repository);
-                    }
-                    Some(KeepReason::BranchesUnknown {
-                        error: err.to_string(),
-                    })
-                }
-                Err(err) => return Err(err.into()),
-            };
-            if let Some(reason) = reason {
-                let reports: Vec<TagRun> = repositories
-                    .iter()
-                    .map(|repository| {
-                        TagRun::kept(repository, tag, reason.clone())
-                            .because(TagExpiry::BranchDeleted)
-                    })
-                    .collect();
-                return Ok(reports);
-            }
-        }
         let mut reports = Vec::new();
         let mut first_error = None;
+        for tag in tags {
+            // With a GitHub token: a branch that exists now and maps to the tag owns it (the
+            // deleted branch itself included when it was created again); a pull request open
+            // again owns its cache.
+            if let Some(github) = self.github() {
+                if !stop.time_left() {
+                    return Err(out_of_time(github_repository));
+                }
+                let owner = match &ended {
+                    Ended::Branch(_) => live_branch_with_tag(
+                        github,
+                        github_repository,
+                        tag,
+                        &self.config.cache_tags,
+                    )
+                    .await
+                    .map(|owner| owner.map(|branch| KeepReason::BranchExists { branch })),
+                    Ended::PullRequest(number) => github
+                        .pull_request_open(github_repository, *number)
+                        .await
+                        .map(|open| {
+                            open.then_some(KeepReason::PullRequestOpen { number: *number })
+                        }),
+                };
+                let reason = match owner {
+                    Ok(None) => None,
+                    Ok(Some(reason)) => {
+                        info!(%ended, %tag, ?reason, "cache tag kept: its ref is alive on GitHub");
+                        Some(reason)
+                    }
+                    Err(err) if err.is_lasting() => {
+                        warn!(%ended, %tag, error = %err, "cache tag kept: GitHub cannot say whether its ref is alive");
+                        for repository in repositories {
+                            answer::emit_skipped(&self.config.emf(), repository);
+                        }
+                        Some(KeepReason::BranchesUnknown {
+                            error: err.to_string(),
+                        })
+                    }
+                    Err(err) => return Err(err.into()),
+                };
+                if let Some(reason) = reason {
+                    reports.extend(repositories.iter().map(|repository| {
+                        TagRun::kept(repository, tag, reason.clone()).because(expiry)
+                    }));
+                    continue;
+                }
+            }
+            self.remove_tag_everywhere(
+                tag,
+                &ended,
+                repositories,
+                pushed_before,
+                expiry,
+                cause,
+                stop,
+                &mut reports,
+                &mut first_error,
+            )
+            .await?;
+        }
+        match first_error {
+            Some(err) => Err(HandlerError::Prune(err)),
+            None => Ok(reports),
+        }
+    }
+
+    /// One ended ref's tag, from each mapped repository in scope.
+    #[allow(clippy::too_many_arguments)]
+    async fn remove_tag_everywhere(
+        &self,
+        tag: &String,
+        ended: &Ended<'_>,
+        repositories: &[String],
+        pushed_before: Option<i64>,
+        expiry: TagExpiry,
+        cause: &Cause,
+        stop: Deadline<'static>,
+        reports: &mut Vec<TagRun>,
+        first_error: &mut Option<PruneError>,
+    ) -> Result<(), HandlerError> {
+        let out_of_time = |repository: &str| {
+            HandlerError::Prune(PruneError::OutOfTime {
+                repository: repository.to_owned(),
+            })
+        };
         for repository in repositories {
             // Its IAM policy would refuse it anyway (AccessDenied, then the dead-letter queue).
             if !self.config.in_scope(repository) {
@@ -325,7 +413,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                     digest: None,
                     other_tags: vec![],
                     outcome: TagOutcome::NotInScope,
-                    removal: Some(TagExpiry::BranchDeleted),
+                    removal: Some(expiry),
                 });
                 continue;
             }
@@ -346,7 +434,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
             .await;
             match removed {
                 Ok(report) => {
-                    let report = report.because(TagExpiry::BranchDeleted);
+                    let report = report.because(expiry);
                     self.audit(cause).tags(std::slice::from_ref(&report));
                     let mut m = RepositoryMetrics {
                         repository: repository.clone(),
@@ -355,7 +443,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                     m.add_tag(&report);
                     self.config.emf().emit(&[m]);
                     info!(
-                        %repository, %branch, %tag,
+                        %repository, %ended, %tag,
                         result = %serde_json::to_string(&report.outcome).unwrap_or_default(),
                         dry_run,
                         "branch cache tag"
@@ -373,7 +461,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                         outcome: TagOutcome::Skipped {
                             error: err.to_string(),
                         },
-                        removal: Some(TagExpiry::BranchDeleted),
+                        removal: Some(expiry),
                     });
                 }
                 Err(err) => {
@@ -383,10 +471,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 }
             }
         }
-        match first_error {
-            Some(err) => Err(HandlerError::Prune(err)),
-            None => Ok(reports),
-        }
+        Ok(())
     }
 
     /// The push path: within the deadline (out of time, nothing half-read is acted on and the

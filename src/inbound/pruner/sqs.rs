@@ -76,9 +76,9 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                     entry.0.push(id);
                     entry.1.insert(digest);
                 }
-                Ok(Decision::Act(trigger @ Trigger::BranchDeleted { .. })) => {
-                    batch.branch_deletions.push((id, trigger))
-                }
+                Ok(Decision::Act(
+                    trigger @ (Trigger::BranchDeleted { .. } | Trigger::PullRequestClosed { .. }),
+                )) => batch.branch_deletions.push((id, trigger)),
                 Ok(Decision::Act(Trigger::Sweep)) => batch.sweep_requested.push(id),
                 Ok(Decision::Act(Trigger::RepositorySweep {
                     repository,
