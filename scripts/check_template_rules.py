@@ -75,15 +75,41 @@ def sub_text(value):
     return json.dumps(value)
 
 
-def resolve(node, parameters):
-    """Replaces {"Ref": parameter} with the parameter's value."""
+def resolve(node, parameters, conditions=None):
+    """Replaces {"Ref": parameter} with the parameter's value, and decides each Fn::If whose
+    condition `conditions` (the template's Conditions) can evaluate from the parameters."""
     if isinstance(node, dict):
         if set(node) == {"Ref"} and node["Ref"] in parameters:
             return parameters[node["Ref"]]
-        return {k: resolve(v, parameters) for k, v in node.items()}
+        if set(node) == {"Fn::If"} and conditions is not None:
+            name, yes, no = node["Fn::If"]
+            return resolve(yes if condition(name, conditions, parameters) else no, parameters, conditions)
+        return {k: resolve(v, parameters, conditions) for k, v in node.items()}
     if isinstance(node, list):
-        return [resolve(v, parameters) for v in node]
+        return [resolve(v, parameters, conditions) for v in node]
     return node
+
+
+def condition(name, conditions, parameters):
+    """A condition's value (Fn::Not, Fn::Equals, Fn::And, Fn::Or over Ref and Condition)."""
+    def ev(node):
+        if isinstance(node, dict):
+            (fn, arg), = node.items()
+            if fn == "Ref":
+                return str(parameters[arg])
+            if fn == "Condition":
+                return condition(arg, conditions, parameters)
+            if fn == "Fn::Equals":
+                return ev(arg[0]) == ev(arg[1])
+            if fn == "Fn::Not":
+                return not ev(arg[0])
+            if fn == "Fn::And":
+                return all(ev(a) for a in arg)
+            if fn == "Fn::Or":
+                return any(ev(a) for a in arg)
+            raise ValueError(f"cannot evaluate {fn}")
+        return str(node)
+    return ev(conditions[name])
 
 
 def wildcard_values(pattern):
@@ -368,7 +394,8 @@ def main():
     # 8. Rule patterns, with AWS's matching semantics, against every sample event.
     defaults = {k: v.get("Default") for k, v in template["Parameters"].items()}
     rules = {name: r for name, r in resources.items() if r["Type"] == "AWS::Events::Rule"}
-    patterns = {name: resolve(r["Properties"]["EventPattern"], defaults) for name, r in rules.items()}
+    conds = template.get("Conditions", {})
+    patterns = {name: resolve(r["Properties"]["EventPattern"], defaults, conds) for name, r in rules.items()}
     for name, pattern in patterns.items():
         ok, why = eventbridge_accepts(pattern)
         check(f"{name}: pattern within EventBridge's limits", ok, why)
@@ -396,12 +423,31 @@ def main():
     tag_deleted = copy.deepcopy(github_push)
     tag_deleted["detail"]["ref"] = "refs/tags/v1.0.0"
     samples["(github push deleting a tag)"] = tag_deleted
+    pull_request = json.load(open(os.path.join(ROOT, "events", "github-pull-request-closed.json")))
+    for action in ("opened", "reopened", "synchronize"):
+        other = copy.deepcopy(pull_request)
+        other["detail"]["action"] = action
+        samples[f"(github pull_request {action})"] = other
+    merge_group = json.load(open(os.path.join(ROOT, "events", "github-merge-group-destroyed.json")))
+    requested = copy.deepcopy(merge_group)
+    requested["detail"]["action"] = "checks_requested"
+    samples["(github merge_group checks_requested)"] = requested
 
     expected = {
         "EcrCachePushRule": {"ecr-push-cache.json", "sqs-batch-pushes.json#0", "sqs-batch-pushes.json#1"},
         "GitHubBranchDeleteRule": {"github-delete-branch.json", "github-push-deleted.json",
-                                   "sqs-batch-branch-delete.json#0"},
+                                   "sqs-batch-branch-delete.json#0", "github-pull-request-closed.json",
+                                   "github-merge-group-destroyed.json"},
     }
+    # With templates, every tagged push reaches the pruner, which keeps only cache tags.
+    templated = dict(defaults, CacheTagTemplates="api-cache-{branch},cache-pr-{pr}")
+    push_rule = resolve(rules["EcrCachePushRule"]["Properties"]["EventPattern"], templated, conds)
+    matcher = EventPattern.load(json.dumps(push_rule))
+    tagged_pushes = {"ecr-push-cache.json", "ecr-push-app.json", "sqs-batch-pushes.json#0",
+                     "sqs-batch-pushes.json#1"}
+    matched = {name for name, event in samples.items() if matcher.matches_event(event)}
+    check("with CacheTagTemplates the push rule forwards every tagged successful push",
+          matched == tagged_pushes, f"{sorted(matched ^ tagged_pushes)}")
     for rule, pattern in patterns.items():
         matcher = EventPattern.load(json.dumps(pattern))
         matched = {name for name, event in samples.items() if matcher.matches_event(event)}

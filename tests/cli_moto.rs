@@ -97,6 +97,26 @@ fn tag_for_prints_the_derived_tag() {
     assert_eq!(text(&out.stdout), "cache-feature-login\n");
     let out = cli(&["tag-for", "fix/x", "--prefix", "bk-"]);
     assert_eq!(text(&out.stdout), "bk-fix-x\n");
+    // Every {branch} template's tag, one per line; overlapping templates are a usage error.
+    let out = cli(&[
+        "tag-for",
+        "fix/x",
+        "--templates",
+        "api-cache-{branch},web-cache-{branch},cache-pr-{pr}",
+    ]);
+    assert_eq!(text(&out.stdout), "api-cache-fix-x\nweb-cache-fix-x\n");
+    let out = cli(&[
+        "tag-for",
+        "x",
+        "--templates",
+        "cache-{branch},cache-pr-{pr}",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("cache-pr-"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]

@@ -288,3 +288,59 @@ async fn a_push_prunes_the_real_cache_manifests_and_nothing_else_on_moto() {
         superseded.len()
     );
 }
+
+#[test]
+fn real_pull_request_and_merge_group_payloads_are_decoded() {
+    let Some(corpus) = corpus_or_skip() else {
+        return;
+    };
+    let owned = ecr_cache_pruner::inbound::config::Config::from_lookup(|name| match name {
+        "CACHE_TAG_TEMPLATES" => Some("cache-{branch},pr-{pr}-cache".into()),
+        _ => None,
+    })
+    .unwrap();
+    let rules = owned.trigger_rules();
+    // GitHub's closed pull request (not merged): its {pr} tag goes.
+    let (_, body) = files(&corpus, "octokit-pull-request-closed").pop().unwrap();
+    let decision = decide(&github_event("pull_request", &body), &rules).unwrap();
+    let Decision::Act(Trigger::PullRequestClosed { number, tags, .. }) = &decision else {
+        panic!("{decision:?}")
+    };
+    assert_eq!((*number, tags.clone()), (2, vec!["pr-2-cache".to_owned()]));
+    // A merge group asking for checks is not an end; the same group destroyed is (the schema
+    // requires `reason`: merged, invalidated or dequeued).
+    let (_, body) = files(&corpus, "octokit-merge-group-checks-requested")
+        .pop()
+        .unwrap();
+    let decision = decide(&github_event("merge_group", &body), &rules).unwrap();
+    assert!(matches!(decision, Decision::Ignore { .. }), "{decision:?}");
+    let schema: Value = serde_json::from_str(
+        &files(&corpus, "octokit-merge-group-destroyed.schema")
+            .pop()
+            .unwrap()
+            .1,
+    )
+    .unwrap();
+    let reasons = schema["properties"]["reason"]["enum"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let mut payload: Value = serde_json::from_str(&body).unwrap();
+    payload["action"] = json!("destroyed");
+    for reason in reasons {
+        payload["reason"] = reason.clone();
+        let decision = decide(&github_event("merge_group", &payload.to_string()), &rules).unwrap();
+        let Decision::Act(Trigger::BranchDeleted { branch, tags, .. }) = &decision else {
+            panic!("{reason}: {decision:?}")
+        };
+        assert!(
+            branch.starts_with("gh-readonly-queue/main/pr-104-"),
+            "{branch}"
+        );
+        assert_eq!(tags.len(), 1);
+        assert!(
+            tags[0].starts_with("cache-gh-readonly-queue-main-pr-104-"),
+            "{tags:?}"
+        );
+    }
+}

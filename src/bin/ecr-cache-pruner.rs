@@ -18,6 +18,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use ecr_cache_pruner::app::report::ReportSettings;
 use ecr_cache_pruner::core::branch::cache_tag_for_branch;
+use ecr_cache_pruner::core::cache_tags::CacheTags;
 use ecr_cache_pruner::core::glob::parse_list;
 use ecr_cache_pruner::core::savings::DEFAULT_PRICE_PER_GB_MONTH;
 use ecr_cache_pruner::core::time::format_rfc3339;
@@ -25,7 +26,7 @@ use ecr_cache_pruner::inbound::cli::report::{render_html, render_table};
 use ecr_cache_pruner::inbound::cli::rules::RulesChoice;
 use ecr_cache_pruner::inbound::cli::session::{
     move_webhook_secret, plan_repository, print, require_rules_choice, savings_report, session,
-    sweep_confirmed, Failure, SessionOptions, EXIT_CHANGES_PENDING, EXIT_ERROR,
+    sweep_confirmed, Failure, SessionOptions, EXIT_CHANGES_PENDING, EXIT_ERROR, EXIT_USAGE,
 };
 use ecr_cache_pruner::inbound::config::DEFAULT_CACHE_TAG_PREFIX;
 use ecr_cache_pruner::inbound::now_secs;
@@ -115,11 +116,15 @@ enum Command {
     /// parameter into a secret of its own (`<stack>/github-webhook-secret`), and print the
     /// overrides that retire the parameter and keep the webhook's URL. Needs --stack.
     MoveWebhookSecret,
-    /// Print the cache tag the pruner derives for a branch (for CI scripts).
+    /// Print the cache tag the pruner derives for a branch (for CI scripts): one line per
+    /// {branch} template with CACHE_TAG_TEMPLATES (or --templates), else <prefix><branch>.
     TagFor {
         branch: String,
         #[arg(long, env = "CACHE_TAG_PREFIX", default_value = DEFAULT_CACHE_TAG_PREFIX)]
         prefix: String,
+        /// Cache tag templates (`api-cache-{branch},cache-pr-{pr}`); wins over --prefix.
+        #[arg(long, env = "CACHE_TAG_TEMPLATES")]
+        templates: Option<String>,
     },
 }
 
@@ -168,8 +173,20 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
     };
     match &cli.command {
         Command::MoveWebhookSecret => move_webhook_secret(&options, json).await,
-        Command::TagFor { branch, prefix } => {
-            println!("{}", cache_tag_for_branch(prefix, branch));
+        Command::TagFor {
+            branch,
+            prefix,
+            templates,
+        } => {
+            let tags = match templates.as_deref().filter(|t| !t.trim().is_empty()) {
+                None => vec![cache_tag_for_branch(prefix, branch)],
+                Some(spec) => CacheTags::parse(spec)
+                    .map_err(|e| Failure::new(EXIT_USAGE, "configuration", e.to_string()))?
+                    .for_branch(branch),
+            };
+            for tag in tags {
+                println!("{tag}");
+            }
             Ok(0)
         }
         Command::Plan {

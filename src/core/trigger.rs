@@ -872,4 +872,103 @@ mod tests {
             assert_eq!(serde_json::to_value(&t).unwrap()["kind"], t.kind());
         }
     }
+
+    fn sample(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn a_closed_pull_request_names_its_pr_tags() {
+        let closed = sample(include_str!("../../events/github-pull-request-closed.json"));
+        let owned = config(&[(
+            "CACHE_TAG_TEMPLATES",
+            "cache-{branch},pr-{pr}-cache,pr-{pr}-api",
+        )]);
+        let d = decide(&closed, &owned.get()).unwrap();
+        assert_eq!(
+            d,
+            Decision::Act(Trigger::PullRequestClosed {
+                github_repository: "acme/my-app".into(),
+                number: 123,
+                tags: vec!["pr-123-cache".into(), "pr-123-api".into()],
+                repositories: vec!["my-app".into()],
+                closed_at: Some(1_795_776_123),
+            })
+        );
+        // Re-opened, edited, or no {pr} template: nothing to do.
+        for action in ["opened", "reopened", "synchronize", "edited"] {
+            let mut other = closed.clone();
+            other["detail"]["action"] = json!(action);
+            assert!(matches!(
+                decide(&other, &owned.get()).unwrap(),
+                Decision::Ignore { .. }
+            ));
+        }
+        let Decision::Ignore { reason } = decide(&closed, &config(&[]).get()).unwrap() else {
+            panic!()
+        };
+        assert!(reason.contains("no {pr} template"), "{reason}");
+        // KEEP_TAGS wins over a closed pull request too.
+        let keep = config(&[
+            ("CACHE_TAG_TEMPLATES", "pr-{pr}-cache"),
+            ("KEEP_TAGS", "pr-123-*"),
+        ]);
+        assert!(matches!(
+            decide(&closed, &keep.get()).unwrap(),
+            Decision::Ignore { .. }
+        ));
+        let mut bad = closed.clone();
+        bad["detail"]["number"] = json!("one");
+        assert!(decide(&bad, &owned.get()).is_err());
+    }
+
+    #[test]
+    fn a_destroyed_merge_group_ends_its_queue_branch() {
+        let destroyed = sample(include_str!(
+            "../../events/github-merge-group-destroyed.json"
+        ));
+        let owned = config(&[(
+            "CACHE_TAG_TEMPLATES",
+            "api-cache-{branch},web-cache-{branch}",
+        )]);
+        let Decision::Act(Trigger::BranchDeleted {
+            branch,
+            tags,
+            ended_by,
+            ..
+        }) = decide(&destroyed, &owned.get()).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            branch,
+            "gh-readonly-queue/main/pr-123-3e5f7a9c1d2e4f6a8b0c2d4e6f8a0b1c2d3e4f5a"
+        );
+        assert_eq!(ended_by, TagExpiry::MergeGroupDestroyed);
+        assert_eq!(
+            tags,
+            vec![
+                "api-cache-gh-readonly-queue-main-pr-123-3e5f7a9c1d2e4f6a8b0c2d4e6f8a0b1c2d3e4f5a",
+                "web-cache-gh-readonly-queue-main-pr-123-3e5f7a9c1d2e4f6a8b0c2d4e6f8a0b1c2d3e4f5a",
+            ]
+        );
+        let mut requested = destroyed.clone();
+        requested["detail"]["action"] = json!("checks_requested");
+        assert!(matches!(
+            decide(&requested, &owned.get()).unwrap(),
+            Decision::Ignore { .. }
+        ));
+        let mut not_a_branch = destroyed.clone();
+        not_a_branch["detail"]["merge_group"]["head_ref"] = json!("refs/tags/x");
+        assert!(decide(&not_a_branch, &owned.get()).is_err());
+        // A queue branch matching a protected pattern keeps its caches.
+        let protected = config(&[
+            ("CACHE_TAG_TEMPLATES", "api-cache-{branch}"),
+            ("PROTECTED_BRANCHES", "main,gh-readonly-queue/*"),
+        ]);
+        assert!(matches!(
+            decide(&destroyed, &protected.get()).unwrap(),
+            Decision::Ignore { .. }
+        ));
+    }
 }

@@ -70,6 +70,23 @@ fn answer(
     }
     let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // A pull request: open when the repository's list holds `#<number>`, else closed.
+    if let ["repos", owner, name, "pulls", number] = parts.as_slice() {
+        let Some(entries) = repos.get(&format!("{owner}/{name}")) else {
+            return (
+                "404 Not Found",
+                json!({"message": "Not Found"}).to_string(),
+                None,
+            );
+        };
+        let open = entries.iter().any(|e| e.strip_prefix('#') == Some(number));
+        let sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+        let pull = json!({"id": 1, "number": number.parse::<u64>().unwrap_or(0),
+            "url": format!("{base}/repos/{owner}/{name}/pulls/{number}"),
+            "state": if open { "open" } else { "closed" },
+            "head": {"ref": "feature", "sha": sha}, "base": {"ref": "main", "sha": sha}});
+        return ("200 OK", pull.to_string(), None);
+    }
     let ["repos", owner, name, "branches"] = parts.as_slice() else {
         return (
             "404 Not Found",
@@ -89,6 +106,7 @@ fn answer(
         .find_map(|kv| kv.strip_prefix("page="))
         .and_then(|p| p.parse().ok())
         .unwrap_or(1);
+    let branches: Vec<&String> = branches.iter().filter(|b| !b.starts_with('#')).collect();
     let items: Vec<_> = branches
         .iter()
         .skip((page - 1) * PAGE_SIZE)

@@ -1,0 +1,223 @@
+//! Every cache a team makes, against moto: several caches per branch, pull-request caches
+//! removed when the pull request closes (kept when pushed after the close, or when the pull
+//! request is open again), and a merge queue group's caches removed when it is destroyed.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::moto::{ecr_client, event, pruner, rfc3339, unique_name};
+use support::registry::*;
+
+const TEMPLATES: &str = "api-cache-{branch},web-cache-{branch},cache-pr-{pr}";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn on(mut e: Value, repository: &str, at: i64) -> Value {
+    e["detail"]["repository"]["name"] = json!(repository);
+    e["detail"]["repository"]["full_name"] = json!(format!("acme/{repository}"));
+    e["time"] = json!(rfc3339(at));
+    e
+}
+
+fn pull_request_closed(repository: &str, number: u64, at: i64) -> Value {
+    let mut e = on(event("github-pull-request-closed.json"), repository, at);
+    e["detail"]["number"] = json!(number);
+    e["detail"]["pull_request"]["number"] = json!(number);
+    e
+}
+
+fn tags_of(report: &Value) -> Vec<(String, String)> {
+    report["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["tag"].as_str().unwrap().to_owned(),
+                t["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_deleted_branch_loses_every_cache_of_its_templates() {
+    let ecr = ecr_client();
+    let name = unique_name("kinds");
+    create_repository(&ecr, &name).await;
+    let api = cache_manifest(&format!("{name}-api"));
+    push(&ecr, &name, &api, Some("api-cache-feature-login")).await;
+    let web = cache_manifest(&format!("{name}-web"));
+    push(&ecr, &name, &web, Some("web-cache-feature-login")).await;
+    let main = cache_manifest(&format!("{name}-main"));
+    push(&ecr, &name, &main, Some("api-cache-main")).await;
+    let pr = cache_manifest(&format!("{name}-pr"));
+    push(&ecr, &name, &pr, Some("cache-pr-7")).await;
+
+    let mut e = on(event("github-delete-branch.json"), &name, now());
+    e["detail"]["ref"] = json!("feature/login");
+    let report = pruner(&[("CACHE_TAG_TEMPLATES", TEMPLATES)])
+        .handle(e)
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(&report),
+        vec![
+            ("api-cache-feature-login".into(), "removed".into()),
+            ("web-cache-feature-login".into(), "removed".into()),
+        ]
+    );
+    let after = contents(&ecr, &name).await;
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(after[&main.digest], vec!["api-cache-main"]);
+    assert_eq!(after[&pr.digest], vec!["cache-pr-7"]);
+}
+
+#[tokio::test]
+async fn a_closed_pull_request_loses_its_cache_unless_pushed_since() {
+    let ecr = ecr_client();
+    let name = unique_name("prs");
+    create_repository(&ecr, &name).await;
+    let closed = cache_manifest(&format!("{name}-pr-5"));
+    push(&ecr, &name, &closed, Some("cache-pr-5")).await;
+    let branch = cache_manifest(&format!("{name}-branch"));
+    push(&ecr, &name, &branch, Some("api-cache-pr-5")).await;
+    let reopened = cache_manifest(&format!("{name}-pr-6"));
+    push(&ecr, &name, &reopened, Some("cache-pr-6")).await;
+    let pruner = pruner(&[("CACHE_TAG_TEMPLATES", TEMPLATES)]);
+
+    let report = pruner
+        .handle(pull_request_closed(&name, 5, now()))
+        .await
+        .unwrap();
+    assert_eq!(report["outcome"], "tags_processed");
+    assert_eq!(
+        tags_of(&report),
+        vec![("cache-pr-5".into(), "removed".into())]
+    );
+    assert_eq!(
+        report["tags"][0]["removal"]["reason"],
+        "pull_request_closed"
+    );
+    // Pull request 6 was closed an hour ago and re-opened; its cache was pushed since.
+    let report = pruner
+        .handle(pull_request_closed(&name, 6, now() - 3600))
+        .await
+        .unwrap();
+    assert_eq!(
+        report["tags"][0]["reason"], "pushed_after_event",
+        "{report}"
+    );
+    let after = contents(&ecr, &name).await;
+    assert!(!after.contains_key(&closed.digest));
+    assert_eq!(after[&reopened.digest], vec!["cache-pr-6"]);
+    assert_eq!(
+        after[&branch.digest],
+        vec!["api-cache-pr-5"],
+        "the branch named pr-5 keeps its cache"
+    );
+
+    // Other actions, and a deployment without a {pr} template, change nothing.
+    let mut opened = pull_request_closed(&name, 6, now());
+    opened["detail"]["action"] = json!("reopened");
+    let report = pruner.handle(opened).await.unwrap();
+    assert_eq!(report["outcome"], "ignored");
+    let report = support::moto::pruner(&[])
+        .handle(pull_request_closed(&name, 6, now()))
+        .await
+        .unwrap();
+    assert_eq!(report["outcome"], "ignored");
+    assert!(report["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no {pr} template"));
+    assert_eq!(contents(&ecr, &name).await, after);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_an_open_pull_request_keeps_its_cache() {
+    let ecr = ecr_client();
+    let name = unique_name("reopen");
+    create_repository(&ecr, &name).await;
+    let open = cache_manifest(&format!("{name}-pr-8"));
+    push(&ecr, &name, &open, Some("cache-pr-8")).await;
+    let closed = cache_manifest(&format!("{name}-pr-9"));
+    push(&ecr, &name, &closed, Some("cache-pr-9")).await;
+    // GitHub: #8 was re-opened after its close event; #9 stays closed.
+    let github = support::fake_github::FakeGithub::start(
+        [(
+            format!("acme/{name}"),
+            vec!["main".to_string(), "#8".to_string()],
+        )]
+        .into_iter()
+        .collect(),
+    )
+    .await;
+    let with_token = pruner(&[("CACHE_TAG_TEMPLATES", TEMPLATES)]).with_github(
+        ecr_cache_pruner::adapters::github::GithubBranches::new(
+            &github.url,
+            support::fake_github::TOKEN,
+        )
+        .unwrap(),
+    );
+    let report = with_token
+        .handle(pull_request_closed(&name, 8, now()))
+        .await
+        .unwrap();
+    assert_eq!(report["tags"][0]["reason"], "pull_request_open", "{report}");
+    let report = with_token
+        .handle(pull_request_closed(&name, 9, now()))
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(&report),
+        vec![("cache-pr-9".into(), "removed".into())]
+    );
+    let after = contents(&ecr, &name).await;
+    assert_eq!(after[&open.digest], vec!["cache-pr-8"]);
+    assert!(!after.contains_key(&closed.digest));
+}
+
+#[tokio::test]
+async fn a_destroyed_merge_group_loses_its_queue_branch_caches() {
+    let ecr = ecr_client();
+    let name = unique_name("queue");
+    create_repository(&ecr, &name).await;
+    let e = on(event("github-merge-group-destroyed.json"), &name, now());
+    let branch = e["detail"]["merge_group"]["head_ref"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("refs/heads/")
+        .to_owned();
+    let tag = format!(
+        "api-cache-{}",
+        ecr_cache_pruner::core::branch::cache_tag_for_branch("", &branch)
+    );
+    let group = cache_manifest(&format!("{name}-group"));
+    push(&ecr, &name, &group, Some(&tag)).await;
+    let main = cache_manifest(&format!("{name}-main"));
+    push(&ecr, &name, &main, Some("api-cache-main")).await;
+
+    let pruner = pruner(&[("CACHE_TAG_TEMPLATES", TEMPLATES)]);
+    let mut checks = e.clone();
+    checks["detail"]["action"] = json!("checks_requested");
+    assert_eq!(pruner.handle(checks).await.unwrap()["outcome"], "ignored");
+    let report = pruner.handle(e).await.unwrap();
+    assert_eq!(
+        tags_of(&report)[0],
+        (tag.clone(), "removed".into()),
+        "{report}"
+    );
+    assert_eq!(
+        report["tags"][0]["removal"]["reason"],
+        "merge_group_destroyed"
+    );
+    let after = contents(&ecr, &name).await;
+    assert!(!after.contains_key(&group.digest));
+    assert_eq!(after[&main.digest], vec!["api-cache-main"]);
+}
