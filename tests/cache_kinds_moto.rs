@@ -221,3 +221,48 @@ async fn a_destroyed_merge_group_loses_its_queue_branch_caches() {
     assert!(!after.contains_key(&group.digest));
     assert_eq!(after[&main.digest], vec!["api-cache-main"]);
 }
+
+/// A signed cache repository: each cache manifest has a signature (an OCI referrer). The
+/// superseded cache manifest goes with its signature; the live one's signature, and a signature
+/// whose subject is already gone, stay (the latter counted as orphaned).
+#[tokio::test]
+async fn a_deleted_cache_manifest_takes_its_signatures_and_nothing_else() {
+    let ecr = ecr_client();
+    let name = unique_name("signed");
+    create_repository(&ecr, &name).await;
+    let old = cache_manifest(&format!("{name}-old"));
+    push(&ecr, &name, &old, None).await;
+    let old_sig = signature_of(&format!("{name}-old"), &old.digest);
+    push(&ecr, &name, &old_sig, None).await;
+    let live = cache_manifest(&format!("{name}-live"));
+    push(&ecr, &name, &live, Some("cache-main")).await;
+    let live_sig = signature_of(&format!("{name}-live"), &live.digest);
+    push(&ecr, &name, &live_sig, None).await;
+    let orphan = signature_of(
+        &format!("{name}-orphan"),
+        &support::registry::fake_digest("gone"),
+    );
+    push(&ecr, &name, &orphan, None).await;
+
+    let mut e = event("ecr-push-cache.json");
+    e["detail"]["repository-name"] = json!(name);
+    e["detail"]["image-digest"] = json!(live.digest);
+    let report = pruner(&[]).handle(e).await.unwrap();
+    let repo = &report["repositories"][0];
+    let deleted: Vec<&str> = repo["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        deleted,
+        vec![old.digest.as_str(), old_sig.digest.as_str()],
+        "{report}"
+    );
+    assert_eq!(repo["deleted"][1]["subject"], json!(old.digest));
+    assert_eq!(repo["orphaned_referrers"], 1);
+    let after = contents(&ecr, &name).await;
+    assert_eq!(after.len(), 3);
+    assert!(after.contains_key(&live_sig.digest) && after.contains_key(&orphan.digest));
+}

@@ -86,7 +86,10 @@ fn an_attestation_with_the_empty_config_and_an_artifact_type_is_not_cache() {
         .pop()
         .unwrap();
     let kind = classify_manifest(&body, media_type(&body).as_deref());
-    let ManifestKind::OtherManifest { config_media_type } = kind else {
+    let ManifestKind::OtherManifest {
+        config_media_type, ..
+    } = kind
+    else {
         panic!("{name}: {kind:?}")
     };
     assert_eq!(

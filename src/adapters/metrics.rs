@@ -264,6 +264,7 @@ mod tests {
                 pushed_at: None,
                 reason: crate::core::plan::DeleteReason::UntaggedUnreferencedCache,
                 classified_by: crate::core::plan::ClassifiedBy::Manifest,
+                subject: None,
             }],
             ..Default::default()
         };

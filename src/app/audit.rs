@@ -182,6 +182,7 @@ mod tests {
             pushed_at: None,
             reason: DeleteReason::UntaggedUnreferencedCache,
             classified_by: ClassifiedBy::Manifest,
+            subject: None,
         }
     }
 

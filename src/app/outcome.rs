@@ -33,6 +33,10 @@ pub struct RepositoryRun {
     pub failures: Vec<ImageFailure>,
     /// Deletable cache manifests left for a later run by the deletion cap or the deadline.
     pub remaining: usize,
+    /// Referrers (signatures, attestations) whose subject is no longer in the repository: left
+    /// alone (what their subject was cannot be known), counted.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub orphaned_referrers: usize,
     /// The invocation's deadline stopped the deletions before the plan was done.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub out_of_time: bool,
@@ -121,4 +125,8 @@ impl TagRun {
         self.removal = Some(removal);
         self
     }
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

@@ -108,11 +108,21 @@ pub async fn take_snapshot<R: RegistryReader>(
         .ok_or_else(out_of_time)?;
     let to_read = plan::manifests_to_read(&images);
     let reads::ManifestsRead {
-        kinds: manifests,
-        blobs,
+        kinds: mut manifests,
+        mut blobs,
     } = reads::read_manifests(registry, repository, &to_read, deadline)
         .await?
         .ok_or_else(out_of_time)?;
+    // Then the referrers (signatures, attestations) the listing does not name a subject for, now
+    // that the indexes are known: a cache manifest's referrers are deleted with it.
+    let referrers = plan::referrers_to_read(&images, &manifests);
+    if !referrers.is_empty() {
+        let read = reads::read_manifests(registry, repository, &referrers, deadline)
+            .await?
+            .ok_or_else(out_of_time)?;
+        manifests.extend(read.kinds);
+        blobs.extend(read.blobs);
+    }
 
     // Rule 3 depends on knowing every index, of every status: an index we could not read (an
     // archived one may not be readable) may reference a candidate, so the whole repository is
@@ -252,6 +262,7 @@ pub(crate) async fn prune_snapshot_with<R: RegistryReader, W: RegistryWriter>(
             .filter(|i| i.status != ImageStatus::Active)
             .count(),
         remaining: plan.remaining,
+        orphaned_referrers: plan.orphaned_referrers,
         ..Default::default()
     };
 
@@ -262,13 +273,15 @@ pub(crate) async fn prune_snapshot_with<R: RegistryReader, W: RegistryWriter>(
         report.kept = plan.kept;
         return Ok(report);
     }
-    for (n, batch) in planned.chunks(BATCH_SIZE).enumerate() {
+    // Batches of at most 100 that keep each cache manifest with its referrers.
+    let batches = plan::batches(planned, BATCH_SIZE);
+    for (n, batch) in batches.iter().enumerate() {
         if !run.deadline.time_left() {
             report.out_of_time = true;
-            report.remaining += planned.len() - n * BATCH_SIZE;
+            report.remaining += batches[n..].iter().map(Vec::len).sum::<usize>();
             break;
         }
-        let done = recheck_and_delete(reader, writer, repository, batch.to_vec(), run).await?;
+        let done = recheck_and_delete(reader, writer, repository, batch.clone(), run).await?;
         plan.kept.extend(done.kept);
         report.deleted.extend(done.deleted);
         report.would_delete.extend(done.would_delete);

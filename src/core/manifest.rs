@@ -39,8 +39,12 @@ pub enum ManifestKind {
     CacheManifest,
     /// An index / manifest list; `children` are every digest it references.
     Index { children: Vec<String> },
-    /// Any other single manifest (application image, attestation, signature, ...).
-    OtherManifest { config_media_type: Option<String> },
+    /// Any other single manifest (application image, attestation, signature, ...); `subject` is
+    /// the digest an OCI referrer (a signature, an attestation) is attached to.
+    OtherManifest {
+        config_media_type: Option<String>,
+        subject: Option<String>,
+    },
     /// Could not be read or parsed; never deleted.
     Unreadable { reason: String },
 }
@@ -51,6 +55,9 @@ struct RawManifest {
     media_type: Option<String>,
     config: Option<Descriptor>,
     manifests: Option<Vec<Descriptor>>,
+    /// OCI 1.1 referrers name the manifest they are about.
+    #[serde(default)]
+    subject: Option<Descriptor>,
 }
 
 #[derive(Deserialize)]
@@ -141,7 +148,10 @@ pub fn classify_manifest(body: &str, declared_media_type: Option<&str>) -> Manif
     {
         ManifestKind::CacheManifest
     } else {
-        ManifestKind::OtherManifest { config_media_type }
+        ManifestKind::OtherManifest {
+            config_media_type,
+            subject: raw.subject.and_then(|d| d.digest),
+        }
     }
 }
 
@@ -182,7 +192,28 @@ mod tests {
         assert_eq!(
             classify_manifest(&body, Some(OCI_MANIFEST)),
             ManifestKind::OtherManifest {
-                config_media_type: Some("application/vnd.oci.image.config.v1+json".into())
+                config_media_type: Some("application/vnd.oci.image.config.v1+json".into()),
+                subject: None,
+            }
+        );
+    }
+
+    #[test]
+    fn a_signature_names_its_subject() {
+        // A Notation signature as an OCI 1.1 referrer (artifactType, empty config, subject).
+        let body = serde_json::json!({
+            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "artifactType": "application/vnd.cncf.notary.signature",
+            "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2},
+            "layers": [{"mediaType": "application/jose+json", "digest": "sha256:dd", "size": 2000}],
+            "subject": {"mediaType": OCI_MANIFEST, "digest": "sha256:ee", "size": 900}
+        })
+        .to_string();
+        assert_eq!(
+            classify_manifest(&body, Some(OCI_MANIFEST)),
+            ManifestKind::OtherManifest {
+                config_media_type: Some("application/vnd.oci.empty.v1+json".into()),
+                subject: Some("sha256:ee".into()),
             }
         );
     }

@@ -47,6 +47,9 @@ pub struct ImageRecord {
     pub size_bytes: Option<i64>,
     pub manifest_media_type: Option<String>,
     pub artifact_media_type: Option<String>,
+    /// The manifest this image refers to, when it is an OCI referrer (a signature, an
+    /// attestation) and the listing says so (ECR's `subjectManifestDigest`); else read.
+    pub subject: Option<String>,
 }
 
 impl ImageRecord {
@@ -77,6 +80,8 @@ pub enum ClassifiedBy {
 pub enum DeleteReason {
     #[serde(rename = "untagged BuildKit cache manifest, not referenced by any index")]
     UntaggedUnreferencedCache,
+    #[serde(rename = "referrer (signature or attestation) of a cache manifest deleted with it")]
+    ReferrerOfDeletedCache,
 }
 
 impl std::fmt::Display for DeleteReason {
@@ -84,6 +89,9 @@ impl std::fmt::Display for DeleteReason {
         f.write_str(match self {
             DeleteReason::UntaggedUnreferencedCache => {
                 "untagged BuildKit cache manifest, not referenced by any index"
+            }
+            DeleteReason::ReferrerOfDeletedCache => {
+                "referrer (signature or attestation) of a cache manifest deleted with it"
             }
         })
     }
@@ -96,6 +104,11 @@ pub struct PlannedDeletion {
     pub pushed_at: Option<i64>,
     pub reason: DeleteReason,
     pub classified_by: ClassifiedBy,
+    /// For a referrer (signature, attestation) deleted with its subject: that cache manifest.
+    /// It is deleted only in the same re-checked batch as its subject, and only when the
+    /// subject is deleted (or already gone).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
 }
 
 /// Why an untagged image is kept.
@@ -132,6 +145,8 @@ pub enum KeepReason {
     BranchesUnknown { error: String },
     /// The closed pull request is open again (re-opened): its cache is its own again.
     PullRequestOpen { number: u64 },
+    /// A referrer whose subject (a cache manifest) was kept at the last look-up.
+    SubjectKept { subject: String },
 }
 
 /// In words, for people (the JSON keeps the codes).
@@ -172,6 +187,11 @@ impl std::fmt::Display for KeepReason {
             KeepReason::PullRequestOpen { number } => {
                 write!(f, "pull request #{number} is open again")
             }
+            KeepReason::SubjectKept { subject } => write!(
+                f,
+                "referrer of {}, which is kept",
+                &subject[..subject.len().min(19)]
+            ),
         }
     }
 }
@@ -192,6 +212,8 @@ pub struct Plan {
     pub tagged_images: usize,
     /// Deletable candidates left for a later invocation because of the deletion cap.
     pub remaining: usize,
+    /// Referrers (signatures, attestations) whose subject is no longer in the repository.
+    pub orphaned_referrers: usize,
 }
 
 /// Inputs the planner needs besides the snapshot.
@@ -221,6 +243,48 @@ pub fn manifests_to_read(images: &[ImageRecord]) -> Vec<String> {
         }
     }
     digests.into_iter().map(str::to_owned).collect()
+}
+
+/// Untagged OCI artifacts (signatures, attestations: `artifactMediaType` set and not a cache)
+/// that no index references, whose manifest was not read: read after [`manifests_to_read`] to
+/// learn each one's `subject`, so a cache manifest's referrers go with it. One BatchGetImage per
+/// 100 of them.
+pub fn referrers_to_read(
+    images: &[ImageRecord],
+    manifests: &HashMap<String, ManifestKind>,
+) -> Vec<String> {
+    let referenced = referenced_digests(manifests);
+    images
+        .iter()
+        .filter(|i| {
+            !i.is_tagged()
+                && i.manifest_media_type.as_deref() == Some(OCI_MANIFEST)
+                && i.artifact_media_type
+                    .as_deref()
+                    .is_some_and(|a| a != BUILDKIT_CACHE_CONFIG)
+                && i.subject.is_none()
+                && !manifests.contains_key(&i.digest)
+                && !referenced.contains_key(&i.digest)
+        })
+        .map(|i| i.digest.clone())
+        .collect()
+}
+
+/// The subject of an image that is an OCI referrer: from the listing, else its manifest.
+fn subject_of<'m>(
+    image: &'m ImageRecord,
+    manifests: &'m HashMap<String, ManifestKind>,
+) -> Option<&'m str> {
+    if let Some(subject) = image.subject.as_deref() {
+        return Some(subject);
+    }
+    match manifests.get(&image.digest) {
+        Some(ManifestKind::OtherManifest {
+            subject: Some(subject),
+            ..
+        }) => Some(subject),
+        _ => None,
+    }
 }
 
 /// Every digest referenced by an index in `manifests`, mapped to one index that references it.
@@ -265,11 +329,14 @@ pub fn classify(
         (_, Some(ManifestKind::Index { .. })) => Err(KeepReason::NotCacheManifest {
             media_type: image.manifest_media_type.clone(),
         }),
-        (_, Some(ManifestKind::OtherManifest { config_media_type })) => {
-            Err(KeepReason::NotCacheManifest {
-                media_type: config_media_type.clone(),
-            })
-        }
+        (
+            _,
+            Some(ManifestKind::OtherManifest {
+                config_media_type, ..
+            }),
+        ) => Err(KeepReason::NotCacheManifest {
+            media_type: config_media_type.clone(),
+        }),
         (_, Some(ManifestKind::Unreadable { reason })) => Err(KeepReason::UnknownType {
             detail: reason.clone(),
         }),
@@ -351,6 +418,7 @@ pub fn plan(
                 pushed_at: image.pushed_at,
                 reason: DeleteReason::UntaggedUnreferencedCache,
                 classified_by,
+                subject: None,
             }),
         }
     }
@@ -364,9 +432,74 @@ pub fn plan(
         result.remaining = candidates.len() - settings.max_deletions;
         candidates.truncate(settings.max_deletions);
     }
-    result.delete = candidates;
+    // A deleted cache manifest's referrers go with it, right after it (same batch): untagged,
+    // ACTIVE, referenced by no index, not protected; nothing else's referrer is touched.
+    let present: HashSet<&str> = images.iter().map(|i| i.digest.as_str()).collect();
+    let mut referrers: BTreeMap<&str, Vec<&ImageRecord>> = BTreeMap::new();
+    for image in images.iter().filter(|i| !i.is_tagged()) {
+        let Some(subject) = subject_of(image, manifests) else {
+            continue;
+        };
+        if !present.contains(subject) {
+            result.orphaned_referrers += 1;
+        }
+        if image.status == ImageStatus::Active
+            && !referenced.contains_key(&image.digest)
+            && !settings.protect_digests.contains(&image.digest)
+            && settings
+                .only_digests
+                .as_ref()
+                .is_none_or(|only| only.contains(&image.digest))
+        {
+            referrers.entry(subject).or_default().push(image);
+        }
+    }
+    let mut delete = Vec::with_capacity(candidates.len());
+    for candidate in candidates {
+        let with = referrers
+            .remove(candidate.digest.as_str())
+            .unwrap_or_default();
+        let subject = candidate.digest.clone();
+        delete.push(candidate);
+        for referrer in with {
+            result.kept.retain(|k| k.digest != referrer.digest);
+            delete.push(PlannedDeletion {
+                digest: referrer.digest.clone(),
+                size_bytes: referrer.size_bytes,
+                pushed_at: referrer.pushed_at,
+                reason: DeleteReason::ReferrerOfDeletedCache,
+                classified_by: ClassifiedBy::Manifest,
+                subject: Some(subject.clone()),
+            });
+        }
+    }
+    result.delete = delete;
     result.kept.sort_by(|a, b| a.digest.cmp(&b.digest));
     result
+}
+
+/// Splits planned deletions into batches of at most `size`, never separating a cache manifest
+/// from its referrers (they are re-checked and deleted together). A group larger than `size`
+/// keeps only what fits; its other referrers wait for a later run.
+pub fn batches(planned: Vec<PlannedDeletion>, size: usize) -> Vec<Vec<PlannedDeletion>> {
+    let mut groups: Vec<Vec<PlannedDeletion>> = Vec::new();
+    for deletion in planned {
+        match (&deletion.subject, groups.last_mut()) {
+            (Some(subject), Some(group)) if group.first().map(|d| &d.digest) == Some(subject) => {
+                group.push(deletion)
+            }
+            _ => groups.push(vec![deletion]),
+        }
+    }
+    let mut out: Vec<Vec<PlannedDeletion>> = Vec::new();
+    for mut group in groups {
+        group.truncate(size);
+        match out.last_mut() {
+            Some(batch) if batch.len() + group.len() <= size => batch.extend(group),
+            _ => out.push(group),
+        }
+    }
+    out
 }
 
 /// An image as the re-check just before a delete sees it: its tags and its status now.
@@ -408,6 +541,25 @@ pub fn recheck(batch: Vec<PlannedDeletion>, current: &HashMap<String, ImageNow>)
             Some(_) => result.delete.push(deletion),
         }
     }
+    // A referrer goes only with its subject: when the subject is kept now, so is the referrer.
+    let going: HashSet<String> = result
+        .delete
+        .iter()
+        .map(|d| d.digest.clone())
+        .chain(result.gone.iter().cloned())
+        .collect();
+    let (delete, orphaned_now): (Vec<_>, Vec<_>) = std::mem::take(&mut result.delete)
+        .into_iter()
+        .partition(|d| d.subject.as_ref().is_none_or(|s| going.contains(s)));
+    result.delete = delete;
+    result
+        .kept
+        .extend(orphaned_now.into_iter().map(|d| KeptImage {
+            reason: KeepReason::SubjectKept {
+                subject: d.subject.clone().unwrap_or_default(),
+            },
+            digest: d.digest,
+        }));
     result
 }
 
@@ -431,6 +583,7 @@ mod tests {
             size_bytes: Some(100 * n as i64),
             manifest_media_type: Some(manifest.to_owned()),
             artifact_media_type: artifact.map(str::to_owned),
+            subject: None,
         }
     }
 
@@ -505,6 +658,7 @@ mod tests {
                 d(1),
                 ManifestKind::OtherManifest {
                     config_media_type: Some("application/vnd.oci.image.config.v1+json".into()),
+                    subject: None,
                 },
             ),
             (
@@ -826,6 +980,7 @@ mod tests {
                     None,
                     Some(ManifestKind::OtherManifest {
                         config_media_type: Some("application/vnd.oci.image.config.v1+json".into()),
+                        subject: None,
                     }),
                 ),
                 Kind::Attestation => (OCI_MANIFEST, Some("application/vnd.in-toto+json"), None),
@@ -902,5 +1057,139 @@ mod tests {
             let untagged = repo.iter().filter(|(_, t, _)| !t).count();
             prop_assert_eq!(plan.kept.len() + planned.len() + plan.remaining, untagged);
         }
+    }
+
+    /// A referrer (signature) of `subject`, known from its manifest.
+    fn signature(n: u32, subject: &str) -> (ImageRecord, ManifestKind) {
+        (
+            image(
+                n,
+                &[],
+                OCI_MANIFEST,
+                Some("application/vnd.cncf.notary.signature"),
+            ),
+            ManifestKind::OtherManifest {
+                config_media_type: Some("application/vnd.cncf.notary.signature".into()),
+                subject: Some(subject.to_owned()),
+            },
+        )
+    }
+
+    #[test]
+    fn a_deleted_cache_manifest_takes_its_referrers_and_nothing_else() {
+        let stale = image(1, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG));
+        let live = image(
+            2,
+            &["cache-main"],
+            OCI_MANIFEST,
+            Some(BUILDKIT_CACHE_CONFIG),
+        );
+        let (sig_stale, k1) = signature(3, &d(1));
+        let (sig_live, k2) = signature(4, &d(2));
+        let (orphan, k3) = signature(5, &d(99));
+        // A referrer the listing names a subject for needs no read.
+        let mut listed = image(6, &[], OCI_MANIFEST, Some("application/vnd.dev.sbom"));
+        listed.subject = Some(d(1));
+        let images = vec![stale, live, sig_stale, sig_live, orphan, listed];
+        let manifests = HashMap::from([(d(3), k1), (d(4), k2), (d(5), k3)]);
+        assert_eq!(
+            referrers_to_read(&images, &HashMap::new()),
+            vec![d(3), d(4), d(5)],
+            "unread untagged artifacts without a listed subject"
+        );
+        let p = plan(&images, &manifests, &settings(100));
+        let deleted: Vec<(String, Option<String>)> = p
+            .delete
+            .iter()
+            .map(|x| (x.digest.clone(), x.subject.clone()))
+            .collect();
+        assert_eq!(
+            deleted,
+            vec![(d(1), None), (d(3), Some(d(1))), (d(6), Some(d(1)))]
+        );
+        assert_eq!(p.delete[1].reason, DeleteReason::ReferrerOfDeletedCache);
+        assert_eq!(p.orphaned_referrers, 1);
+        let kept: Vec<&str> = p.kept.iter().map(|k| k.digest.as_str()).collect();
+        assert!(kept.contains(&d(4).as_str()) && kept.contains(&d(5).as_str()));
+        assert!(!kept.contains(&d(3).as_str()));
+        // A confirmed plan that did not show the referrer does not delete it.
+        let only = PlanSettings {
+            only_digests: Some(HashSet::from([d(1)])),
+            ..settings(100)
+        };
+        let p = plan(&images, &manifests, &only);
+        assert_eq!(p.delete.len(), 1);
+    }
+
+    #[test]
+    fn a_referrer_goes_only_with_its_subject_at_the_last_look_up() {
+        let deletion = |n: u32, subject: Option<u32>| PlannedDeletion {
+            digest: d(n),
+            size_bytes: None,
+            pushed_at: None,
+            reason: DeleteReason::UntaggedUnreferencedCache,
+            classified_by: ClassifiedBy::Manifest,
+            subject: subject.map(d),
+        };
+        let untagged = ImageNow::default();
+        let tagged = ImageNow {
+            tags: vec!["cache-x".into()],
+            ..Default::default()
+        };
+        // Subject 1 gained a tag: its referrer 2 stays. Subject 3 is gone: its referrer 4 goes.
+        let current = HashMap::from([
+            (d(1), tagged),
+            (d(2), untagged.clone()),
+            (d(4), untagged.clone()),
+            (d(5), untagged.clone()),
+            (d(6), untagged),
+        ]);
+        let batch = vec![
+            deletion(1, None),
+            deletion(2, Some(1)),
+            deletion(3, None),
+            deletion(4, Some(3)),
+            deletion(5, None),
+            deletion(6, Some(5)),
+        ];
+        let r = recheck(batch, &current);
+        let deleted: Vec<String> = r.delete.iter().map(|x| x.digest.clone()).collect();
+        assert_eq!(deleted, vec![d(4), d(5), d(6)]);
+        assert!(r
+            .kept
+            .iter()
+            .any(|k| k.digest == d(2) && matches!(k.reason, KeepReason::SubjectKept { .. })));
+    }
+
+    #[test]
+    fn batches_never_separate_a_cache_manifest_from_its_referrers() {
+        let mut planned = Vec::new();
+        for n in 0..60u32 {
+            planned.push(PlannedDeletion {
+                digest: d(n * 2),
+                size_bytes: None,
+                pushed_at: None,
+                reason: DeleteReason::UntaggedUnreferencedCache,
+                classified_by: ClassifiedBy::Manifest,
+                subject: None,
+            });
+            planned.push(PlannedDeletion {
+                digest: d(n * 2 + 1),
+                size_bytes: None,
+                pushed_at: None,
+                reason: DeleteReason::ReferrerOfDeletedCache,
+                classified_by: ClassifiedBy::Manifest,
+                subject: Some(d(n * 2)),
+            });
+        }
+        let out = batches(planned.clone(), 7);
+        assert!(out.iter().all(|b| b.len() <= 7));
+        assert_eq!(out.iter().map(Vec::len).sum::<usize>(), 120);
+        for batch in &out {
+            for x in batch.iter().filter(|x| x.subject.is_some()) {
+                assert!(batch.iter().any(|y| Some(&y.digest) == x.subject.as_ref()));
+            }
+        }
+        assert_eq!(batches(planned, 100).len(), 2);
     }
 }

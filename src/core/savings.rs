@@ -233,6 +233,7 @@ mod tests {
             pushed_at: Some(1_000),
             reason: DeleteReason::UntaggedUnreferencedCache,
             classified_by: ClassifiedBy::ArtifactMediaType,
+            subject: None,
         }
     }
 

@@ -269,6 +269,33 @@ mod tests {
     }
 
     #[test]
+    fn a_pull_request_cache_is_not_a_gone_branch_but_ages_like_any_cache() {
+        let templates = CacheTags::parse("cache-{branch},pr-{pr}-cache").unwrap();
+        let protected = ProtectedBranches::new(parse_list("main"));
+        let cache = Some(BUILDKIT_CACHE_CONFIG);
+        let images = vec![
+            image(1, &["pr-12-cache"], 40, cache),
+            image(2, &["cache-gone"], 40, cache),
+        ];
+        // No branch exists: only the branch template's tag is a gone branch's.
+        let none = std::collections::HashSet::new();
+        let gone = gone_branch_tags(
+            &images,
+            &HashMap::new(),
+            &templates,
+            &protected,
+            &none,
+            NOW,
+            0,
+        );
+        let tags: Vec<&str> = gone.iter().map(|s| s.tag.as_str()).collect();
+        assert_eq!(tags, vec!["cache-gone"]);
+        // STALE_CACHE_DAYS covers every template.
+        let stale = stale_cache_tags(&images, &HashMap::new(), &templates, &protected, NOW, 30);
+        assert_eq!(stale.len(), 2);
+    }
+
+    #[test]
     fn boundary_and_unknown_age() {
         let protected = ProtectedBranches::new(parse_list("main"));
         let mut exactly = image(1, &["cache-a"], 30, Some(BUILDKIT_CACHE_CONFIG));

@@ -504,6 +504,22 @@ fn mapped_repositories(config: &TriggerRules, full_name: &str) -> Result<Vec<Str
     Ok(repositories)
 }
 
+/// Why a protected branch owns `tag`: the ended branch is protected itself, or a protected
+/// pattern can make the same tag (branch names map to tags many-to-one).
+fn protected_owner(config: &TriggerRules, branch: &str, tag: &str) -> Option<String> {
+    if config.protected_branches.is_protected(branch) {
+        return Some(format!("branch {branch} is protected"));
+    }
+    config
+        .cache_tags
+        .protected_by(config.protected_branches, tag)
+        .then(|| {
+            format!(
+                "tag {tag} of branch {branch} is also the cache tag of a protected branch pattern"
+            )
+        })
+}
+
 /// A branch ended (deleted, or its merge group destroyed): its `{branch}` templates' tags, less
 /// those a protected branch pattern could own, `KEEP_TAGS` and invalid tags.
 fn branch_ended(
@@ -518,9 +534,6 @@ fn branch_ended(
         return Err(malformed(source_name, "empty branch name"));
     }
     checked_full_name(source_name, &full_name)?;
-    if config.protected_branches.is_protected(&branch) {
-        return Ok(ignore(format!("branch {branch} is protected")));
-    }
     if !config.cache_tags.has(Placeholder::Branch) {
         return Ok(ignore(format!(
             "no {{branch}} template in CACHE_TAG_TEMPLATES ({})",
@@ -530,13 +543,8 @@ fn branch_ended(
     let mut tags = Vec::new();
     let mut left = Vec::new();
     for tag in config.cache_tags.for_branch(&branch) {
-        if config
-            .cache_tags
-            .protected_by(config.protected_branches, &tag)
-        {
-            left.push(format!(
-                "tag {tag} of branch {branch} is also the cache tag of a protected branch pattern"
-            ));
+        if let Some(why) = protected_owner(config, &branch, &tag) {
+            left.push(why);
         } else if any_matches(config.keep_tags, &tag) {
             left.push(format!("tag {tag} of branch {branch} matches KEEP_TAGS"));
         } else if !is_valid_tag(&tag) {

@@ -76,6 +76,7 @@ impl StoredImage {
             artifact_media_type: artifact
                 .filter(|_| self.with_artifact_type)
                 .map(str::to_owned),
+            subject: None,
         }
     }
 }

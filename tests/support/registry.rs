@@ -10,7 +10,7 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
 
-fn fake_digest(seed: &str) -> String {
+pub fn fake_digest(seed: &str) -> String {
     format!("sha256:{:x}", Sha256::digest(seed.as_bytes()))
 }
 
@@ -95,6 +95,20 @@ pub fn attestation_manifest(seed: &str, subject: &str) -> Manifest {
 }
 
 /// An OCI index over `children` (platform manifests, attestations, nested indexes, anything).
+/// A Notation signature as an OCI 1.1 referrer of `subject` (untagged when pushed).
+pub fn signature_of(seed: &str, subject: &str) -> Manifest {
+    Manifest::new(
+        json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+               "artifactType": "application/vnd.cncf.notary.signature",
+               "config": {"mediaType": "application/vnd.oci.empty.v1+json",
+                          "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a", "size": 2},
+               "layers": [{"mediaType": "application/jose+json", "digest": fake_digest(&format!("{seed}-sig")), "size": 2048}],
+               "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": 1200},
+               "annotations": {"io.cncf.notary.x509chain.thumbprint#S256": "[\"0f3a\"]"}}),
+        OCI_MANIFEST,
+    )
+}
+
 pub fn index(children: &[(&Manifest, Value)]) -> Manifest {
     let manifests: Vec<Value> = children
         .iter()

@@ -39,6 +39,7 @@ fn record(digest: &str, detail: &ImageDetail) -> ImageRecord {
         size_bytes: detail.image_size_in_bytes(),
         manifest_media_type: detail.image_manifest_media_type().map(str::to_owned),
         artifact_media_type: detail.artifact_media_type().map(str::to_owned),
+        subject: detail.subject_manifest_digest().map(str::to_owned),
     }
 }
 

@@ -212,6 +212,7 @@ mod tests {
             pushed_at: Some(0),
             reason: DeleteReason::UntaggedUnreferencedCache,
             classified_by: ClassifiedBy::ArtifactMediaType,
+            subject: None,
         };
         let report = RepositoryRun {
             repository: "r".into(),
