@@ -129,6 +129,7 @@ async fn survey_repository<R: RegistryReader, B: BranchLister>(
         &sweep.cache_tags,
     );
     savings.tag_expiry_skipped = swept.report.tag_expiry_skipped;
+    savings.orphaned_referrers = swept.report.orphaned_referrers;
     Some(savings)
 }
 

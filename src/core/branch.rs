@@ -28,15 +28,6 @@ pub fn tag_may_be_shared(prefix: &str, branch: &str) -> bool {
     cache_tag_for_branch(prefix, branch)[prefix.len()..].contains('-')
 }
 
-/// A branch in `branches` whose cache tag is `tag`: it owns the cache, whichever branch of that
-/// tag was deleted (a branch deleted and created again owns its new cache too).
-pub fn branch_with_tag<'a>(prefix: &str, tag: &str, branches: &'a [String]) -> Option<&'a str> {
-    branches
-        .iter()
-        .find(|b| cache_tag_for_branch(prefix, b) == tag)
-        .map(String::as_str)
-}
-
 /// The protected-branch list (`PROTECTED_BRANCHES`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtectedBranches(Vec<Glob>);
@@ -96,19 +87,6 @@ mod tests {
         assert!(tag_may_be_shared("cache-", "feature-x"));
         assert!(!tag_may_be_shared("cache-", "main2"));
         assert!(!tag_may_be_shared("cache-", "v1.2_rc"));
-        let live = vec!["main".to_owned(), "feature-x".to_owned()];
-        assert_eq!(
-            branch_with_tag("cache-", "cache-feature-x", &live),
-            Some("feature-x"),
-            "another branch with the same tag owns it"
-        );
-        let recreated = vec!["feature/x".to_owned()];
-        assert_eq!(
-            branch_with_tag("cache-", "cache-feature-x", &recreated),
-            Some("feature/x"),
-            "the deleted branch, created again, owns its tag again"
-        );
-        assert_eq!(branch_with_tag("cache-", "cache-feature-y", &live), None);
     }
 
     fn protected(list: &[&str]) -> ProtectedBranches {

@@ -368,6 +368,13 @@ mod tests {
             t.branch_with_tag("web-cache-feature-x", &live),
             Some("feature/x")
         );
+        // Another branch with the same sanitized name owns the tag too (many-to-one).
+        let other = vec!["main".to_owned(), "feature-x".to_owned()];
+        assert_eq!(
+            t.branch_with_tag("api-cache-feature-x", &other),
+            Some("feature-x")
+        );
+        assert_eq!(t.branch_with_tag("api-cache-feature-y", &other), None);
         assert_eq!(t.branch_with_tag("cache-pr-1", &live), None);
         assert_eq!(CacheTags::from_prefix("cache-"), tags("cache-{branch}"));
         assert_eq!(

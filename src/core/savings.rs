@@ -54,6 +54,12 @@ pub struct RepositorySavings {
     pub expiring_tag_bytes: i64,
     /// ARCHIVED or ACTIVATING images: never deleted, billed at the archive rate.
     pub archived_images: usize,
+    /// Referrers (signatures, attestations) a sweep would delete with their stale subject
+    /// (counted apart from `stale_manifests`; their bytes are in `stale_bytes`).
+    pub stale_referrers: usize,
+    /// Referrers whose subject is no longer in the repository: never deleted, each one image
+    /// against the repository's quota.
+    pub orphaned_referrers: usize,
     pub branch_caches: Vec<BranchCache>,
     /// Why the tag columns are empty although asked for (GitHub could not answer).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,6 +84,8 @@ pub struct Totals {
     pub unused_tags: usize,
     pub expiring_tag_bytes: i64,
     pub archived_images: usize,
+    pub stale_referrers: usize,
+    pub orphaned_referrers: usize,
     /// `stale_bytes` at `price_per_gb_month`, rounded to cents.
     pub monthly_savings_usd: f64,
     pub price_per_gb_month: f64,
@@ -141,7 +149,9 @@ pub fn repository_savings(
         images: images.len(),
         cache_tags: branch_caches.len(),
         cache_bytes: tagged_cache_bytes + stale_bytes,
-        stale_manifests: would_delete.len(),
+        stale_manifests: would_delete.iter().filter(|d| d.subject.is_none()).count(),
+        stale_referrers: would_delete.iter().filter(|d| d.subject.is_some()).count(),
+        orphaned_referrers: 0,
         stale_bytes,
         gone_branch_tags: tags_of(|w| {
             matches!(w, TagExpiry::BranchGone | TagExpiry::BranchDeleted)
@@ -197,6 +207,8 @@ pub fn savings_report(
         t.unused_tags += r.unused_tags.len();
         t.expiring_tag_bytes += r.expiring_tag_bytes;
         t.archived_images += r.archived_images;
+        t.stale_referrers += r.stale_referrers;
+        t.orphaned_referrers += r.orphaned_referrers;
     }
     t.monthly_savings_usd = monthly_cost(t.stale_bytes, price_per_gb_month);
     SavingsReport {
@@ -307,5 +319,28 @@ mod tests {
         assert_eq!(t.monthly_savings_usd, 1.0);
         assert_eq!(monthly_cost(1 << 29, 0.10), 0.05);
         assert_eq!(monthly_cost(0, 0.10), 0.0);
+    }
+
+    #[test]
+    fn signatures_going_with_stale_cache_are_counted_apart() {
+        let mut sig = stale("s", 2);
+        sig.reason = DeleteReason::ReferrerOfDeletedCache;
+        sig.subject = Some("d".into());
+        let r = repository_savings(
+            "app",
+            &[],
+            &[stale("d", 100), sig],
+            &[],
+            &crate::core::cache_tags::CacheTags::from_prefix("cache-"),
+        );
+        assert_eq!(
+            (r.stale_manifests, r.stale_referrers, r.stale_bytes),
+            (1, 1, 102)
+        );
+        let mut orphaned = r.clone();
+        orphaned.orphaned_referrers = 3;
+        let report = savings_report(vec![orphaned], 0.10);
+        assert_eq!(report.totals.stale_referrers, 1);
+        assert_eq!(report.totals.orphaned_referrers, 3);
     }
 }

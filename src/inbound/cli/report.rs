@@ -57,11 +57,23 @@ pub fn render_table(report: &SavingsReport) -> String {
 }
 
 fn note(r: &RepositorySavings) -> String {
-    match (&r.error, &r.tag_expiry_skipped) {
+    let mut note = match (&r.error, &r.tag_expiry_skipped) {
         (Some(error), _) => format!("ERROR: {error}"),
         (None, Some(skipped)) => format!("tags not judged: {skipped}"),
         (None, None) => String::new(),
+    };
+    // Signed repositories: what goes with the stale cache, and what is left from before.
+    let referrers = [
+        (r.stale_referrers, "signature(s) go with the stale cache"),
+        (r.orphaned_referrers, "orphaned signature(s), kept"),
+    ];
+    for (count, what) in referrers.iter().filter(|(n, _)| *n > 0) {
+        if !note.is_empty() {
+            note.push_str("; ");
+        }
+        note.push_str(&format!("{count} {what}"));
     }
+    note
 }
 
 /// Text safe inside HTML and SVG elements and attributes.
