@@ -90,17 +90,28 @@ def resolve(node, parameters, conditions=None):
     return node
 
 
-def condition(name, conditions, parameters):
-    """A condition's value (Fn::Not, Fn::Equals, Fn::And, Fn::Or over Ref and Condition)."""
+def condition_evaluator(conditions, parameters):
+    """A function evaluating condition expressions (Fn::Equals, Not, And, Or, Select, Split, Join
+    over Ref and Condition) for these parameter values; each named condition is decided once."""
+    known = {}
+
     def ev(node):
         if isinstance(node, dict):
             (fn, arg), = node.items()
             if fn == "Ref":
                 return str(parameters[arg])
             if fn == "Condition":
-                return condition(arg, conditions, parameters)
+                if arg not in known:
+                    known[arg] = ev(conditions[arg])
+                return known[arg]
             if fn == "Fn::Equals":
                 return ev(arg[0]) == ev(arg[1])
+            if fn == "Fn::Select":
+                return ev(arg[1])[int(arg[0])]
+            if fn == "Fn::Split":
+                return ev(arg[1]).split(arg[0])
+            if fn == "Fn::Join":
+                return arg[0].join(ev(a) for a in ev(arg[1]))
             if fn == "Fn::Not":
                 return not ev(arg[0])
             if fn == "Fn::And":
@@ -108,8 +119,16 @@ def condition(name, conditions, parameters):
             if fn == "Fn::Or":
                 return any(ev(a) for a in arg)
             raise ValueError(f"cannot evaluate {fn}")
+        if isinstance(node, list):
+            return [ev(a) for a in node]
         return str(node)
-    return ev(conditions[name])
+
+    return ev
+
+
+def condition(name, conditions, parameters):
+    """A named condition's value."""
+    return condition_evaluator(conditions, parameters)({"Condition": name})
 
 
 def wildcard_values(pattern):

@@ -21,7 +21,7 @@ import sys
 from samtranslator.yaml_helper import yaml_parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from check_template_rules import resource_schema, transformed  # noqa: E402
+from check_template_rules import condition_evaluator, resource_schema, transformed  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 STATEFUL = {"AWS::SQS::Queue", "AWS::SecretsManager::Secret", "AWS::Logs::LogGroup",
@@ -66,42 +66,10 @@ def conditions(template, parameters, evaluator=False):
     with `evaluator`, the function that evaluates any condition expression instead."""
     values = {k: v.get("Default") for k, v in template.get("Parameters", {}).items()}
     values.update(parameters)
-    known = {}
-
-    def ev(node):
-        if isinstance(node, dict):
-            (fn, arg), = node.items()
-            if fn == "Ref":
-                return str(values[arg])
-            if fn == "Condition":
-                return cond(arg)
-            if fn == "Fn::Equals":
-                return ev(arg[0]) == ev(arg[1])
-            if fn == "Fn::Select":
-                return ev(arg[1])[int(arg[0])]
-            if fn == "Fn::Split":
-                return ev(arg[1]).split(arg[0])
-            if fn == "Fn::Join":
-                return arg[0].join(ev(a) for a in ev(arg[1]))
-            if fn == "Fn::Not":
-                return not ev(arg[0])
-            if fn == "Fn::And":
-                return all(ev(a) for a in arg)
-            if fn == "Fn::Or":
-                return any(ev(a) for a in arg)
-            raise ValueError(f"cannot evaluate {fn}")
-        if isinstance(node, list):
-            return [ev(a) for a in node]
-        return str(node)
-
-    def cond(name):
-        if name not in known:
-            known[name] = ev(template["Conditions"][name])
-        return known[name]
-
+    ev = condition_evaluator(template.get("Conditions", {}), values)
     if evaluator:
         return ev
-    return {name: cond(name) for name in template.get("Conditions", {})}
+    return {name: ev({"Condition": name}) for name in template.get("Conditions", {})}
 
 
 def resolve_ifs(node, truth):

@@ -39,6 +39,46 @@ pub enum StackError {
     },
 }
 
+/// A CloudFormation call's failure, told apart by its code and words.
+fn cloudformation_error<'s, E>(
+    action: &'static str,
+    stack: &'s str,
+) -> impl FnOnce(aws_sdk_cloudformation::error::SdkError<E>) -> StackError + 's
+where
+    E: aws_sdk_cloudformation::error::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    move |e| {
+        let code = aws_sdk_cloudformation::error::ProvideErrorMetadata::code(&e)
+            .unwrap_or_default()
+            .to_owned();
+        let message = aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string();
+        classify(action, &code, message, stack)
+    }
+}
+
+/// The physical ID of `stack`'s resource `logical_id` (one DescribeStackResource).
+async fn physical_id(
+    cloudformation: &aws_sdk_cloudformation::Client,
+    stack: &str,
+    logical_id: &str,
+) -> Result<Option<String>, StackError> {
+    let resource = cloudformation
+        .describe_stack_resource()
+        .stack_name(stack)
+        .logical_resource_id(logical_id)
+        .send()
+        .await
+        .map_err(cloudformation_error(
+            "cloudformation:DescribeStackResource",
+            stack,
+        ))?;
+    Ok(resource
+        .stack_resource_detail()
+        .and_then(|d| d.physical_resource_id())
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned))
+}
+
 /// Finds `stack`'s pruner and reads its environment (two calls:
 /// `cloudformation:DescribeStackResource`, `lambda:GetFunctionConfiguration`).
 pub async fn deployed_pruner(
@@ -46,32 +86,11 @@ pub async fn deployed_pruner(
     lambda: &aws_sdk_lambda::Client,
     stack: &str,
 ) -> Result<DeployedPruner, StackError> {
-    let resource = cloudformation
-        .describe_stack_resource()
-        .stack_name(stack)
-        .logical_resource_id(PRUNER_LOGICAL_ID)
-        .send()
-        .await
-        .map_err(|e| {
-            let code = aws_sdk_cloudformation::error::ProvideErrorMetadata::code(&e)
-                .unwrap_or_default()
-                .to_owned();
-            let message = aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string();
-            classify(
-                "cloudformation:DescribeStackResource",
-                &code,
-                message,
-                stack,
-            )
-        })?;
-    let function = resource
-        .stack_resource_detail()
-        .and_then(|d| d.physical_resource_id())
-        .filter(|id| !id.is_empty())
+    let function = physical_id(cloudformation, stack, PRUNER_LOGICAL_ID)
+        .await?
         .ok_or_else(|| StackError::NoPruner {
             stack: stack.to_owned(),
-        })?
-        .to_owned();
+        })?;
     let configuration = lambda
         .get_function_configuration()
         .function_name(&function)
@@ -136,13 +155,7 @@ pub async fn move_webhook_secret(
         .stack_name(stack)
         .send()
         .await
-        .map_err(|e| {
-            let code = aws_sdk_cloudformation::error::ProvideErrorMetadata::code(&e)
-                .unwrap_or_default()
-                .to_owned();
-            let message = aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string();
-            classify("cloudformation:DescribeStacks", &code, message, stack)
-        })?;
+        .map_err(cloudformation_error("cloudformation:DescribeStacks", stack))?;
     let from_parameter = described
         .stacks()
         .first()
@@ -158,32 +171,15 @@ pub async fn move_webhook_secret(
             stack: stack.to_owned(),
         });
     }
-    let resource = cloudformation
-        .describe_stack_resource()
-        .stack_name(stack)
-        .logical_resource_id(WEBHOOK_SECRET_LOGICAL_ID)
-        .send()
-        .await
-        .map_err(|e| {
-            let code = aws_sdk_cloudformation::error::ProvideErrorMetadata::code(&e)
-                .unwrap_or_default()
-                .to_owned();
-            let message = aws_sdk_cloudformation::error::DisplayErrorContext(&e).to_string();
-            match classify(
-                "cloudformation:DescribeStackResource",
-                &code,
-                message,
-                stack,
-            ) {
-                StackError::NoPruner { stack } => StackError::NothingToMove { stack },
-                other => other,
-            }
-        })?;
-    let from = resource
-        .stack_resource_detail()
-        .and_then(|d| d.physical_resource_id())
-        .unwrap_or_default()
-        .to_owned();
+    let from = match physical_id(cloudformation, stack, WEBHOOK_SECRET_LOGICAL_ID).await {
+        Ok(Some(arn)) => arn,
+        Ok(None) | Err(StackError::NoPruner { .. }) => {
+            return Err(StackError::NothingToMove {
+                stack: stack.to_owned(),
+            })
+        }
+        Err(other) => return Err(other),
+    };
     let secret_call =
         |action: &'static str| move |e: String| StackError::Call { action, message: e };
     let value = read_secret(secrets, &from)

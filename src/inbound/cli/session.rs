@@ -247,6 +247,19 @@ pub async fn session(options: &SessionOptions) -> Result<Session, Failure> {
 /// The deployed pruner's rules and GitHub token: its function's environment, and the token from
 /// the secret that environment names (read as the operator; unreadable is an error, since
 /// judging without the token would remove caches of branches the pruner sees alive).
+/// A sentence and a kind for a failed look-up of a stack's resources.
+fn stack_failure(e: crate::adapters::stack::StackError) -> Failure {
+    use crate::adapters::stack::StackError;
+    let kind = match e {
+        StackError::StackNotFound { .. } => "stack_not_found",
+        StackError::NoPruner { .. } => "no_pruner",
+        StackError::NothingToMove { .. } => "nothing_to_move",
+        StackError::AccessDenied { .. } => "access_denied",
+        _ => "aws",
+    };
+    Failure::new(EXIT_ERROR, kind, e.to_string())
+}
+
 /// `move-webhook-secret`: copies the webhook secret of a stack deployed with the retired
 /// `GitHubWebhookSecret` parameter into a secret of its own, and prints the overrides that
 /// retire the parameter while keeping the value and the webhook's URL.
@@ -265,15 +278,7 @@ pub async fn move_webhook_secret(options: &SessionOptions, json: bool) -> Result
         stack,
     )
     .await
-    .map_err(|e| {
-        let kind = match e {
-            crate::adapters::stack::StackError::StackNotFound { .. } => "stack_not_found",
-            crate::adapters::stack::StackError::NothingToMove { .. } => "nothing_to_move",
-            crate::adapters::stack::StackError::AccessDenied { .. } => "access_denied",
-            _ => "aws",
-        };
-        Failure::new(EXIT_ERROR, kind, e.to_string())
-    })?;
+    .map_err(stack_failure)?;
     let overrides = format!(
         "GitHubWebhookSecret=\"\" GitHubWebhookSecretArn=\"{}\"",
         moved.to
@@ -310,15 +315,7 @@ async fn stack_rules(
         stack,
     )
     .await
-    .map_err(|e| {
-        let kind = match e {
-            crate::adapters::stack::StackError::StackNotFound { .. } => "stack_not_found",
-            crate::adapters::stack::StackError::NoPruner { .. } => "no_pruner",
-            crate::adapters::stack::StackError::AccessDenied { .. } => "access_denied",
-            _ => "aws",
-        };
-        Failure::new(EXIT_ERROR, kind, e.to_string())
-    })?;
+    .map_err(stack_failure)?;
     let rules = EffectiveRules::from_variables(
         &pruner.variables,
         format!("stack {stack}"),
