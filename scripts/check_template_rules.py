@@ -56,12 +56,16 @@ def transformed(template):
 
 
 def statements(role):
-    """Every policy statement of a role, with conditional policies taken as present."""
+    """Every policy statement of a role, with conditional policies and statements taken as
+    present."""
     out = []
     for policy in role["Properties"].get("Policies", []):
         if "Fn::If" in policy:
             policy = policy["Fn::If"][1]
-        out.extend(policy["PolicyDocument"]["Statement"])
+        for statement in policy["PolicyDocument"]["Statement"]:
+            if "Fn::If" in statement:
+                statement = statement["Fn::If"][1]
+            out.append(statement)
     return out
 
 

@@ -31,6 +31,14 @@ fn pull_request_closed(repository: &str, number: u64, at: i64) -> Value {
     e
 }
 
+/// The tags something happened to (not those absent in the first place).
+fn acted(report: &Value) -> Vec<(String, String)> {
+    tags_of(report)
+        .into_iter()
+        .filter(|(_, outcome)| outcome != "tag_not_found")
+        .collect()
+}
+
 fn tags_of(report: &Value) -> Vec<(String, String)> {
     report["tags"]
         .as_array()
@@ -265,4 +273,78 @@ async fn a_deleted_cache_manifest_takes_its_signatures_and_nothing_else() {
     let after = contents(&ecr, &name).await;
     assert_eq!(after.len(), 3);
     assert!(after.contains_key(&live_sig.digest) && after.contains_key(&orphan.digest));
+}
+
+/// Merge queue cache promotion (opt-in): a merged group's cache becomes the base branch's when
+/// it is newer, with no layer copied (the same manifest, tagged); otherwise only its tag goes.
+#[tokio::test]
+async fn a_merged_group_cache_becomes_the_base_cache_only_when_newer() {
+    let ecr = ecr_client();
+    let name = unique_name("promote");
+    create_repository(&ecr, &name).await;
+    let destroyed = on(event("github-merge-group-destroyed.json"), &name, now() + 5);
+    let branch = destroyed["detail"]["merge_group"]["head_ref"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("refs/heads/")
+        .to_owned();
+    let group_tag = format!(
+        "api-cache-{}",
+        ecr_cache_pruner::core::branch::cache_tag_for_branch("", &branch)
+    );
+    let main = cache_manifest(&format!("{name}-main"));
+    push(&ecr, &name, &main, Some("api-cache-main")).await;
+    // ECR keeps push times in seconds: the group's cache is pushed a second later.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let group = cache_manifest(&format!("{name}-group"));
+    push(&ecr, &name, &group, Some(&group_tag)).await;
+
+    let vars = [
+        ("CACHE_TAG_TEMPLATES", TEMPLATES),
+        ("PROMOTE_MERGED_GROUP_CACHE", "true"),
+    ];
+    // Invalidated (not merged): only the group's tag goes.
+    let mut invalidated = destroyed.clone();
+    invalidated["detail"]["reason"] = json!("invalidated");
+    let mut dry = vars.to_vec();
+    dry.push(("DRY_RUN", "true"));
+    let report = pruner(&dry).handle(invalidated).await.unwrap();
+    assert_eq!(
+        acted(&report),
+        vec![(group_tag.clone(), "would_remove".into())]
+    );
+
+    // Merged and newer: promoted, audited, then the group's tag removed (its image stays).
+    let report = pruner(&vars).handle(destroyed.clone()).await.unwrap();
+    assert_eq!(
+        acted(&report),
+        vec![
+            ("api-cache-main".into(), "promoted".into()),
+            (group_tag.clone(), "removed".into()),
+        ],
+        "{report}"
+    );
+    assert_eq!(report["tags"][0]["from"], json!(main.digest));
+    let after = contents(&ecr, &name).await;
+    assert_eq!(after[&group.digest], vec!["api-cache-main"]);
+    // The old base cache lost its tag: ECR keeps it untagged (for the next push's prune), moto
+    // drops it.
+    assert!(after.get(&main.digest).is_none_or(|t| t.is_empty()));
+
+    // Again (redelivered): the base already has it.
+    push(&ecr, &name, &group, Some(&group_tag)).await;
+    let report = pruner(&vars).handle(destroyed.clone()).await.unwrap();
+    assert_eq!(report["tags"][0]["reason"], "already_promoted", "{report}");
+
+    // A base cache pushed after the group's stays.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let newer = cache_manifest(&format!("{name}-newer"));
+    push(&ecr, &name, &newer, Some("api-cache-main")).await;
+    push(&ecr, &name, &group, Some(&group_tag)).await;
+    let report = pruner(&vars).handle(destroyed).await.unwrap();
+    assert_eq!(report["tags"][0]["reason"], "base_cache_newer", "{report}");
+    assert_eq!(
+        contents(&ecr, &name).await[&newer.digest],
+        vec!["api-cache-main"]
+    );
 }

@@ -38,6 +38,9 @@ pub enum AuditAction {
     /// Sent in a tag removal whose answer was lost; whether it is gone could not be read.
     TagRemoveUnconfirmed,
     TagWouldRemove,
+    /// A base branch's cache tag moved to a merged group's cache manifest (or would, dry run).
+    TagPromoted,
+    TagWouldPromote,
 }
 
 impl AuditAction {
@@ -49,6 +52,8 @@ impl AuditAction {
             AuditAction::TagRemoved => "tag_removed",
             AuditAction::TagRemoveUnconfirmed => "tag_remove_unconfirmed",
             AuditAction::TagWouldRemove => "tag_would_remove",
+            AuditAction::TagPromoted => "tag_promoted",
+            AuditAction::TagWouldPromote => "tag_would_promote",
         }
     }
 }
@@ -148,6 +153,10 @@ pub fn tag_records(tags: &[TagRun], cause: &Cause) -> Vec<AuditRecord> {
                 TagOutcome::RemoveUnconfirmed { image_deleted } => {
                     (AuditAction::TagRemoveUnconfirmed, image_deleted, false)
                 }
+                // The tags the base tag's previous image keeps are not known here: `tags` lists
+                // the digest it named before, as `from`.
+                TagOutcome::Promoted { .. } => (AuditAction::TagPromoted, false, false),
+                TagOutcome::WouldPromote { .. } => (AuditAction::TagWouldPromote, false, true),
                 _ => return None,
             };
             Some(AuditRecord {
@@ -156,9 +165,15 @@ pub fn tag_records(tags: &[TagRun], cause: &Cause) -> Vec<AuditRecord> {
                 digest: t.digest.clone(),
                 tag: Some(t.tag.clone()),
                 tags: t.other_tags.clone(),
-                reason: t
-                    .removal
-                    .map_or_else(|| "cache tag".to_owned(), |r| r.to_string()),
+                reason: match &t.outcome {
+                    TagOutcome::Promoted { from } | TagOutcome::WouldPromote { from } => format!(
+                        "merged merge-queue group's cache promoted to the base branch, replacing {}",
+                        from.as_deref().unwrap_or("no cache")
+                    ),
+                    _ => t
+                        .removal
+                        .map_or_else(|| "cache tag".to_owned(), |r| r.to_string()),
+                },
                 classified_by: None,
                 image_deleted: Some(image_deleted),
                 size_bytes: None,

@@ -342,3 +342,135 @@ pub async fn live_branch_with_tag<B: BranchLister>(
         .branch_with_tag(tag, &branches)
         .map(str::to_owned))
 }
+
+/// Why a merged group's cache was not promoted.
+fn not_promoted(repository: &str, tag: &str, digest: Option<String>, reason: KeepReason) -> TagRun {
+    TagRun {
+        repository: repository.to_owned(),
+        tag: tag.to_owned(),
+        digest,
+        other_tags: vec![],
+        outcome: TagOutcome::Kept(reason),
+        removal: None,
+    }
+}
+
+/// Cache promotion: points the base branch's cache tag `to` at the merged group's cache manifest
+/// (named by `from`), with no layer copied, only when the group's manifest is an ACTIVE BuildKit
+/// cache manifest pushed after the base's current one; both tags are looked up again right before
+/// the move, which is audited like a deletion. The group's own tag is removed afterwards by the
+/// branch path (its image stays: the base tag names it now). None: the group has no such tag
+/// (its template was not built), nothing to promote.
+pub async fn promote_cache<R: Registry>(
+    registry: &R,
+    repository: &str,
+    from: &str,
+    to: &str,
+    dry_run: bool,
+    audit: &dyn AuditTrail,
+) -> Result<Option<TagRun>, PruneError> {
+    let Some(group) = registry.describe_tag(repository, from).await? else {
+        return Ok(None);
+    };
+    promote_judged(registry, repository, from, to, group, dry_run, audit)
+        .await
+        .map(Some)
+}
+
+/// [`promote_cache`] once the group's tag was found.
+async fn promote_judged<R: Registry>(
+    registry: &R,
+    repository: &str,
+    from: &str,
+    to: &str,
+    group: ImageRecord,
+    dry_run: bool,
+    audit: &dyn AuditTrail,
+) -> Result<TagRun, PruneError> {
+    if group.status != ImageStatus::Active {
+        return Ok(not_promoted(
+            repository,
+            to,
+            Some(group.digest),
+            KeepReason::NotActive {
+                status: group.status,
+            },
+        ));
+    }
+    // The group's manifest must be BuildKit cache: by artifactMediaType, else read.
+    let manifest = if group.artifact_media_type.is_none() {
+        let read = crate::app::reads::read_manifests(
+            registry,
+            repository,
+            std::slice::from_ref(&group.digest),
+            crate::app::deadline::Deadline::NEVER,
+        )
+        .await?
+        .unwrap_or_default();
+        read.kinds.get(&group.digest).cloned()
+    } else {
+        None
+    };
+    if let Err(reason) = classify(&group, manifest.as_ref()) {
+        return Ok(not_promoted(repository, to, Some(group.digest), reason));
+    }
+    let base = registry.describe_tag(repository, to).await?;
+    if let Some(base) = &base {
+        if base.digest == group.digest {
+            return Ok(not_promoted(
+                repository,
+                to,
+                Some(group.digest),
+                KeepReason::AlreadyPromoted,
+            ));
+        }
+        // Only a newer cache replaces the base's: pushed strictly after it.
+        if !matches!((base.pushed_at, group.pushed_at), (Some(b), Some(g)) if g > b) {
+            return Ok(not_promoted(
+                repository,
+                to,
+                Some(group.digest),
+                KeepReason::BaseCacheNewer {
+                    base_pushed_at: base.pushed_at,
+                    group_pushed_at: group.pushed_at,
+                },
+            ));
+        }
+    }
+    // The last look-up: both tags still name what was judged.
+    let base_now = registry.describe_tag(repository, to).await?;
+    let group_now = registry.describe_tag(repository, from).await?;
+    let moved = base_now.as_ref().map(|i| &i.digest) != base.as_ref().map(|i| &i.digest)
+        || group_now.as_ref().map(|i| &i.digest) != Some(&group.digest);
+    if moved {
+        return Ok(not_promoted(
+            repository,
+            to,
+            Some(group.digest),
+            KeepReason::TagMoved {
+                now: base_now.map(|i| i.digest).unwrap_or_default(),
+            },
+        ));
+    }
+    let previous = base.map(|b| b.digest);
+    let outcome = if dry_run {
+        TagOutcome::WouldPromote {
+            from: previous.clone(),
+        }
+    } else {
+        registry.put_tag(repository, to, &group.digest).await?;
+        TagOutcome::Promoted {
+            from: previous.clone(),
+        }
+    };
+    let run = TagRun {
+        repository: repository.to_owned(),
+        tag: to.to_owned(),
+        digest: Some(group.digest),
+        other_tags: vec![],
+        outcome,
+        removal: None,
+    };
+    audit.tags(std::slice::from_ref(&run));
+    Ok(run)
+}

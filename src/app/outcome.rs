@@ -89,6 +89,15 @@ pub enum TagOutcome {
     Skipped {
         error: String,
     },
+    /// The tag (a base branch's cache tag) now names the merged group's cache manifest; `from`
+    /// is the digest it named before (None: the tag did not exist).
+    Promoted {
+        from: Option<String>,
+    },
+    /// What a dry run would have promoted.
+    WouldPromote {
+        from: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

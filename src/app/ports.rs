@@ -180,6 +180,26 @@ pub trait RegistryWriter: Send + Sync {
         repository: &str,
         tag: &str,
     ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
+
+    /// Points `tag` at the existing manifest `digest` (PutImage of the same bytes: no layer is
+    /// copied), moving it from the image it named. Not retried inside the adapter. A registry that
+    /// cannot do it says so (cache promotion is then reported as failed, nothing changed).
+    fn put_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        digest: &str,
+    ) -> impl Future<Output = Result<(), RegistryError>> + Send {
+        let _ = (tag, digest);
+        let repository = repository.to_owned();
+        async move {
+            Err(RegistryError::Api {
+                operation: "PutImage",
+                repository,
+                message: "this registry cannot move tags".into(),
+            })
+        }
+    }
 }
 
 /// A registry that can be read and changed: what the pruner and `sweep` take.

@@ -147,6 +147,14 @@ pub enum KeepReason {
     PullRequestOpen { number: u64 },
     /// A referrer whose subject (a cache manifest) was kept at the last look-up.
     SubjectKept { subject: String },
+    /// Cache promotion: the base branch's tag already names the group's cache.
+    AlreadyPromoted,
+    /// Cache promotion: the base branch's cache was pushed at or after the group's (or a push
+    /// time is unknown): it stays.
+    BaseCacheNewer {
+        base_pushed_at: Option<i64>,
+        group_pushed_at: Option<i64>,
+    },
 }
 
 /// In words, for people (the JSON keeps the codes).
@@ -186,6 +194,10 @@ impl std::fmt::Display for KeepReason {
             }
             KeepReason::PullRequestOpen { number } => {
                 write!(f, "pull request #{number} is open again")
+            }
+            KeepReason::AlreadyPromoted => f.write_str("the base branch already has this cache"),
+            KeepReason::BaseCacheNewer { .. } => {
+                f.write_str("the base branch's cache is not older than the merged group's")
             }
             KeepReason::SubjectKept { subject } => write!(
                 f,

@@ -25,6 +25,16 @@ pub struct TriggerRules<'a> {
     pub sweep_enabled: bool,
     /// Repositories the sweep covers (`SWEEP_REPOSITORIES`).
     pub sweep_scope: &'a [Glob],
+    /// A merged merge group's cache becomes its base branch's (`PROMOTE_MERGED_GROUP_CACHE`).
+    pub promote_merged_groups: bool,
+}
+
+/// A cache tag to point at the merged group's cache manifest (`to`, the base branch's tag of
+/// the same template as `from`, the group's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Promotion {
+    pub from: String,
+    pub to: String,
 }
 
 /// The EventBridge envelope fields the pruner reads; any other field is ignored.
@@ -59,6 +69,9 @@ pub enum Trigger {
         repositories: Vec<String>,
         /// What ended the branch: `branch_deleted` or `merge_group_destroyed`.
         ended_by: TagExpiry,
+        /// A merged group's caches to promote to its base branch first (opt-in).
+        #[serde(skip_serializing_if = "Vec::is_empty", default)]
+        promotions: Vec<Promotion>,
         /// The deletion event's time (seconds since the epoch): only a cache pushed before it
         /// belonged to the deleted branch; a later one belongs to a branch of the same name
         /// created again. None for an event without `time` (then judged at handling time).
@@ -370,6 +383,9 @@ struct GithubRepository {
 #[derive(Debug, Deserialize)]
 struct MergeGroupPayload {
     action: String,
+    /// `merged`, `invalidated` or `dequeued` (for `destroyed`).
+    #[serde(default)]
+    reason: Option<String>,
     merge_group: MergeGroup,
     repository: GithubRepository,
 }
@@ -377,6 +393,8 @@ struct MergeGroupPayload {
 #[derive(Debug, Deserialize)]
 struct MergeGroup {
     head_ref: String,
+    #[serde(default)]
+    base_ref: Option<String>,
 }
 
 /// `detail` of a `pull_request` delivery (the parts the pruner reads).
@@ -414,14 +432,47 @@ fn decide_github(
                     ),
                 ));
             };
-            return branch_ended(
+            let decision = branch_ended(
                 branch.to_owned(),
                 payload.repository.full_name,
                 time,
                 TagExpiry::MergeGroupDestroyed,
                 &source_name,
                 config,
-            );
+            )?;
+            // Merged: the base branch is about to build exactly this; its cache can become the
+            // base's (opt-in), for each template, unless KEEP_TAGS holds the base's tag.
+            let base = payload
+                .merge_group
+                .base_ref
+                .as_deref()
+                .and_then(|r| r.strip_prefix("refs/heads/"));
+            return Ok(match (decision, base) {
+                (Decision::Act(Trigger::BranchDeleted { github_repository, branch, tags, repositories, ended_by, deleted_at, .. }), Some(base))
+                    if config.promote_merged_groups && payload.reason.as_deref() == Some("merged") =>
+                {
+                    let promotions = config
+                        .cache_tags
+                        .for_branch(&branch)
+                        .into_iter()
+                        .zip(config.cache_tags.for_branch(base))
+                        .filter(|(from, to)| {
+                            tags.contains(from) && is_valid_tag(to) && !any_matches(config.keep_tags, to)
+                        })
+                        .map(|(from, to)| Promotion { from, to })
+                        .collect();
+                    Decision::Act(Trigger::BranchDeleted {
+                        github_repository,
+                        branch,
+                        tags,
+                        repositories,
+                        ended_by,
+                        promotions,
+                        deleted_at,
+                    })
+                }
+                (decision, _) => decision,
+            });
         }
         "pull_request" => {
             let payload: PullRequestPayload = serde_path_to_error::deserialize(detail)
@@ -493,13 +544,14 @@ fn checked_full_name(source_name: &str, full_name: &str) -> Result<(), TriggerEr
     Ok(())
 }
 
-/// The ECR repositories of a GitHub repository, or why none can be acted on.
-fn mapped_repositories(config: &TriggerRules, full_name: &str) -> Result<Vec<String>, Decision> {
+/// The ECR repositories of a GitHub repository, or why none can be acted on (the reason an
+/// ignored decision carries).
+fn mapped_repositories(config: &TriggerRules, full_name: &str) -> Result<Vec<String>, String> {
     let repositories = config.repository_map.ecr_repositories(full_name);
     if let Some(bad) = repositories.iter().find(|r| !is_valid_repository_name(r)) {
-        return Err(ignore(format!(
+        return Err(format!(
             "GitHub repository {full_name} maps to {bad:?}, not a valid ECR repository name; set REPOSITORY_MAP"
-        )));
+        ));
     }
     Ok(repositories)
 }
@@ -560,7 +612,7 @@ fn branch_ended(
     }
     let repositories = match mapped_repositories(config, &full_name) {
         Ok(r) => r,
-        Err(decision) => return Ok(decision),
+        Err(reason) => return Ok(ignore(reason)),
     };
     Ok(Decision::Act(Trigger::BranchDeleted {
         github_repository: full_name,
@@ -568,6 +620,7 @@ fn branch_ended(
         tags,
         repositories,
         ended_by,
+        promotions: Vec::new(),
         deleted_at,
     }))
 }
@@ -603,7 +656,7 @@ fn pull_request_closed(
     }
     let repositories = match mapped_repositories(config, &full_name) {
         Ok(r) => r,
-        Err(decision) => return Ok(decision),
+        Err(reason) => return Ok(ignore(reason)),
     };
     Ok(Decision::Act(Trigger::PullRequestClosed {
         github_repository: full_name,
@@ -622,6 +675,7 @@ mod tests {
     /// Owns what [`TriggerRules`] borrows; defaults as the pruner's configuration has them.
     struct Rules {
         tags: CacheTags,
+        promote: bool,
         protected: ProtectedBranches,
         map: RepositoryMap,
         keep: Vec<Glob>,
@@ -637,6 +691,7 @@ mod tests {
                 keep_tags: &self.keep,
                 sweep_enabled: true,
                 sweep_scope: &self.scope,
+                promote_merged_groups: self.promote,
             }
         }
     }
@@ -644,6 +699,7 @@ mod tests {
     fn config(vars: &[(&str, &str)]) -> Rules {
         let var = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
         Rules {
+            promote: var("PROMOTE_MERGED_GROUP_CACHE") == Some("true"),
             tags: match var("CACHE_TAG_TEMPLATES") {
                 Some(spec) => CacheTags::parse(spec).unwrap(),
                 None => CacheTags::from_prefix("cache-"),
@@ -682,6 +738,7 @@ mod tests {
                 tags: vec!["cache-feature-login".into()],
                 repositories: vec!["my-app".into()],
                 ended_by: TagExpiry::BranchDeleted,
+                promotions: vec![],
                 deleted_at: Some(1_795_773_600),
             })
         );
@@ -861,6 +918,7 @@ mod tests {
                 tags: vec!["cache-x".into()],
                 repositories: vec![],
                 ended_by: TagExpiry::BranchDeleted,
+                promotions: vec![],
                 deleted_at: None,
             },
             Trigger::PullRequestClosed {
@@ -978,5 +1036,37 @@ mod tests {
             decide(&destroyed, &protected.get()).unwrap(),
             Decision::Ignore { .. }
         ));
+    }
+
+    #[test]
+    fn a_merged_group_promotes_its_caches_only_when_asked() {
+        let destroyed = sample(include_str!(
+            "../../events/github-merge-group-destroyed.json"
+        ));
+        let promotions = |vars: &[(&str, &str)], reason: &str| {
+            let mut e = destroyed.clone();
+            e["detail"]["reason"] = json!(reason);
+            match decide(&e, &config(vars).get()).unwrap() {
+                Decision::Act(Trigger::BranchDeleted { promotions, .. }) => promotions,
+                other => panic!("{other:?}"),
+            }
+        };
+        let on = [
+            (
+                "CACHE_TAG_TEMPLATES",
+                "api-cache-{branch},web-cache-{branch}",
+            ),
+            ("PROMOTE_MERGED_GROUP_CACHE", "true"),
+            ("KEEP_TAGS", "web-cache-main"),
+        ];
+        let p = promotions(&on, "merged");
+        assert_eq!(p.len(), 1, "KEEP_TAGS holds web-cache-main: {p:?}");
+        assert_eq!(p[0].to, "api-cache-main");
+        assert!(p[0]
+            .from
+            .starts_with("api-cache-gh-readonly-queue-main-pr-123-"));
+        assert!(promotions(&on, "invalidated").is_empty());
+        assert!(promotions(&on, "dequeued").is_empty());
+        assert!(promotions(&on[..1], "merged").is_empty(), "opt-in");
     }
 }

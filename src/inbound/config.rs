@@ -70,6 +70,8 @@ pub struct Config {
     pub cache_tag_prefix: String,
     /// The cache tags (`CACHE_TAG_TEMPLATES`, else `<CACHE_TAG_PREFIX>{branch}`).
     pub cache_tags: CacheTags,
+    /// A merged merge group's cache becomes its base branch's (`PROMOTE_MERGED_GROUP_CACHE`).
+    pub promote_merged_groups: bool,
     pub protected_branches: ProtectedBranches,
     pub dry_run: bool,
     pub repository_map: RepositoryMap,
@@ -122,6 +124,7 @@ impl Config {
             keep_tags: &self.keep_tags,
             sweep_enabled: !self.sweep_repositories.is_empty(),
             sweep_scope: &self.sweep_repositories,
+            promote_merged_groups: self.promote_merged_groups,
         }
     }
 
@@ -203,6 +206,10 @@ impl Config {
         }
 
         let dry_run = boolean(get("DRY_RUN"), "DRY_RUN")?;
+        let promote_merged_groups = boolean(
+            get("PROMOTE_MERGED_GROUP_CACHE"),
+            "PROMOTE_MERGED_GROUP_CACHE",
+        )?;
         let estimate_reclaimed_on_push =
             boolean(get("ESTIMATE_RECLAIMED_BYTES"), "ESTIMATE_RECLAIMED_BYTES")?;
 
@@ -291,6 +298,7 @@ impl Config {
             github_owner,
             cache_tag_prefix,
             cache_tags,
+            promote_merged_groups,
             protected_branches: ProtectedBranches::new(patterns),
             dry_run,
             repository_map,

@@ -9,6 +9,7 @@ use aws_sdk_ecr::operation::batch_delete_image::BatchDeleteImageError;
 use aws_sdk_ecr::operation::batch_get_image::BatchGetImageError;
 use aws_sdk_ecr::operation::describe_images::DescribeImagesError;
 use aws_sdk_ecr::operation::describe_repositories::DescribeRepositoriesError;
+use aws_sdk_ecr::operation::put_image::PutImageError;
 use aws_sdk_ecr::types::ImageFailureCode;
 
 use crate::adapters::aws::sentence_of;
@@ -31,7 +32,8 @@ macro_rules! repository_missing {
 repository_missing!(
     DescribeImagesError,
     BatchGetImageError,
-    BatchDeleteImageError
+    BatchDeleteImageError,
+    PutImageError
 );
 
 impl RepositoryMissing for DescribeRepositoriesError {

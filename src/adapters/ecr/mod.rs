@@ -307,6 +307,37 @@ impl RegistryWriter for EcrRegistry {
         Ok(outcome)
     }
 
+    async fn put_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        digest: &str,
+    ) -> Result<(), RegistryError> {
+        let read = self
+            .read_manifests(repository, &[digest.to_owned()])
+            .await?;
+        let Some(ManifestRead::Body { body, media_type }) = read.get(digest) else {
+            return Err(RegistryError::Api {
+                operation: "BatchGetImage",
+                repository: repository.to_owned(),
+                message: format!("manifest {digest} could not be read to tag it"),
+            });
+        };
+        self.client
+            .put_image()
+            .repository_name(repository)
+            .image_manifest(body)
+            .set_image_manifest_media_type(media_type.clone())
+            .image_digest(digest)
+            .image_tag(tag)
+            .customize()
+            .config_override(no_retries())
+            .send()
+            .await
+            .map_err(|e| api_error("PutImage", repository, e))?;
+        Ok(())
+    }
+
     async fn remove_tag(&self, repository: &str, tag: &str) -> Result<bool, RegistryError> {
         let output = self
             .client

@@ -109,4 +109,13 @@ impl<R: RegistryWriter> RegistryWriter for PullNotice<R> {
     async fn remove_tag(&self, repository: &str, tag: &str) -> Result<bool, RegistryError> {
         self.inner.remove_tag(repository, tag).await
     }
+
+    async fn put_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        digest: &str,
+    ) -> Result<(), RegistryError> {
+        self.inner.put_tag(repository, tag, digest).await
+    }
 }

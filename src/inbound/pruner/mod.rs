@@ -21,7 +21,9 @@ use crate::adapters::metrics::RepositoryMetrics;
 use crate::adapters::secrets::CachedSecret;
 use crate::adapters::sqs::SqsSweepQueue;
 use crate::app::audit::{AuditTrail, Cause};
-use crate::app::branch_cleanup::{live_branch_with_tag, remove_cache_tag, TagOutcome, TagRun};
+use crate::app::branch_cleanup::{
+    live_branch_with_tag, promote_cache, remove_cache_tag, TagOutcome, TagRun,
+};
 use crate::app::deadline::Deadline;
 use crate::app::ports::{BranchLister, Registry, SweepQueue};
 use crate::app::prune::{prune_repository, PruneError, PruneSettings, RepositoryRun, Run};
@@ -275,38 +277,43 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         cause: &Cause,
         deadline: Deadline<'static>,
     ) -> Result<Vec<TagRun>, HandlerError> {
-        let (github_repository, ended, tags, repositories, ended_at, expiry) = match trigger {
-            Trigger::BranchDeleted {
-                github_repository,
-                branch,
-                tags,
-                repositories,
-                ended_by,
-                deleted_at,
-            } => (
-                github_repository,
-                Ended::Branch(branch),
-                tags,
-                repositories,
-                deleted_at,
-                *ended_by,
-            ),
-            Trigger::PullRequestClosed {
-                github_repository,
-                number,
-                tags,
-                repositories,
-                closed_at,
-            } => (
-                github_repository,
-                Ended::PullRequest(*number),
-                tags,
-                repositories,
-                closed_at,
-                TagExpiry::PullRequestClosed,
-            ),
-            _ => return Ok(vec![]),
-        };
+        let no_promotions = Vec::new();
+        let (github_repository, ended, tags, repositories, ended_at, expiry, promotions) =
+            match trigger {
+                Trigger::BranchDeleted {
+                    github_repository,
+                    branch,
+                    tags,
+                    repositories,
+                    ended_by,
+                    promotions,
+                    deleted_at,
+                } => (
+                    github_repository,
+                    Ended::Branch(branch),
+                    tags,
+                    repositories,
+                    deleted_at,
+                    *ended_by,
+                    promotions,
+                ),
+                Trigger::PullRequestClosed {
+                    github_repository,
+                    number,
+                    tags,
+                    repositories,
+                    closed_at,
+                } => (
+                    github_repository,
+                    Ended::PullRequest(*number),
+                    tags,
+                    repositories,
+                    closed_at,
+                    TagExpiry::PullRequestClosed,
+                    &no_promotions,
+                ),
+                _ => return Ok(vec![]),
+            };
         // Event time wins: only a cache pushed before the event was the ended ref's.
         let pushed_before = Some(ended_at.unwrap_or_else(sweeping::now_secs));
         let stop = deadline;
@@ -317,6 +324,51 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
         };
         let mut reports = Vec::new();
         let mut first_error = None;
+        // A merged group's caches become its base branch's first (opt-in; see the trigger).
+        for promotion in promotions {
+            for repository in repositories.iter().filter(|r| self.config.in_scope(r)) {
+                if !stop.time_left() {
+                    return Err(out_of_time(repository));
+                }
+                let promoted = promote_cache(
+                    &self.registry,
+                    repository,
+                    &promotion.from,
+                    &promotion.to,
+                    self.config.dry_run,
+                    &self.audit(cause),
+                )
+                .await;
+                match promoted {
+                    Ok(None) => {}
+                    Ok(Some(report)) => {
+                        info!(%repository, from = %promotion.from, to = %promotion.to,
+                              result = %serde_json::to_string(&report.outcome).unwrap_or_default(),
+                              "merged group's cache promotion");
+                        reports.push(report);
+                    }
+                    Err(err) if err.is_lasting() => {
+                        warn!(%repository, to = %promotion.to, error = %err, "cache not promoted: a lasting condition");
+                        reports.push(TagRun {
+                            repository: repository.clone(),
+                            tag: promotion.to.clone(),
+                            digest: None,
+                            other_tags: vec![],
+                            outcome: TagOutcome::Skipped {
+                                error: err.to_string(),
+                            },
+                            removal: None,
+                        });
+                    }
+                    // Retried before any tag goes: removing the group's tag first would lose
+                    // what there is to promote.
+                    Err(err) => {
+                        warn!(%repository, to = %promotion.to, error = %err, "cache not promoted; retried");
+                        return Err(HandlerError::Prune(err));
+                    }
+                }
+            }
+        }
         for tag in tags {
             // With a GitHub token: a branch that exists now and maps to the tag owns it (the
             // deleted branch itself included when it was created again); a pull request open
