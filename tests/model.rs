@@ -42,6 +42,11 @@ enum Seed {
     App { tagged: bool },
     /// An app image someone tagged with a branch's cache tag: never removed as cache.
     MisTagged(usize),
+    /// A signed cache manifest (tagged with branch `Some(i)` or superseded) and its signature:
+    /// the signature may only go with it.
+    SignedCache(Option<usize>),
+    /// A signed app image (tagged or not): its signature is never deleted.
+    SignedApp { tagged: bool },
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +112,8 @@ fn arb_seed() -> impl Strategy<Value = Seed> {
         1 => Just(Seed::Nested),
         1 => any::<bool>().prop_map(|tagged| Seed::App { tagged }),
         1 => (0..BRANCHES.len()).prop_map(Seed::MisTagged),
+        2 => prop::option::of(0..BRANCHES.len()).prop_map(Seed::SignedCache),
+        1 => any::<bool>().prop_map(|tagged| Seed::SignedApp { tagged }),
     ]
 }
 
@@ -213,6 +220,17 @@ fn seed_repository(state: &mut State, seeds: &[(Seed, bool)]) {
             }
             Seed::App { tagged } => state.push(REPO, Kind::App, tagged.then_some("latest")),
             Seed::MisTagged(b) => state.push(REPO, Kind::App, Some(&cache_tag(BRANCHES[*b]))),
+            Seed::SignedCache(branch) => {
+                let tag = branch.map(|b| cache_tag(BRANCHES[b]));
+                let cache = state.push(REPO, Kind::Cache, tag.as_deref());
+                state.push(REPO, Kind::Signature(cache.clone()), None);
+                cache
+            }
+            Seed::SignedApp { tagged } => {
+                let app = state.push(REPO, Kind::App, tagged.then_some("latest"));
+                state.push(REPO, Kind::Signature(app.clone()), None);
+                app
+            }
         };
         if *archived {
             state.set_status(REPO, &digest, ImageStatus::Archived);

@@ -23,6 +23,7 @@ const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const CACHE_CONFIG: &str = "application/vnd.buildkit.cacheconfig.v0";
 const IMAGE_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+const SIGNATURE: &str = "application/vnd.cncf.notary.signature";
 
 /// What an image really is (the oracle's truth).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,9 @@ pub enum Kind {
     Attestation,
     /// An index over these digests (platform images, attestations, nested indexes, anything).
     Index(Vec<String>),
+    /// A signature: an OCI referrer of this digest (untagged; ECR's listing names its subject
+    /// when it reports `artifactMediaType`, else only its manifest does).
+    Signature(String),
 }
 
 #[derive(Debug, Clone)]
@@ -63,6 +67,7 @@ impl StoredImage {
         let artifact = match self.kind {
             Kind::Cache => Some(CACHE_CONFIG),
             Kind::App | Kind::Attestation => Some(IMAGE_CONFIG),
+            Kind::Signature(_) => Some(SIGNATURE),
             Kind::Index(_) => None,
         };
         ImageRecord {
@@ -76,7 +81,11 @@ impl StoredImage {
             artifact_media_type: artifact
                 .filter(|_| self.with_artifact_type)
                 .map(str::to_owned),
-            subject: None,
+            // As ECR's `subjectManifestDigest`, reported with the artifact type here.
+            subject: match &self.kind {
+                Kind::Signature(subject) if self.with_artifact_type => Some(subject.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -186,6 +195,11 @@ impl State {
                             "digest": sha(&format!("att{seed}")), "size": 1340}]}),
             Kind::Index(children) => json!({"schemaVersion": 2, "mediaType": OCI_INDEX,
                 "manifests": children.iter().map(|c| json!({"mediaType": OCI_MANIFEST, "digest": c, "size": 1000})).collect::<Vec<_>>()}),
+            Kind::Signature(subject) => json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                "artifactType": SIGNATURE,
+                "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha("{}"), "size": 2},
+                "layers": [{"mediaType": "application/jose+json", "digest": sha(&format!("sig{seed}")), "size": 2048}],
+                "subject": {"mediaType": OCI_MANIFEST, "digest": subject, "size": 1000}}),
         };
         value.to_string()
     }
@@ -343,8 +357,19 @@ impl State {
         let Some(image) = self.repositories[repository].get(digest).cloned() else {
             return;
         };
-        if image.kind != Kind::Cache {
-            self.violation("rule 1: not a cache manifest", repository, digest);
+        match &image.kind {
+            Kind::Cache => {}
+            // A referrer goes only with its subject: deleted before it in the same call, or gone.
+            Kind::Signature(subject) if !by_tag => {
+                if self.repositories[repository].contains_key(subject) {
+                    self.violation(
+                        "rule 1: a signature of something not deleted",
+                        repository,
+                        digest,
+                    );
+                }
+            }
+            _ => self.violation("rule 1: not a cache manifest", repository, digest),
         }
         if image.status != ImageStatus::Active {
             self.violation("rule 8: not ACTIVE", repository, digest);
