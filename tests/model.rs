@@ -29,6 +29,14 @@ fn cache_tag(branch: &str) -> String {
     format!("cache-{}", branch.replace('/', "-"))
 }
 
+/// Pull requests 1..=PRS exist; their caches are `pr-<n>-cache`.
+const PRS: u64 = 3;
+const TEMPLATES: &str = "cache-{branch},pr-{pr}-cache";
+
+fn pr_tag(n: u64) -> String {
+    format!("pr-{n}-cache")
+}
+
 /// One image of the initial repository.
 #[derive(Debug, Clone)]
 enum Seed {
@@ -47,6 +55,8 @@ enum Seed {
     SignedCache(Option<usize>),
     /// A signed app image (tagged or not): its signature is never deleted.
     SignedApp { tagged: bool },
+    /// Pull request `n`'s cache (`pr-<n>-cache`, a `{pr}` template).
+    PrCache(u64),
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +67,14 @@ enum Action {
     /// its tag) before the queued deletion is handled.
     DeleteThenRecreate {
         branch: usize,
+        pushed: bool,
+    },
+    /// Pull request `n` is closed.
+    ClosePr(u64),
+    /// Pull request `n` is closed, then re-opened (and, when `pushed`, CI pushes a fresh cache
+    /// under its tag) before the queued close is handled.
+    CloseThenReopen {
+        pr: u64,
         pushed: bool,
     },
     /// A scheduled sweep: fanned out over the queue, then every message and continuation handled.
@@ -114,6 +132,7 @@ fn arb_seed() -> impl Strategy<Value = Seed> {
         1 => (0..BRANCHES.len()).prop_map(Seed::MisTagged),
         2 => prop::option::of(0..BRANCHES.len()).prop_map(Seed::SignedCache),
         1 => any::<bool>().prop_map(|tagged| Seed::SignedApp { tagged }),
+        2 => (1..=PRS).prop_map(Seed::PrCache),
     ]
 }
 
@@ -123,6 +142,8 @@ fn arb_action() -> impl Strategy<Value = Action> {
         2 => (0..BRANCHES.len()).prop_map(Action::DeleteBranch),
         1 => (0..BRANCHES.len(), any::<bool>())
             .prop_map(|(branch, pushed)| Action::DeleteThenRecreate { branch, pushed }),
+        1 => (1..=PRS).prop_map(Action::ClosePr),
+        1 => (1..=PRS, any::<bool>()).prop_map(|(pr, pushed)| Action::CloseThenReopen { pr, pushed }),
         1 => Just(Action::Sweep),
         1 => prop_oneof![
             Just(Delivery::Once),
@@ -231,6 +252,7 @@ fn seed_repository(state: &mut State, seeds: &[(Seed, bool)]) {
                 state.push(REPO, Kind::Signature(app.clone()), None);
                 app
             }
+            Seed::PrCache(n) => state.push(REPO, Kind::Cache, Some(&pr_tag(*n))),
         };
         if *archived {
             state.set_status(REPO, &digest, ImageStatus::Archived);
@@ -280,22 +302,39 @@ fn branch_deleted(branch: &str, at: i64) -> Value {
            "repository": {"full_name": format!("acme/{REPO}")}}})
 }
 
+fn pr_closed(n: u64, at: i64) -> Value {
+    json!({"version": "0", "id": "model", "detail-type": "pull_request", "source": "github.com",
+           "account": "123456789012", "time": rfc3339(at), "region": "us-east-1",
+           "resources": [], "detail": {"action": "closed", "number": n,
+           "repository": {"full_name": format!("acme/{REPO}")}}})
+}
+
 fn scheduled() -> Value {
     json!({"version": "0", "id": "model", "detail-type": "Scheduled Event",
            "source": "aws.scheduler", "account": "123456789012",
            "time": "2026-11-29T03:00:00Z", "region": "us-east-1", "resources": [], "detail": {}})
 }
 
-/// GitHub as the model sees it: which branches exist now.
+/// GitHub as the model sees it: which branches exist now, which pull requests are open.
 #[derive(Clone, Default)]
 struct Github {
     live: Arc<Mutex<BTreeSet<String>>>,
+    open_prs: Arc<Mutex<BTreeSet<u64>>>,
 }
 
 impl BranchLister for Github {
     async fn branches(&self, full_name: &str) -> Result<Vec<String>, BranchListError> {
         assert_eq!(full_name, format!("acme/{REPO}"));
         Ok(self.live.lock().unwrap().iter().cloned().collect())
+    }
+
+    async fn pull_request_open(
+        &self,
+        full_name: &str,
+        number: u64,
+    ) -> Result<bool, BranchListError> {
+        assert_eq!(full_name, format!("acme/{REPO}"));
+        Ok(self.open_prs.lock().unwrap().contains(&number))
     }
 }
 
@@ -370,7 +409,17 @@ fn leftovers(state: &State, action: &Action, scenario: &Scenario) -> Vec<String>
     let mut left = Vec::new();
     match action {
         _ if scenario.dry_run => {}
-        Action::DeleteThenRecreate { .. } => {}
+        Action::DeleteThenRecreate { .. } | Action::CloseThenReopen { .. } => {}
+        Action::ClosePr(n) => {
+            let tag = pr_tag(*n);
+            let image = state
+                .images(REPO)
+                .into_iter()
+                .find(|i| i.tags.contains(&tag));
+            if let Some(image) = image.filter(|i| !may_keep_tag(state, &tag, i)) {
+                left.push(format!("{action:?} left {tag} on {}", image.digest));
+            }
+        }
         Action::Push(_) if scenario.cap < 1000 => {}
         Action::DeleteBranch(b) if scenario.github => {
             let _ = b;
@@ -393,7 +442,11 @@ fn leftovers(state: &State, action: &Action, scenario: &Scenario) -> Vec<String>
             }
             if !matches!(action, Action::Push(_)) && scenario.stale_expiry && !scenario.github {
                 for image in state.images(REPO) {
-                    for tag in image.tags.iter().filter(|t| t.starts_with("cache-")) {
+                    for tag in image
+                        .tags
+                        .iter()
+                        .filter(|t| t.starts_with("cache-") || t.starts_with("pr-"))
+                    {
                         if !may_keep_tag(state, tag, &image) {
                             left.push(format!("{action:?} left stale tag {tag}"));
                         }
@@ -418,6 +471,7 @@ fn run(scenario: &Scenario) -> Outcome {
         ("MAX_DELETIONS_PER_INVOCATION", cap.as_str()),
         ("GITHUB_OWNER", "acme"),
         ("GONE_BRANCH_MIN_AGE_HOURS", "0"),
+        ("CACHE_TAG_TEMPLATES", TEMPLATES),
     ];
     if scenario.stale_expiry {
         vars.push(("STALE_CACHE_DAYS", "1"));
@@ -432,6 +486,7 @@ fn run(scenario: &Scenario) -> Outcome {
         .lock()
         .unwrap()
         .extend(BRANCHES.iter().map(|b| b.to_string()));
+    github.open_prs.lock().unwrap().extend(1..=PRS);
     let queue = Queue::default();
     // Every audit record the pruner writes, beside its log line.
     let audited: Arc<Mutex<Vec<AuditRecord>>> = Arc::default();
@@ -497,6 +552,29 @@ fn run(scenario: &Scenario) -> Outcome {
                     fresh_tag = Some(tag);
                 }
                 branch_deleted(name, deleted_at)
+            }
+            Action::ClosePr(n) => {
+                github.open_prs.lock().unwrap().remove(n);
+                pr_closed(*n, pruner.registry.state().now)
+            }
+            Action::CloseThenReopen { pr, pushed } => {
+                let closed_at = pruner.registry.state().now;
+                github.open_prs.lock().unwrap().insert(*pr);
+                let tag = pr_tag(*pr);
+                // Without GitHub only the push time can tell: the re-opened PR always pushed.
+                if *pushed || !scenario.github {
+                    pruner.registry.state().push(REPO, Kind::Cache, Some(&tag));
+                    fresh_tag = Some(tag);
+                } else if pruner
+                    .registry
+                    .state()
+                    .images(REPO)
+                    .iter()
+                    .any(|i| i.tags.contains(&tag))
+                {
+                    fresh_tag = Some(tag);
+                }
+                pr_closed(*pr, closed_at)
             }
             Action::Sweep => scheduled(),
             Action::RepositorySweep { .. } => sqs(&continued_sweep_event(REPO, None), 1),
@@ -620,6 +698,20 @@ fn run(scenario: &Scenario) -> Outcome {
                 }
             }
         }
+        // With GitHub, a close event never removes the cache of a pull request open again (the
+        // sweep's STALE_CACHE_DAYS expires unused caches of every template, as documented).
+        if scenario.github && matches!(action, Action::ClosePr(_) | Action::CloseThenReopen { .. })
+        {
+            for (_, tag) in &state.removed_tags[removed_before..] {
+                if let Some(n) = (1..=PRS).find(|n| pr_tag(*n) == *tag) {
+                    if github.open_prs.lock().unwrap().contains(&n) {
+                        outcome
+                            .violations
+                            .push(format!("{action:?} removed {tag} of open pull request {n}"));
+                    }
+                }
+            }
+        }
         // Unless a concurrent byte-identical push moved the tag onto an old digest meanwhile:
         // that image keeps its old push time, and without GitHub nothing tells it from the
         // deleted branch's cache (docs/how-it-works.md: one cold build at worst).
@@ -627,7 +719,7 @@ fn run(scenario: &Scenario) -> Outcome {
         if let Some(tag) = fresh_tag.as_ref().filter(|_| undisturbed) {
             if !state.images(REPO).iter().any(|i| i.tags.contains(tag)) {
                 outcome.violations.push(format!(
-                    "{action:?} removed {tag}, pushed again after the branch deletion"
+                    "{action:?} removed {tag}, pushed again after the branch deletion or pull request close"
                 ));
             }
         }
@@ -640,7 +732,10 @@ fn run(scenario: &Scenario) -> Outcome {
         if quiet && unreadable_index {
             let reads_repository = !matches!(
                 action,
-                Action::DeleteBranch(_) | Action::DeleteThenRecreate { .. }
+                Action::DeleteBranch(_)
+                    | Action::DeleteThenRecreate { .. }
+                    | Action::ClosePr(_)
+                    | Action::CloseThenReopen { .. }
             );
             if reads_repository && state.deleted.len() != deleted_before {
                 outcome
