@@ -51,6 +51,7 @@ fn calls(registry: &MemoryRegistry) -> BTreeMap<&'static str, usize> {
             Op::ListRepositories => "DescribeRepositories",
             Op::ReadManifests => "BatchGetImage",
             Op::DeleteDigests | Op::RemoveTag => "BatchDeleteImage",
+            Op::PutTag => "PutImage",
         };
         *out.entry(name).or_default() += 1;
     }

@@ -77,6 +77,12 @@ enum Action {
         pr: u64,
         pushed: bool,
     },
+    /// A merge queue group for pull request `pr` built its cache, then was destroyed (`merged`
+    /// or not); a merged group's cache may become `main`'s (promotion is on).
+    MergeGroup {
+        pr: u64,
+        merged: bool,
+    },
     /// A scheduled sweep: fanned out over the queue, then every message and continuation handled.
     Sweep,
     /// One repository's sweep message, delivered as `delivery` says.
@@ -143,6 +149,7 @@ fn arb_action() -> impl Strategy<Value = Action> {
         1 => (0..BRANCHES.len(), any::<bool>())
             .prop_map(|(branch, pushed)| Action::DeleteThenRecreate { branch, pushed }),
         1 => (1..=PRS).prop_map(Action::ClosePr),
+        1 => (1..=PRS, any::<bool>()).prop_map(|(pr, merged)| Action::MergeGroup { pr, merged }),
         1 => (1..=PRS, any::<bool>()).prop_map(|(pr, pushed)| Action::CloseThenReopen { pr, pushed }),
         1 => Just(Action::Sweep),
         1 => prop_oneof![
@@ -309,6 +316,21 @@ fn pr_closed(n: u64, at: i64) -> Value {
            "repository": {"full_name": format!("acme/{REPO}")}}})
 }
 
+/// The merge queue's temporary branch for pull request `pr`.
+fn queue_branch(pr: u64) -> String {
+    format!("gh-readonly-queue/main/pr-{pr}-0f3a")
+}
+
+fn merge_group_destroyed(pr: u64, merged: bool, at: i64) -> Value {
+    json!({"version": "0", "id": "model", "detail-type": "merge_group", "source": "github.com",
+           "account": "123456789012", "time": rfc3339(at), "region": "us-east-1",
+           "resources": [], "detail": {"action": "destroyed",
+           "reason": if merged { "merged" } else { "invalidated" },
+           "merge_group": {"head_ref": format!("refs/heads/{}", queue_branch(pr)),
+                           "base_ref": "refs/heads/main"},
+           "repository": {"full_name": format!("acme/{REPO}")}}})
+}
+
 fn scheduled() -> Value {
     json!({"version": "0", "id": "model", "detail-type": "Scheduled Event",
            "source": "aws.scheduler", "account": "123456789012",
@@ -410,6 +432,30 @@ fn leftovers(state: &State, action: &Action, scenario: &Scenario) -> Vec<String>
     match action {
         _ if scenario.dry_run => {}
         Action::DeleteThenRecreate { .. } | Action::CloseThenReopen { .. } => {}
+        Action::MergeGroup { pr, merged } => {
+            let tag = cache_tag(&queue_branch(*pr));
+            if let Some(image) = state
+                .images(REPO)
+                .into_iter()
+                .find(|i| i.tags.contains(&tag))
+                .filter(|i| !may_keep_tag(state, &tag, i))
+            {
+                left.push(format!("{action:?} left {tag} on {}", image.digest));
+            }
+            // Merged: main's cache is the group's now, unless main's tag named no cache.
+            let main = state
+                .images(REPO)
+                .into_iter()
+                .find(|i| i.tags.contains(PROTECTED));
+            let promoted = state.promoted_tags.iter().any(|(_, t, _)| t == PROTECTED);
+            let promotable =
+                main.is_none_or(|m| m.kind == Kind::Cache && m.status == ImageStatus::Active);
+            if *merged && promotable && !promoted {
+                left.push(format!(
+                    "{action:?} did not promote the merged group's cache"
+                ));
+            }
+        }
         Action::ClosePr(n) => {
             let tag = pr_tag(*n);
             let image = state
@@ -472,6 +518,7 @@ fn run(scenario: &Scenario) -> Outcome {
         ("GITHUB_OWNER", "acme"),
         ("GONE_BRANCH_MIN_AGE_HOURS", "0"),
         ("CACHE_TAG_TEMPLATES", TEMPLATES),
+        ("PROMOTE_MERGED_GROUP_CACHE", "true"),
     ];
     if scenario.stale_expiry {
         vars.push(("STALE_CACHE_DAYS", "1"));
@@ -510,7 +557,7 @@ fn run(scenario: &Scenario) -> Outcome {
     let mut rng = Rng(scenario.rng_seed | 1);
 
     for action in &scenario.actions {
-        let (faults_before, injected_before, deleted_before, removed_before) = {
+        let (faults_before, injected_before, deleted_before, removed_before, promoted_before) = {
             let calls = pruner.registry.calls();
             let faults = calls.iter().filter(|c| c.fault.is_some()).count();
             let state = pruner.registry.state();
@@ -519,6 +566,7 @@ fn run(scenario: &Scenario) -> Outcome {
                 state.injected,
                 state.deleted.len(),
                 state.removed_tags.len(),
+                state.promoted_tags.len(),
             )
         };
         // A fresh cache the re-created branch pushed after its deletion: it must survive.
@@ -575,6 +623,12 @@ fn run(scenario: &Scenario) -> Outcome {
                     fresh_tag = Some(tag);
                 }
                 pr_closed(*pr, closed_at)
+            }
+            Action::MergeGroup { pr, merged } => {
+                let tag = cache_tag(&queue_branch(*pr));
+                pruner.registry.state().push(REPO, Kind::Cache, Some(&tag));
+                let at = pruner.registry.state().now;
+                merge_group_destroyed(*pr, *merged, at)
             }
             Action::Sweep => scheduled(),
             Action::RepositorySweep { .. } => sqs(&continued_sweep_event(REPO, None), 1),
@@ -679,7 +733,9 @@ fn run(scenario: &Scenario) -> Outcome {
         let state = pruner.registry.state();
         let quiet = faults == 0 && state.injected == injected_before;
         if scenario.dry_run
-            && (state.deleted.len() != deleted_before || state.removed_tags.len() != removed_before)
+            && (state.deleted.len() != deleted_before
+                || state.removed_tags.len() != removed_before
+                || state.promoted_tags.len() != promoted_before)
         {
             outcome.violations.push(format!(
                 "{action:?}: a dry run deleted or removed something"
@@ -736,6 +792,7 @@ fn run(scenario: &Scenario) -> Outcome {
                     | Action::DeleteThenRecreate { .. }
                     | Action::ClosePr(_)
                     | Action::CloseThenReopen { .. }
+                    | Action::MergeGroup { .. }
             );
             if reads_repository && state.deleted.len() != deleted_before {
                 outcome

@@ -343,6 +343,28 @@ pub async fn live_branch_with_tag<B: BranchLister>(
         .map(str::to_owned))
 }
 
+/// Whether `image` is a BuildKit cache manifest: by `artifactMediaType`, else by reading it.
+async fn cache_or_why<R: RegistryReader>(
+    registry: &R,
+    repository: &str,
+    image: &ImageRecord,
+) -> Result<Result<(), KeepReason>, PruneError> {
+    let manifest = if image.artifact_media_type.is_none() {
+        let read = crate::app::reads::read_manifests(
+            registry,
+            repository,
+            std::slice::from_ref(&image.digest),
+            crate::app::deadline::Deadline::NEVER,
+        )
+        .await?
+        .unwrap_or_default();
+        read.kinds.get(&image.digest).cloned()
+    } else {
+        None
+    };
+    Ok(classify(image, manifest.as_ref()).map(|_| ()))
+}
+
 /// Why a merged group's cache was not promoted.
 fn not_promoted(repository: &str, tag: &str, digest: Option<String>, reason: KeepReason) -> TagRun {
     TagRun {
@@ -397,25 +419,19 @@ async fn promote_judged<R: Registry>(
             },
         ));
     }
-    // The group's manifest must be BuildKit cache: by artifactMediaType, else read.
-    let manifest = if group.artifact_media_type.is_none() {
-        let read = crate::app::reads::read_manifests(
-            registry,
-            repository,
-            std::slice::from_ref(&group.digest),
-            crate::app::deadline::Deadline::NEVER,
-        )
-        .await?
-        .unwrap_or_default();
-        read.kinds.get(&group.digest).cloned()
-    } else {
-        None
-    };
-    if let Err(reason) = classify(&group, manifest.as_ref()) {
+    // The group's manifest must be BuildKit cache.
+    if let Err(reason) = cache_or_why(registry, repository, &group).await? {
         return Ok(not_promoted(repository, to, Some(group.digest), reason));
     }
     let base = registry.describe_tag(repository, to).await?;
     if let Some(base) = &base {
+        // The base tag naming something else than cache (an image someone tagged so) is not
+        // ours to move.
+        if base.digest != group.digest {
+            if let Err(reason) = cache_or_why(registry, repository, base).await? {
+                return Ok(not_promoted(repository, to, Some(group.digest), reason));
+            }
+        }
         if base.digest == group.digest {
             return Ok(not_promoted(
                 repository,

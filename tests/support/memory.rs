@@ -110,6 +110,7 @@ pub enum Op {
     DeleteDigests,
     DescribeTag,
     RemoveTag,
+    PutTag,
 }
 
 #[derive(Debug, Clone)]
@@ -151,6 +152,8 @@ pub struct State {
     pub deleted: Vec<(String, String)>,
     /// (repository, tag) removed, in order.
     pub removed_tags: Vec<(String, String)>,
+    /// (repository, tag, digest) of every tag a promotion moved.
+    pub promoted_tags: Vec<(String, String, String)>,
     /// Count of concurrent changes the hook made.
     pub injected: usize,
     /// Per-digest BatchGetImage failures to answer, each once and in order: (code, message).
@@ -166,6 +169,8 @@ pub struct State {
     last_lookup: HashMap<(String, String), (u64, String)>,
     /// Injected moves of a tag, by sequence number.
     tag_moved: HashMap<(String, String), Vec<u64>>,
+    /// The sequence number of each tag's last DescribeImages-by-tag, found or not.
+    last_describe: HashMap<(String, String), u64>,
 }
 
 fn sha(text: &str) -> String {
@@ -496,6 +501,7 @@ fn operation(op: Op) -> &'static str {
         Op::ListRepositories => "DescribeRepositories",
         Op::ReadManifests => "BatchGetImage",
         Op::DeleteDigests | Op::RemoveTag => "BatchDeleteImage",
+        Op::PutTag => "PutImage",
     }
 }
 
@@ -711,6 +717,9 @@ impl RegistryReader for MemoryRegistry {
             .values()
             .find(|i| i.tags.contains(tag))
             .map(StoredImage::record);
+        state
+            .last_describe
+            .insert((repository.to_owned(), tag.to_owned()), seq);
         if let Some(image) = &found {
             state.last_lookup.insert(
                 (repository.to_owned(), tag.to_owned()),
@@ -775,6 +784,79 @@ impl RegistryWriter for MemoryRegistry {
             outcome.deleted.push(digest.clone());
         }
         answer(Op::DeleteDigests, repository, fault, outcome)
+    }
+
+    /// Cache promotion, judged by the oracle: the tag may only move to an ACTIVE cache manifest
+    /// pushed after the image it names (unless a concurrent push moved the tag since the
+    /// promotion's last look-up), never a `KEEP_TAGS` tag.
+    async fn put_tag(
+        &self,
+        repository: &str,
+        tag: &str,
+        digest: &str,
+    ) -> Result<(), RegistryError> {
+        let (mut state, fault) = self.begin(Op::PutTag, repository, &[tag.to_owned()]);
+        refused(Op::PutTag, repository, fault)?;
+        let images = state
+            .repositories
+            .get(repository)
+            .ok_or_else(|| missing(repository))?;
+        let Some(target) = images.get(digest).cloned() else {
+            return Err(RegistryError::Api {
+                operation: "PutImage",
+                repository: repository.to_owned(),
+                message: format!("ImageNotFound: {digest}"),
+            });
+        };
+        let current = images.values().find(|i| i.tags.contains(tag)).cloned();
+        let key = (repository.to_owned(), tag.to_owned());
+        if target.kind != Kind::Cache {
+            state.violation("promotion: not a cache manifest", repository, digest);
+        }
+        if target.status != ImageStatus::Active {
+            state.violation("promotion: not ACTIVE", repository, digest);
+        }
+        if tag == "cache-fix-c" {
+            state.violation("rule 9: promotion onto a KEEP_TAGS tag", repository, tag);
+        }
+        // Moved or created by a concurrent push since the promotion's last look-up: a race.
+        let moved = match state.last_describe.get(&key).copied() {
+            None => false,
+            Some(seq) => state
+                .tag_moved
+                .get(&key)
+                .is_some_and(|seqs| seqs.iter().any(|s| *s >= seq)),
+        };
+        if let Some(current) = current.filter(|c| c.digest != digest) {
+            let what = format!("{tag} (on {})", current.digest);
+            if current.pushed_at >= target.pushed_at {
+                state.race_or_violation(
+                    moved,
+                    (
+                        "tag moved between the promotion's look-up and its move",
+                        "promotion over a cache at least as new",
+                    ),
+                    repository,
+                    &what,
+                );
+            }
+            if current.kind != Kind::Cache {
+                state.race_or_violation(
+                    moved,
+                    (
+                        "tag moved between the promotion's look-up and its move",
+                        "rule 4: promotion moved the tag of a non-cache image",
+                    ),
+                    repository,
+                    &what,
+                );
+            }
+        }
+        state.move_tag(repository, tag, digest);
+        state
+            .promoted_tags
+            .push((repository.to_owned(), tag.to_owned(), digest.to_owned()));
+        answer(Op::PutTag, repository, fault, ())
     }
 
     async fn remove_tag(&self, repository: &str, tag: &str) -> Result<bool, RegistryError> {
