@@ -140,4 +140,54 @@ fn main() {
         };
         println!("| sweep, `STALE_CACHE_DAYS=30` | {label} | {calls} | {read} | {before} |");
     }
+
+    // Signed caches: every cache manifest has a signature (an OCI referrer). Real ECR names a
+    // referrer's subject in the listing (with its artifactMediaType here); moto does not, and
+    // then every unread untagged artifact is read once to learn its subject.
+    println!("\nSigned: the same repository with one signature per cache manifest ({} signatures). Push, deleting.\n", BRANCH_CACHES + STALE);
+    println!("| subject in the listing | BatchGetImage calls | images read | deleted (caches + signatures) | BatchDeleteImage calls |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    for typed in [true, false] {
+        let signed = registry(typed);
+        {
+            let mut state = signed.state();
+            let caches: Vec<String> = state.repositories[REPO]
+                .values()
+                .filter(|i| i.kind == Kind::Cache)
+                .map(|i| i.digest.clone())
+                .collect();
+            for cache in caches {
+                state.push(REPO, Kind::Signature(cache), None);
+            }
+            for image in state.repositories.get_mut(REPO).unwrap().values_mut() {
+                image.with_artifact_type = typed;
+            }
+        }
+        let settings_push = PruneSettings {
+            dry_run: false,
+            max_deletions: 1000,
+            estimate_reclaimed: false,
+            plan_only: false,
+        };
+        let run = runtime
+            .block_on(prune_repository(
+                &signed,
+                REPO,
+                &HashSet::new(),
+                settings_push,
+                Run::UNBOUNDED,
+            ))
+            .unwrap();
+        let (calls, read) = reads(&signed);
+        let deletes = signed
+            .calls()
+            .into_iter()
+            .filter(|c| c.op == Op::DeleteDigests)
+            .count();
+        let label = if typed { "yes (ECR)" } else { "no (moto)" };
+        println!(
+            "| {label} | {calls} | {read} | {} | {deletes} |",
+            run.deleted.len()
+        );
+    }
 }

@@ -785,3 +785,75 @@ async fn access_denied_is_a_lasting_refusal_not_a_transient_fault() {
     assert!(err.is_lasting());
     assert_eq!(denied.num_calls(), 1, "not retried");
 }
+
+/// Signed caches on real ECR: DescribeImages names each signature's subject
+/// (`subjectManifestDigest`), so the superseded cache manifest's signature is found and deleted
+/// in the same BatchDeleteImage without reading a single manifest; the live cache's signature
+/// stays. (moto reports no subject: the read path is tested there.)
+#[tokio::test]
+async fn a_listed_subject_takes_the_signature_along_without_a_read() {
+    const NOTARY: &str = "application/vnd.cncf.notary.signature";
+    let signature = |n: usize, subject: usize| {
+        ImageDetail::builder()
+            .image_digest(d(n))
+            .image_manifest_media_type(OCI_MANIFEST)
+            .artifact_media_type(NOTARY)
+            .subject_manifest_digest(d(subject))
+            .image_size_in_bytes(2048)
+            .image_pushed_at(DateTime::from_secs(1_790_000_000 + n as i64))
+            .build()
+    };
+    let images = vec![untagged_cache(1), tagged_cache(2)];
+    let list = mock!(Client::describe_images)
+        .match_requests(|r| r.image_ids().is_empty())
+        .then_output({
+            let images = images.clone();
+            move || {
+                DescribeImagesOutput::builder()
+                    .set_image_details(Some(images.iter().map(detail).collect()))
+                    .image_details(signature(3, 1))
+                    .image_details(signature(4, 2))
+                    .build()
+            }
+        });
+    let check = mock!(Client::describe_images)
+        .match_requests(|r| !r.image_ids().is_empty())
+        .then_compute_output(move |req| {
+            let details = req
+                .image_ids()
+                .iter()
+                .filter_map(|i| i.image_digest())
+                .map(|digest| match digest {
+                    x if x == d(3) => signature(3, 1),
+                    x if x == d(4) => signature(4, 2),
+                    x => detail(&images.iter().find(|i| d(i.n) == x).unwrap().clone()),
+                })
+                .collect();
+            DescribeImagesOutput::builder()
+                .set_image_details(Some(details))
+                .build()
+        });
+    let get = manifests(vec![]);
+    let delete = deleter(vec![]);
+    let ecr = client(&[&list, &check, &get, &delete]);
+    let report = prune_repository(&ecr, REPO, &HashSet::new(), settings(), Run::UNBOUNDED)
+        .await
+        .unwrap();
+    let deleted: Vec<(String, Option<String>)> = report
+        .deleted
+        .iter()
+        .map(|x| (x.digest.clone(), x.subject.clone()))
+        .collect();
+    assert_eq!(deleted, vec![(d(1), None), (d(3), Some(d(1)))]);
+    assert_eq!(
+        get.num_calls(),
+        0,
+        "the listing named every subject: nothing read"
+    );
+    assert_eq!(
+        delete.num_calls(),
+        1,
+        "the signature went in its subject's batch"
+    );
+    assert_eq!(report.orphaned_referrers, 0);
+}
