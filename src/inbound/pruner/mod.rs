@@ -347,7 +347,15 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                               "merged group's cache promotion");
                         reports.push(report);
                     }
-                    Err(err) if err.is_lasting() => {
+                    // Lasting, or an answer a retry would repeat (an IMMUTABLE tag refuses PutImage
+                    // with ImageTagAlreadyExistsException): reported, and the group's tag still goes.
+                    Err(err)
+                        if err.is_lasting()
+                            || matches!(
+                                err,
+                                PruneError::Registry(crate::app::ports::RegistryError::Api { .. })
+                            ) =>
+                    {
                         warn!(%repository, to = %promotion.to, error = %err, "cache not promoted: a lasting condition");
                         reports.push(TagRun {
                             repository: repository.clone(),
