@@ -331,6 +331,21 @@ fn merge_group_destroyed(pr: u64, merged: bool, at: i64) -> Value {
            "repository": {"full_name": format!("acme/{REPO}")}}})
 }
 
+/// A ref ended and came back (a branch created again, a pull request re-opened) before its
+/// event is handled: when `pushed`, CI pushes a fresh cache under `tag`. Returns the tag that must
+/// survive the event, if any. Without GitHub only the push time can tell, so the ref always
+/// pushed; with GitHub an old cache under the tag is the live ref's too.
+fn came_back(state: &mut State, tag: String, pushed: bool, scenario: &Scenario) -> Option<String> {
+    if pushed || !scenario.github {
+        state.push(REPO, Kind::Cache, Some(&tag));
+        Some(tag)
+    } else if state.images(REPO).iter().any(|i| i.tags.contains(&tag)) {
+        Some(tag)
+    } else {
+        None
+    }
+}
+
 fn scheduled() -> Value {
     json!({"version": "0", "id": "model", "detail-type": "Scheduled Event",
            "source": "aws.scheduler", "account": "123456789012",
@@ -585,20 +600,12 @@ fn run(scenario: &Scenario) -> Outcome {
                 let name = BRANCHES[*branch];
                 let deleted_at = pruner.registry.state().now;
                 github.live.lock().unwrap().insert(name.to_owned());
-                let tag = cache_tag(name);
-                // Without GitHub only the push time can tell: the branch always pushed.
-                if *pushed || !scenario.github {
-                    pruner.registry.state().push(REPO, Kind::Cache, Some(&tag));
-                    fresh_tag = Some(tag);
-                } else if pruner
-                    .registry
-                    .state()
-                    .images(REPO)
-                    .iter()
-                    .any(|i| i.tags.contains(&tag))
-                {
-                    fresh_tag = Some(tag);
-                }
+                fresh_tag = came_back(
+                    &mut pruner.registry.state(),
+                    cache_tag(name),
+                    *pushed,
+                    scenario,
+                );
                 branch_deleted(name, deleted_at)
             }
             Action::ClosePr(n) => {
@@ -608,20 +615,7 @@ fn run(scenario: &Scenario) -> Outcome {
             Action::CloseThenReopen { pr, pushed } => {
                 let closed_at = pruner.registry.state().now;
                 github.open_prs.lock().unwrap().insert(*pr);
-                let tag = pr_tag(*pr);
-                // Without GitHub only the push time can tell: the re-opened PR always pushed.
-                if *pushed || !scenario.github {
-                    pruner.registry.state().push(REPO, Kind::Cache, Some(&tag));
-                    fresh_tag = Some(tag);
-                } else if pruner
-                    .registry
-                    .state()
-                    .images(REPO)
-                    .iter()
-                    .any(|i| i.tags.contains(&tag))
-                {
-                    fresh_tag = Some(tag);
-                }
+                fresh_tag = came_back(&mut pruner.registry.state(), pr_tag(*pr), *pushed, scenario);
                 pr_closed(*pr, closed_at)
             }
             Action::MergeGroup { pr, merged } => {

@@ -10,7 +10,7 @@ use super::audit::{AuditTrail, NoAudit};
 use super::deadline::Deadline;
 pub use super::outcome::{TagOutcome, TagRun};
 use super::ports::{
-    BranchListError, BranchLister, ReadOnly, Registry, RegistryError, RegistryReader,
+    BranchListError, BranchLister, ManifestRead, ReadOnly, Registry, RegistryError, RegistryReader,
     RegistryWriter,
 };
 use super::prune::{take_snapshot, PruneError};
@@ -453,11 +453,28 @@ async fn promote_judged<R: Registry>(
             ));
         }
     }
-    // The last look-up: both tags still name what was judged.
-    let base_now = registry.describe_tag(repository, to).await?;
+    // The group's manifest bytes, read before the last look-up, so that PutImage is the very
+    // next call after it (a push landing in between is the only race left, as for removals).
+    let read = registry
+        .read_manifests(repository, std::slice::from_ref(&group.digest))
+        .await?;
+    let Some(ManifestRead::Body { body, media_type }) = read.get(&group.digest) else {
+        return Ok(not_promoted(
+            repository,
+            to,
+            Some(group.digest),
+            KeepReason::UnknownType {
+                detail: "the merged group's manifest could not be read".into(),
+            },
+        ));
+    };
+    // The last look-up: both tags still name what was judged (the group's first, then the
+    // base's, then the move).
     let group_now = registry.describe_tag(repository, from).await?;
+    let base_now = registry.describe_tag(repository, to).await?;
     let moved = base_now.as_ref().map(|i| &i.digest) != base.as_ref().map(|i| &i.digest)
-        || group_now.as_ref().map(|i| &i.digest) != Some(&group.digest);
+        || group_now.as_ref().map(|i| &i.digest) != Some(&group.digest)
+        || group_now.is_some_and(|g| g.status != ImageStatus::Active);
     if moved {
         return Ok(not_promoted(
             repository,
@@ -474,7 +491,21 @@ async fn promote_judged<R: Registry>(
             from: previous.clone(),
         }
     } else {
-        registry.put_tag(repository, to, &group.digest).await?;
+        match registry
+            .put_tag(repository, to, &group.digest, body, media_type.as_deref())
+            .await
+        {
+            Ok(()) => {}
+            // The answer may be lost after the move took effect: one look-up settles it, so a
+            // move that happened is audited now (its retry would find it already done).
+            Err(err @ RegistryError::Transient { .. }) => {
+                match registry.describe_tag(repository, to).await {
+                    Ok(Some(now)) if now.digest == group.digest => {}
+                    _ => return Err(err.into()),
+                }
+            }
+            Err(err) => return Err(err.into()),
+        }
         TagOutcome::Promoted {
             from: previous.clone(),
         }

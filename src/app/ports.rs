@@ -181,16 +181,19 @@ pub trait RegistryWriter: Send + Sync {
         tag: &str,
     ) -> impl Future<Output = Result<bool, RegistryError>> + Send;
 
-    /// Points `tag` at the existing manifest `digest` (PutImage of the same bytes: no layer is
-    /// copied), moving it from the image it named. Not retried inside the adapter. A registry that
-    /// cannot do it says so (cache promotion is then reported as failed, nothing changed).
+    /// Points `tag` at the existing manifest `digest` whose bytes are `manifest` (PutImage of the
+    /// same bytes, read beforehand so this is one call: no layer is copied), moving it from the
+    /// image it named. Not retried inside the adapter. A registry that cannot do it says so
+    /// (cache promotion is then reported as failed, nothing changed).
     fn put_tag(
         &self,
         repository: &str,
         tag: &str,
         digest: &str,
+        manifest: &str,
+        media_type: Option<&str>,
     ) -> impl Future<Output = Result<(), RegistryError>> + Send {
-        let _ = (tag, digest);
+        let _ = (tag, digest, manifest, media_type);
         let repository = repository.to_owned();
         async move {
             Err(RegistryError::Api {

@@ -71,6 +71,8 @@ pub enum TemplateError {
     Length { template: String },
     #[error("no template given")]
     Empty,
+    #[error("{template:?} has no literal text: every tag would be a cache tag")]
+    NoLiteral { template: String },
     #[error("{first:?} and {second:?} both make the tag {example:?} (for two different refs): deleting one's cache would delete the other's; give them distinct literal text")]
     Ambiguous {
         first: String,
@@ -211,6 +213,22 @@ fn parse_one(text: &str) -> Result<TagTemplate, TemplateError> {
     let after = &text[at + placeholder.text().len()..];
     if !(before.chars().chain(after.chars()))
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(TemplateError::Characters {
+            template: text.to_owned(),
+        });
+    }
+    // A template without literal text would make every tag a cache tag; a tag starts with a
+    // letter, a digit or `_` (the rule CACHE_TAG_PREFIX has always had).
+    if before.is_empty() && after.is_empty() {
+        return Err(TemplateError::NoLiteral {
+            template: text.to_owned(),
+        });
+    }
+    if before
+        .chars()
+        .next()
+        .is_some_and(|c| !(c.is_ascii_alphanumeric() || c == '_'))
     {
         return Err(TemplateError::Characters {
             template: text.to_owned(),

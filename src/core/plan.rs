@@ -147,6 +147,9 @@ pub enum KeepReason {
     PullRequestOpen { number: u64 },
     /// A referrer whose subject (a cache manifest) was kept at the last look-up.
     SubjectKept { subject: String },
+    /// A cache manifest with more referrers than one delete batch holds: deleting it would
+    /// orphan some of them, so it is kept whole.
+    TooManyReferrers { count: usize },
     /// Cache promotion: the base branch's tag already names the group's cache.
     AlreadyPromoted,
     /// Cache promotion: the base branch's cache was pushed at or after the group's (or a push
@@ -196,6 +199,10 @@ impl std::fmt::Display for KeepReason {
                 write!(f, "pull request #{number} is open again")
             }
             KeepReason::AlreadyPromoted => f.write_str("the base branch already has this cache"),
+            KeepReason::TooManyReferrers { count } => write!(
+                f,
+                "{count} signatures or attestations, more than one delete batch: kept whole"
+            ),
             KeepReason::BaseCacheNewer { .. } => {
                 f.write_str("the base branch's cache is not older than the merged group's")
             }
@@ -227,6 +234,10 @@ pub struct Plan {
     /// Referrers (signatures, attestations) whose subject is no longer in the repository.
     pub orphaned_referrers: usize,
 }
+
+/// The most ids one ECR delete call takes (the ports' batch size): a cache manifest and its
+/// referrers must fit one.
+const BATCH_LIMIT: usize = 100;
 
 /// Inputs the planner needs besides the snapshot.
 #[derive(Debug, Clone, Default)]
@@ -440,12 +451,9 @@ pub fn plan(
         (a.pushed_at.unwrap_or(i64::MIN), &a.digest)
             .cmp(&(b.pushed_at.unwrap_or(i64::MIN), &b.digest))
     });
-    if candidates.len() > settings.max_deletions {
-        result.remaining = candidates.len() - settings.max_deletions;
-        candidates.truncate(settings.max_deletions);
-    }
-    // A deleted cache manifest's referrers go with it, right after it (same batch): untagged,
-    // ACTIVE, referenced by no index, not protected; nothing else's referrer is touched.
+    // A deleted cache manifest's referrers go with it, right after it (same batch): single OCI
+    // manifests that are not cache (so never a candidate themselves), untagged, ACTIVE,
+    // referenced by no index, not protected; nothing else's referrer is touched.
     let present: HashSet<&str> = images.iter().map(|i| i.digest.as_str()).collect();
     let mut referrers: BTreeMap<&str, Vec<&ImageRecord>> = BTreeMap::new();
     for image in images.iter().filter(|i| !i.is_tagged()) {
@@ -455,7 +463,13 @@ pub fn plan(
         if !present.contains(subject) {
             result.orphaned_referrers += 1;
         }
-        if image.status == ImageStatus::Active
+        let not_cache = matches!(
+            classify(image, manifests.get(&image.digest)),
+            Err(KeepReason::NotCacheManifest { .. })
+        );
+        if not_cache
+            && image.manifest_media_type.as_deref() == Some(OCI_MANIFEST)
+            && image.status == ImageStatus::Active
             && !referenced.contains_key(&image.digest)
             && !settings.protect_digests.contains(&image.digest)
             && settings
@@ -466,11 +480,29 @@ pub fn plan(
             referrers.entry(subject).or_default().push(image);
         }
     }
+    // The cap counts images, referrers included; a cache manifest and its referrers are never
+    // split (the first group may exceed a cap smaller than itself, or nothing would ever go).
+    // A cache manifest with more referrers than one delete batch holds is kept whole: deleting
+    // it would leave some of them orphaned.
     let mut delete = Vec::with_capacity(candidates.len());
+    let mut full = false;
     for candidate in candidates {
         let with = referrers
             .remove(candidate.digest.as_str())
             .unwrap_or_default();
+        if with.len() >= BATCH_LIMIT {
+            result.kept.push(KeptImage {
+                digest: candidate.digest.clone(),
+                reason: KeepReason::TooManyReferrers { count: with.len() },
+            });
+            continue;
+        }
+        // Oldest first: once a group does not fit, the rest wait too.
+        if full || (!delete.is_empty() && delete.len() + 1 + with.len() > settings.max_deletions) {
+            full = true;
+            result.remaining += 1;
+            continue;
+        }
         let subject = candidate.digest.clone();
         delete.push(candidate);
         for referrer in with {
@@ -491,8 +523,8 @@ pub fn plan(
 }
 
 /// Splits planned deletions into batches of at most `size`, never separating a cache manifest
-/// from its referrers (they are re-checked and deleted together). A group larger than `size`
-/// keeps only what fits; its other referrers wait for a later run.
+/// from its referrers (they are re-checked and deleted together; the planner keeps a cache
+/// manifest whose group would not fit one batch).
 pub fn batches(planned: Vec<PlannedDeletion>, size: usize) -> Vec<Vec<PlannedDeletion>> {
     let mut groups: Vec<Vec<PlannedDeletion>> = Vec::new();
     for deletion in planned {
@@ -504,8 +536,11 @@ pub fn batches(planned: Vec<PlannedDeletion>, size: usize) -> Vec<Vec<PlannedDel
         }
     }
     let mut out: Vec<Vec<PlannedDeletion>> = Vec::new();
-    for mut group in groups {
-        group.truncate(size);
+    for group in groups {
+        debug_assert!(
+            group.len() <= size,
+            "a group larger than a batch was planned"
+        );
         match out.last_mut() {
             Some(batch) if batch.len() + group.len() <= size => batch.extend(group),
             _ => out.push(group),
@@ -1203,5 +1238,40 @@ mod tests {
             }
         }
         assert_eq!(batches(planned, 100).len(), 2);
+    }
+
+    #[test]
+    fn the_cap_counts_referrers_and_never_splits_a_group() {
+        let mut images = Vec::new();
+        let mut manifests = HashMap::new();
+        for n in 1..=3u32 {
+            images.push(image(n, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG)));
+            let (sig, kind) = signature(10 + n, &d(n));
+            images.push(sig);
+            manifests.insert(d(10 + n), kind);
+        }
+        // Cap 5: two groups of two fit (4), the third would make 6.
+        let p = plan(&images, &manifests, &settings(5));
+        assert_eq!(p.delete.len(), 4);
+        assert_eq!(p.remaining, 1);
+        // A cap smaller than one group still lets the first group go.
+        let p = plan(&images, &manifests, &settings(1));
+        assert_eq!(p.delete.len(), 2);
+        assert_eq!(p.remaining, 2);
+        // A cache manifest with a batch's worth of referrers is kept whole.
+        let mut crowded = vec![image(1, &[], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG))];
+        let mut kinds = HashMap::new();
+        for n in 0..100u32 {
+            let (sig, kind) = signature(100 + n, &d(1));
+            crowded.push(sig);
+            kinds.insert(d(100 + n), kind);
+        }
+        let p = plan(&crowded, &kinds, &settings(1000));
+        assert!(p.delete.is_empty());
+        assert!(p
+            .kept
+            .iter()
+            .any(|k| k.digest == d(1)
+                && matches!(k.reason, KeepReason::TooManyReferrers { count: 100 })));
     }
 }

@@ -794,6 +794,8 @@ impl RegistryWriter for MemoryRegistry {
         repository: &str,
         tag: &str,
         digest: &str,
+        _manifest: &str,
+        _media_type: Option<&str>,
     ) -> Result<(), RegistryError> {
         let (mut state, fault) = self.begin(Op::PutTag, repository, &[tag.to_owned()]);
         refused(Op::PutTag, repository, fault)?;

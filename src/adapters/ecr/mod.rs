@@ -312,22 +312,14 @@ impl RegistryWriter for EcrRegistry {
         repository: &str,
         tag: &str,
         digest: &str,
+        manifest: &str,
+        media_type: Option<&str>,
     ) -> Result<(), RegistryError> {
-        let read = self
-            .read_manifests(repository, &[digest.to_owned()])
-            .await?;
-        let Some(ManifestRead::Body { body, media_type }) = read.get(digest) else {
-            return Err(RegistryError::Api {
-                operation: "BatchGetImage",
-                repository: repository.to_owned(),
-                message: format!("manifest {digest} could not be read to tag it"),
-            });
-        };
         self.client
             .put_image()
             .repository_name(repository)
-            .image_manifest(body)
-            .set_image_manifest_media_type(media_type.clone())
+            .image_manifest(manifest)
+            .set_image_manifest_media_type(media_type.map(str::to_owned))
             .image_digest(digest)
             .image_tag(tag)
             .customize()

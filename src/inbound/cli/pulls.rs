@@ -115,7 +115,11 @@ impl<R: RegistryWriter> RegistryWriter for PullNotice<R> {
         repository: &str,
         tag: &str,
         digest: &str,
+        manifest: &str,
+        media_type: Option<&str>,
     ) -> Result<(), RegistryError> {
-        self.inner.put_tag(repository, tag, digest).await
+        self.inner
+            .put_tag(repository, tag, digest, manifest, media_type)
+            .await
     }
 }

@@ -47,11 +47,15 @@ pub struct EffectiveRules {
 }
 
 /// The variables that change what the CLI judges, with what their absence means.
-const RULES: [(&str, &str); 11] = [
+const RULES: [(&str, &str); 14] = [
     (
         "CACHE_TAG_PREFIX",
         crate::inbound::config::DEFAULT_CACHE_TAG_PREFIX,
     ),
+    ("CACHE_TAG_TEMPLATES", "(<CACHE_TAG_PREFIX>{branch})"),
+    // `sweep` asks and then deletes whatever this says; `plan` and `report` never delete.
+    ("DRY_RUN", "false"),
+    ("PROMOTE_MERGED_GROUP_CACHE", "false"),
     (
         "PROTECTED_BRANCHES",
         crate::inbound::config::DEFAULT_PROTECTED_BRANCHES,

@@ -216,6 +216,11 @@ pub async fn session(options: &SessionOptions) -> Result<Session, Failure> {
     };
     if options.show_rules {
         eprint!("{}", rules.render());
+        if rules.config.dry_run {
+            eprintln!(
+                "(the rules say DRY_RUN=true: the deployed pruner deletes nothing; `sweep` still deletes what you confirm)"
+            );
+        }
         if options.rules == RulesChoice::Unchosen {
             eprintln!(
                 "(these are this shell's rules, not a deployed stack's: pass --stack NAME to judge as the pruner does)"

@@ -54,7 +54,6 @@ pub const SWEEP_SAFETY_MARGIN: Duration = Duration::from_secs(30);
 /// The GitHub adapter production uses: the token from Secrets Manager, re-read when refused.
 pub type GithubFromSecret = GithubWithToken<CachedSecret>;
 
-/// Built once per container: configuration and the ports it runs over: the registry, the branch
 /// The ref whose cache tags an event ends.
 enum Ended<'a> {
     Branch(&'a String),
@@ -70,6 +69,7 @@ impl std::fmt::Display for Ended<'_> {
     }
 }
 
+/// Built once per container: configuration and the ports it runs over: the registry, the branch
 /// lister (with `GITHUB_TOKEN_SECRET_ARN`) and the sweep queue (with `SWEEP_QUEUE_URL`).
 pub struct Pruner<R = EcrRegistry, B = GithubFromSecret, Q = SqsSweepQueue> {
     pub config: Config,
