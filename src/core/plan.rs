@@ -486,6 +486,9 @@ pub fn plan(
     // it would leave some of them orphaned.
     let mut delete = Vec::with_capacity(candidates.len());
     let mut full = false;
+    // Referrers planned for deletion leave the kept list (once, not per referrer: a signed
+    // repository has as many referrers as cache manifests).
+    let mut riding: HashSet<&str> = HashSet::new();
     for candidate in candidates {
         let with = referrers
             .remove(candidate.digest.as_str())
@@ -506,7 +509,7 @@ pub fn plan(
         let subject = candidate.digest.clone();
         delete.push(candidate);
         for referrer in with {
-            result.kept.retain(|k| k.digest != referrer.digest);
+            riding.insert(referrer.digest.as_str());
             delete.push(PlannedDeletion {
                 digest: referrer.digest.clone(),
                 size_bytes: referrer.size_bytes,
@@ -517,6 +520,7 @@ pub fn plan(
             });
         }
     }
+    result.kept.retain(|k| !riding.contains(k.digest.as_str()));
     result.delete = delete;
     result.kept.sort_by(|a, b| a.digest.cmp(&b.digest));
     result
