@@ -9,6 +9,9 @@ use std::path::PathBuf;
 /// Why a corpus test did not run; `scripts/test.sh` and `.ci/run` match on it.
 pub const NO_CORPUS: &str = "no real-manifest corpus";
 
+/// Skips recorded by the tests of one binary, which run on several threads, are written one at a time.
+static SKIP_WRITE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Where the corpus is expected: `REAL_MANIFESTS_DIR`, else `../shared/real-manifests`.
 pub fn corpus_dir() -> PathBuf {
     std::env::var_os("REAL_MANIFESTS_DIR")
@@ -55,6 +58,10 @@ pub fn record_skip(reason: &str) {
             .append(true)
             .open(&path)
             .expect("TEST_SKIPS_FILE is writable");
-        writeln!(file, "{line}").expect("TEST_SKIPS_FILE is writable");
+        // One write of the whole line: `writeln!` writes the text and the newline separately, and
+        // tests skipping at once interleaved them ("a: reasonb: reason\n" counted one skip).
+        let _serial = SKIP_WRITE.lock().unwrap_or_else(|e| e.into_inner());
+        file.write_all(format!("{line}\n").as_bytes())
+            .expect("TEST_SKIPS_FILE is writable");
     }
 }
