@@ -5,6 +5,7 @@
 //! webhook authentication ([`webhook`]), and the identifier rules they all rely on ([`names`]).
 
 pub mod branch;
+pub mod budget;
 pub mod cache_tags;
 pub mod glob;
 pub mod manifest;

@@ -102,18 +102,7 @@ pub fn render_plan(plan: &CliRun) -> String {
 
 /// Human-readable size (binary units).
 pub fn human_bytes(bytes: i64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
-    }
+    crate::core::budget::human_bytes(bytes.max(0).unsigned_abs())
 }
 
 fn short(digest: &str) -> &str {
