@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use crate::app::branch_cleanup::{TagOutcome, TagRun};
 use crate::app::prune::RepositoryRun;
+use crate::core::stale::TagExpiry;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepositoryMetrics {
@@ -25,6 +26,11 @@ pub struct RepositoryMetrics {
     /// Bytes of blobs referenced only by deleted manifests: an estimate of storage freed (ECR
     /// stores each layer once per repository). Absent when not computed.
     pub bytes_reclaimed_estimate: Option<u64>,
+    /// With `CACHE_BUDGET`: bytes of cache footprint still over the repository's budget after
+    /// this run's evictions (0 within budget). Absent without a budget.
+    pub bytes_over_budget: Option<u64>,
+    /// Cache tags removed (or, in a dry run, that would be) because the repository was over budget.
+    pub evicted_for_budget: usize,
 }
 
 impl RepositoryMetrics {
@@ -48,10 +54,17 @@ impl RepositoryMetrics {
             } else {
                 report.reclaimed_bytes_estimate
             },
+            bytes_over_budget: report.budget.as_ref().map(|b| b.bytes_over()),
+            evicted_for_budget: 0,
         }
     }
 
     pub fn add_tag(&mut self, tag: &TagRun) {
+        let evicted = matches!(
+            tag.outcome,
+            TagOutcome::Removed { .. } | TagOutcome::WouldRemove { .. }
+        ) && matches!(tag.removal, Some(TagExpiry::OverBudget { .. }));
+        self.evicted_for_budget += usize::from(evicted);
         match tag.outcome {
             TagOutcome::Removed { .. } => self.tags_removed += 1,
             TagOutcome::WouldRemove { .. } => {
@@ -105,6 +118,14 @@ pub fn emf(namespace: &str, metrics: &RepositoryMetrics, timestamp_ms: u64) -> V
             names.push(json!({"Name": name, "Unit": "Count"}));
             doc[name] = json!(value);
         }
+    }
+    // With a budget, both every time (zeros included): an alarm on BytesOverBudget > 0 then
+    // sees a repository that cannot get under budget.
+    if let Some(over) = metrics.bytes_over_budget {
+        names.push(json!({"Name": "BytesOverBudget", "Unit": "Bytes"}));
+        doc["BytesOverBudget"] = json!(over);
+        names.push(json!({"Name": "EvictedForBudget", "Unit": "Count"}));
+        doc["EvictedForBudget"] = json!(metrics.evicted_for_budget);
     }
     if let Some(bytes) = metrics.bytes_reclaimed_estimate {
         names.push(json!({"Name": "BytesReclaimedEstimate", "Unit": "Bytes"}));
@@ -251,6 +272,51 @@ mod tests {
             ..pooled
         };
         assert_eq!(per_repository.document(&m, 1)["Repository"], "team/app");
+    }
+
+    #[test]
+    fn a_budget_publishes_what_is_over_and_what_was_evicted() {
+        use crate::app::budget::BudgetRun;
+        let mut report = RepositoryRun {
+            repository: "app".into(),
+            budget: Some(BudgetRun {
+                budget_bytes: 100,
+                footprint_bytes: 300,
+                footprint_after: 150,
+                ..BudgetRun::default()
+            }),
+            ..RepositoryRun::default()
+        };
+        let mut m = RepositoryMetrics::from_prune(&report);
+        let mut tag = TagRun {
+            repository: "app".into(),
+            tag: "cache-x".into(),
+            digest: None,
+            other_tags: vec![],
+            outcome: TagOutcome::Removed {
+                image_deleted: true,
+            },
+            removal: None,
+        }
+        .because(TagExpiry::OverBudget {
+            footprint_bytes: 300,
+            budget_bytes: 100,
+        });
+        m.add_tag(&tag);
+        tag.removal = Some(TagExpiry::BranchGone);
+        m.add_tag(&tag);
+        let doc = emf("EcrCachePruner", &m, 1);
+        assert_valid_emf(&doc);
+        assert_eq!(doc["BytesOverBudget"], 50);
+        assert_eq!(doc["EvictedForBudget"], 1);
+        assert_eq!(doc["TagsRemoved"], 2);
+        // Within budget: zeros, still published; without a budget: absent.
+        report.budget.as_mut().unwrap().footprint_after = 90;
+        let doc = emf("EcrCachePruner", &RepositoryMetrics::from_prune(&report), 1);
+        assert_eq!(doc["BytesOverBudget"], 0);
+        report.budget = None;
+        let doc = emf("EcrCachePruner", &RepositoryMetrics::from_prune(&report), 1);
+        assert!(doc.get("BytesOverBudget").is_none() && doc.get("EvictedForBudget").is_none());
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub async fn remove_cache_tag<R: Registry>(
         tag,
         expected_digest,
         pushed_before,
+        None,
         known,
         audit,
     )
@@ -84,6 +85,7 @@ pub async fn judge_tag_removal<R: RegistryReader>(
         tag,
         expected_digest,
         pushed_before,
+        None,
         known,
         &NoAudit,
     )
@@ -100,6 +102,7 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
     tag: &str,
     expected_digest: Option<&str>,
     pushed_before: Option<i64>,
+    used_before: Option<i64>,
     known: Option<&KnownRepository<'_>>,
     audit: &dyn AuditTrail,
 ) -> Result<TagRun, PruneError> {
@@ -141,7 +144,7 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
             ));
         }
     }
-    if let Some(reason) = refusal(&image, pushed_before) {
+    if let Some(reason) = refusal(&image, pushed_before, used_before) {
         return keep(&image, reason);
     }
     let settled_by_metadata = image.artifact_media_type.is_some()
@@ -220,7 +223,7 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
                 return keep(&current, moved);
             }
             // The last look-up decides (rule 8): archived since the first look-up, it stays.
-            if let Some(reason) = refusal(&current, pushed_before) {
+            if let Some(reason) = refusal(&current, pushed_before, used_before) {
                 return keep(&current, reason);
             }
         }
@@ -311,11 +314,24 @@ async fn settle_lost_removal<R: RegistryReader>(
 /// (removing an archived image's last tag would delete it, rule 8; any other tag of it could be
 /// removed, but an archived cache is not worth the exception), and only one pushed before
 /// `pushed_before`.
-fn refusal(image: &ImageRecord, pushed_before: Option<i64>) -> Option<KeepReason> {
+fn refusal(
+    image: &ImageRecord,
+    pushed_before: Option<i64>,
+    used_before: Option<i64>,
+) -> Option<KeepReason> {
     if image.status != ImageStatus::Active {
         return Some(KeepReason::NotActive {
             status: image.status,
         });
+    }
+    // Judged by when it was last used (unused for days, least recently used): a pull since
+    // then is a build using it now.
+    if let Some(judged) = used_before {
+        if image.last_used_at().is_none_or(|used| used > judged) {
+            return Some(KeepReason::UsedSinceJudged {
+                used_at: image.last_used_at(),
+            });
+        }
     }
     match (pushed_before, image.pushed_at) {
         (Some(event_at), pushed_at) if pushed_at.is_none_or(|p| p > event_at) => {

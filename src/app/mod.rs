@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod branch_cleanup;
+pub mod budget;
 pub mod deadline;
 pub mod outcome;
 pub mod ports;

@@ -51,6 +51,9 @@ pub struct RepositoryRun {
     /// say which branches exist). The manifests were still pruned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag_expiry_skipped: Option<String>,
+    /// Sweep with `CACHE_BUDGET`: the footprint, the evictions and whether the budget holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<super::budget::BudgetRun>,
     /// The GitHub failure behind `tag_expiry_skipped` is lasting (the repository unknown to
     /// GitHub): only then is the repository counted as skipped; a 5xx waits for the next sweep.
     #[serde(skip)]

@@ -2,7 +2,7 @@
 //! stale branch caches removed. Bounded by the invocation's deadline; what is not reached is
 //! reported and handled by the next run.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use thiserror::Error;
@@ -11,7 +11,9 @@ use crate::core::branch::ProtectedBranches;
 use crate::core::glob::{any_matches, Glob};
 use crate::core::plan::{referenced_digests, ImageRecord};
 use crate::core::repository_map::RepositoryMap;
-use crate::core::stale::{gone_branch_tags, prefixed_to_read, stale_cache_tags, StaleTag};
+use crate::core::stale::{
+    gone_branch_tags, prefixed_to_read, stale_cache_tags, StaleTag, TagExpiry,
+};
 
 use super::branch_cleanup::{judge_cache_tag, KnownRepository, TagOutcome, TagRun};
 use super::ports::{
@@ -19,9 +21,9 @@ use super::ports::{
     RegistryWriter,
 };
 use super::prune::{
-    prune_snapshot_with, take_snapshot, PruneError, PruneSettings, RepositoryRun, Run,
+    prune_snapshot_with, take_snapshot, PruneError, PruneSettings, RepositoryRun, Run, Snapshot,
 };
-use super::reads;
+use super::{budget, reads};
 
 /// What the sweep needs to know (a view of the pruner's configuration).
 #[derive(Debug, Clone)]
@@ -39,6 +41,13 @@ pub struct SweepSettings {
     pub keep_tags: Vec<Glob>,
     /// Gone-branch expiry only judges tags whose image is at least this old.
     pub gone_branch_min_age_hours: u32,
+    /// Cache footprint allowed per repository; over it, the least recently used branch caches
+    /// are evicted.
+    pub cache_budget: crate::core::budget::CacheBudget,
+    pub cache_budget_min_age_minutes: u32,
+    /// Read every manifest's blob list and size the cache in unique bytes (the savings report;
+    /// a budget does it for the repositories it covers).
+    pub unique_bytes: bool,
     /// Which GitHub repositories own an ECR repository's caches (gone-branch expiry).
     pub repository_map: RepositoryMap,
     pub github_owner: Option<String>,
@@ -236,6 +245,8 @@ pub struct SweptRepository {
     pub tags: Vec<TagRun>,
     /// Every image of the listing the sweep judged by, of every status.
     pub images: Vec<ImageRecord>,
+    /// The cache in unique bytes, when a budget or the report asked for it.
+    pub unique: Option<budget::UniqueBytes>,
 }
 
 /// [`sweep_one`], also handing back the listing it judged by.
@@ -297,7 +308,6 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
     run: Run<'_>,
 ) -> Result<SweptRepository, SweepError> {
     let writer = writer.filter(|_| !settings.dry_run);
-    let cache_tags = &settings.cache_tags;
     // Time is asked before the first call, GitHub's included.
     if !run.deadline.time_left() {
         return Err(SweepError::Prune(PruneError::OutOfTime {
@@ -335,18 +345,73 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
     )
     .await?;
     let mut pruned = pruned;
-    if let Some(err) = github_error {
-        // Without the branch list no tag can be judged: not even by age, since a branch that
-        // exists keeps its cache however old.
-        pruned.tag_expiry_skipped = Some(err.to_string());
-        pruned.tag_expiry_skipped_lasting = err.is_lasting();
-        return Ok(SweptRepository::untouched_tags(pruned, snapshot.images));
-    }
-    let expire_tags = settings.stale_cache_days.is_some() || existing_tags.is_some();
-    if !expire_tags || pruned.out_of_time {
-        return Ok(SweptRepository::untouched_tags(pruned, snapshot.images));
+    let mut tags = Vec::new();
+    'expiry: {
+        if let Some(err) = github_error {
+            // Without the branch list no tag can be judged: not even by age, since a branch that
+            // exists keeps its cache however old. (The budget needs no branch list.)
+            pruned.tag_expiry_skipped = Some(err.to_string());
+            pruned.tag_expiry_skipped_lasting = err.is_lasting();
+            break 'expiry;
+        }
+        let expire_tags = settings.stale_cache_days.is_some() || existing_tags.is_some();
+        if !expire_tags || pruned.out_of_time {
+            break 'expiry;
+        }
+        tags = expire_tags_of(
+            registry,
+            writer,
+            settings,
+            repository,
+            &mut snapshot,
+            existing_tags.as_ref(),
+            now_secs,
+            run,
+            &mut pruned,
+        )
+        .await?;
     }
 
+    let budget_bytes = settings.cache_budget.for_repository(repository);
+    let mut unique = None;
+    if (budget_bytes.is_some() || settings.unique_bytes) && !pruned.out_of_time {
+        let budgeted = budget::judge(
+            registry,
+            writer,
+            settings,
+            repository,
+            &mut snapshot,
+            budget_bytes,
+            now_secs,
+            run,
+            &mut pruned,
+            &mut tags,
+        )
+        .await?;
+        unique = budgeted;
+    }
+    Ok(SweptRepository {
+        report: pruned,
+        tags,
+        images: snapshot.images,
+        unique,
+    })
+}
+
+/// Stale and gone branch tags of one repository, removed (or judged, in a dry run).
+#[allow(clippy::too_many_arguments)]
+async fn expire_tags_of<R: RegistryReader, W: RegistryWriter>(
+    registry: &R,
+    writer: Option<&W>,
+    settings: &SweepSettings,
+    repository: &str,
+    snapshot: &mut Snapshot,
+    existing_tags: Option<&HashSet<String>>,
+    now_secs: i64,
+    run: Run<'_>,
+    pruned: &mut RepositoryRun,
+) -> Result<Vec<TagRun>, SweepError> {
+    let cache_tags = &settings.cache_tags;
     // A manifest read is a pull (it refreshes lastRecordedPullTime): only the images a tag
     // expiry could judge are read, never a live branch's recent cache.
     let stale_before = settings
@@ -360,7 +425,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
             let old_enough = stale_before
                 .zip(image.last_used_at())
                 .is_some_and(|(cutoff, used)| used < cutoff);
-            let gone = existing_tags.as_ref().is_some_and(|existing| {
+            let gone = existing_tags.is_some_and(|existing| {
                 image.pushed_at.is_some_and(|p| p <= gone_before)
                     && image
                         .tags
@@ -378,9 +443,10 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
     let Some(read) = reads::read_manifests(registry, repository, &to_read, run.deadline).await?
     else {
         pruned.out_of_time = true;
-        return Ok(SweptRepository::untouched_tags(pruned, snapshot.images));
+        return Ok(vec![]);
     };
     snapshot.manifests.extend(read.kinds);
+    snapshot.blobs.extend(read.blobs);
     let protected = &settings.protected_branches;
     let mut candidates: Vec<StaleTag> = match settings.stale_cache_days {
         Some(days) => stale_cache_tags(
@@ -393,7 +459,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
         ),
         None => vec![],
     };
-    if let Some(existing) = &existing_tags {
+    if let Some(existing) = existing_tags {
         // Never the cache of a branch that still exists, however old.
         candidates.retain(|c| !existing.contains(&c.tag));
         candidates.extend(gone_branch_tags(
@@ -410,9 +476,14 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
     }
     // Keep rules win over every expiry.
     candidates.retain(|c| !any_matches(&settings.keep_tags, &c.tag));
-    if let Some(confirmed) = confirmed {
+    if let Some(confirmed) = &settings.confirmed {
         candidates.retain(|c| confirmed.tags.contains(&(c.tag.clone(), c.digest.clone())));
     }
+    let used_at: HashMap<&str, Option<i64>> = snapshot
+        .images
+        .iter()
+        .map(|i| (i.digest.as_str(), i.last_used_at()))
+        .collect();
 
     // The snapshot read every index, so its references are complete (rule 3).
     let index_references = referenced_digests(&snapshot.manifests);
@@ -426,6 +497,11 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
             pruned.out_of_time = true;
             break;
         }
+        // Judged unused by its last use: a pull since the listing keeps it.
+        let used_before = match tag.why {
+            TagExpiry::NotUsed { .. } => used_at.get(tag.digest.as_str()).copied().flatten(),
+            _ => None,
+        };
         let report = judge_cache_tag(
             registry,
             writer,
@@ -433,6 +509,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
             &tag.tag,
             Some(&tag.digest),
             Some(now_secs),
+            used_before,
             Some(&known),
             run.audit,
         )
@@ -441,21 +518,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
         run.audit.tags(std::slice::from_ref(&report));
         tags.push(report);
     }
-    Ok(SweptRepository {
-        report: pruned,
-        tags,
-        images: snapshot.images,
-    })
-}
-
-impl SweptRepository {
-    fn untouched_tags(report: RepositoryRun, images: Vec<ImageRecord>) -> Self {
-        SweptRepository {
-            report,
-            tags: vec![],
-            images,
-        }
-    }
+    Ok(tags)
 }
 
 /// Cache tags of every branch that exists in the GitHub repositories owning `repository`'s

@@ -27,15 +27,15 @@ const UNITS: [(&str, u64); 5] = [
 /// by the wrong size).
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum BudgetError {
-    #[error("CACHE_BUDGET: {0:?} is not a size: write a number and a binary unit (B, KiB, MiB, GiB or TiB), e.g. 20GiB")]
+    #[error("{0:?} is not a size: write a number and a binary unit (B, KiB, MiB, GiB or TiB), e.g. 20GiB")]
     NotASize(String),
-    #[error("CACHE_BUDGET: {0:?} uses a decimal unit: write binary units (KiB, MiB, GiB, TiB), as ECR bills")]
+    #[error("{0:?} uses a decimal unit: write binary units (KiB, MiB, GiB, TiB), as ECR bills")]
     DecimalUnit(String),
-    #[error("CACHE_BUDGET: {0:?} is larger than 16 EiB")]
+    #[error("{0:?} is larger than 16 EiB")]
     TooLarge(String),
-    #[error("CACHE_BUDGET: {0:?} is not `glob=size` (e.g. team-a/*=50GiB,*=20GiB)")]
+    #[error("{0:?} is not `glob=size` (e.g. team-a/*=50GiB,*=20GiB)")]
     NotARule(String),
-    #[error("CACHE_BUDGET: a budget of 0 would evict every cache; leave CACHE_BUDGET empty for no budget")]
+    #[error("a budget of 0 would evict every cache; leave CACHE_BUDGET empty for no budget")]
     Zero,
 }
 

@@ -150,6 +150,9 @@ pub enum KeepReason {
     /// A cache manifest with more referrers than one delete batch holds: deleting it would
     /// orphan some of them, so it is kept whole.
     TooManyReferrers { count: usize },
+    /// Judged by its last use (unused, least recently used), then pushed or pulled again before
+    /// the last look-up: a build is using it.
+    UsedSinceJudged { used_at: Option<i64> },
     /// Cache promotion: the base branch's tag already names the group's cache.
     AlreadyPromoted,
     /// Cache promotion: the base branch's cache was pushed at or after the group's (or a push
@@ -197,6 +200,9 @@ impl std::fmt::Display for KeepReason {
             }
             KeepReason::PullRequestOpen { number } => {
                 write!(f, "pull request #{number} is open again")
+            }
+            KeepReason::UsedSinceJudged { .. } => {
+                f.write_str("pulled or pushed since it was judged unused: a build is using it")
             }
             KeepReason::AlreadyPromoted => f.write_str("the base branch already has this cache"),
             KeepReason::TooManyReferrers { count } => write!(

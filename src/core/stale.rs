@@ -24,6 +24,12 @@ pub enum TagExpiry {
     PullRequestClosed,
     /// GitHub reported the merge queue's group destroyed (merged, invalidated or dequeued).
     MergeGroupDestroyed,
+    /// The repository's cache footprint (unique bytes) is over `CACHE_BUDGET`, and this cache is
+    /// the least recently used that may go.
+    OverBudget {
+        footprint_bytes: u64,
+        budget_bytes: u64,
+    },
 }
 
 impl std::fmt::Display for TagExpiry {
@@ -39,6 +45,15 @@ impl std::fmt::Display for TagExpiry {
             TagExpiry::BranchDeleted => f.write_str("branch deleted"),
             TagExpiry::PullRequestClosed => f.write_str("pull request closed"),
             TagExpiry::MergeGroupDestroyed => f.write_str("merge queue group destroyed"),
+            TagExpiry::OverBudget {
+                footprint_bytes,
+                budget_bytes,
+            } => write!(
+                f,
+                "over budget: {} > {}, least recently used",
+                super::budget::human_bytes(*footprint_bytes),
+                super::budget::human_bytes(*budget_bytes)
+            ),
         }
     }
 }

@@ -13,6 +13,7 @@ pub const DEFAULT_CACHE_TAG_PREFIX: &str = "cache-";
 pub const DEFAULT_PROTECTED_BRANCHES: &str = "main,master";
 pub const DEFAULT_MAX_DELETIONS: usize = 1000;
 pub const DEFAULT_GONE_BRANCH_MIN_AGE_HOURS: u32 = 24;
+pub const DEFAULT_CACHE_BUDGET_MIN_AGE_MINUTES: u32 = 60;
 /// Far above any sane batch, low enough that a typo cannot turn into an unbounded run.
 const MAX_DELETIONS_LIMIT: usize = 100_000;
 
@@ -85,6 +86,11 @@ pub struct Config {
     /// The gone-branch sweep only judges tags whose image is at least this old
     /// (`GONE_BRANCH_MIN_AGE_HOURS`, default 24).
     pub gone_branch_min_age_hours: u32,
+    /// Cache footprint allowed per repository (`CACHE_BUDGET`); empty: no budget.
+    pub cache_budget: crate::core::budget::CacheBudget,
+    /// A cache pushed less than this long ago is never evicted for the budget
+    /// (`CACHE_BUDGET_MIN_AGE_MINUTES`, default 60).
+    pub cache_budget_min_age_minutes: u32,
     /// The queue a scheduled sweep fans out to, one message per repository (`SWEEP_QUEUE_URL`);
     /// unset: the scheduled event sweeps inline.
     pub sweep_queue_url: Option<String>,
@@ -149,6 +155,9 @@ impl Config {
             stale_cache_days: self.stale_cache_days,
             keep_tags: self.keep_tags.clone(),
             gone_branch_min_age_hours: self.gone_branch_min_age_hours,
+            cache_budget: self.cache_budget.clone(),
+            cache_budget_min_age_minutes: self.cache_budget_min_age_minutes,
+            unique_bytes: false,
             repository_map: self.repository_map.clone(),
             github_owner: self.github_owner.clone(),
             // ESTIMATE_RECLAIMED_BYTES: one more BatchGetImage per 100 images of each repository.
@@ -248,6 +257,19 @@ impl Config {
         )?
         .unwrap_or(DEFAULT_GONE_BRANCH_MIN_AGE_HOURS);
 
+        let cache_budget = match get("CACHE_BUDGET") {
+            None => crate::core::budget::CacheBudget::default(),
+            Some(v) => crate::core::budget::CacheBudget::parse(&v)
+                .map_err(|e| invalid("CACHE_BUDGET", &v, e.to_string()))?,
+        };
+        let cache_budget_min_age_minutes = bounded(
+            get("CACHE_BUDGET_MIN_AGE_MINUTES"),
+            "CACHE_BUDGET_MIN_AGE_MINUTES",
+            0..=525_600,
+            "of minutes from 0 to 525600",
+        )?
+        .unwrap_or(DEFAULT_CACHE_BUDGET_MIN_AGE_MINUTES);
+
         let metrics_namespace =
             get("METRICS_NAMESPACE").unwrap_or_else(|| DEFAULT_METRICS_NAMESPACE.to_owned());
         if metrics_namespace.len() > 255 || metrics_namespace.starts_with(':') {
@@ -307,6 +329,8 @@ impl Config {
             stale_cache_days,
             keep_tags,
             gone_branch_min_age_hours,
+            cache_budget,
+            cache_budget_min_age_minutes,
             sweep_queue_url,
             metrics_namespace,
             metrics_per_repository,

@@ -52,6 +52,8 @@ pub struct StoredImage {
     pub last_pulled_at: Option<i64>,
     /// Whether DescribeImages reports `artifactMediaType` (real ECR may; moto never does).
     pub with_artifact_type: bool,
+    /// `imageSizeInBytes` (1000 for the stock kinds; the layers' sum for a layered cache, as ECR).
+    pub size_bytes: i64,
     body: String,
 }
 
@@ -76,7 +78,7 @@ impl StoredImage {
             status: self.status,
             pushed_at: Some(self.pushed_at),
             last_pulled_at: self.last_pulled_at,
-            size_bytes: Some(1000),
+            size_bytes: Some(self.size_bytes),
             manifest_media_type: Some(self.media_type().to_owned()),
             artifact_media_type: artifact
                 .filter(|_| self.with_artifact_type)
@@ -235,6 +237,7 @@ impl State {
             pushed_at: self.now,
             last_pulled_at: None,
             with_artifact_type: self.counter.is_multiple_of(2),
+            size_bytes: 1000,
             body,
         };
         self.repositories
@@ -245,6 +248,56 @@ impl State {
             self.move_tag(repository, tag, &digest);
         }
         digest
+    }
+
+    /// Pushes a BuildKit cache manifest over the named layers (`(name, bytes)`: the same name in
+    /// two caches is one shared blob), sized by its layers as ECR reports it.
+    pub fn push_cache_layers(
+        &mut self,
+        repository: &str,
+        tag: Option<&str>,
+        layers: &[(&str, u64)],
+    ) -> String {
+        self.counter += 1;
+        let body = json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+            "config": {"mediaType": CACHE_CONFIG, "digest": sha(&format!("cfg{}", self.counter)), "size": 1000},
+            "layers": layers.iter().map(|(name, size)| json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": sha(&format!("layer-{name}")), "size": size})).collect::<Vec<_>>()})
+        .to_string();
+        let digest = sha(&body);
+        self.now += 1;
+        let image = StoredImage {
+            digest: digest.clone(),
+            tags: BTreeSet::new(),
+            kind: Kind::Cache,
+            status: ImageStatus::Active,
+            pushed_at: self.now,
+            last_pulled_at: None,
+            with_artifact_type: self.counter.is_multiple_of(2),
+            size_bytes: layers.iter().map(|(_, s)| *s as i64).sum(),
+            body,
+        };
+        self.repositories
+            .entry(repository.to_owned())
+            .or_default()
+            .insert(digest.clone(), image);
+        if let Some(tag) = tag {
+            self.move_tag(repository, tag, &digest);
+        }
+        digest
+    }
+
+    /// A build pulled the image (its `lastRecordedPullTime` is now).
+    pub fn pull(&mut self, repository: &str, digest: &str) {
+        let now = self.now;
+        if let Some(image) = self
+            .repositories
+            .get_mut(repository)
+            .and_then(|r| r.get_mut(digest))
+        {
+            image.last_pulled_at = Some(now);
+        }
     }
 
     fn move_tag(&mut self, repository: &str, tag: &str, digest: &str) {

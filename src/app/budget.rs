@@ -1,0 +1,275 @@
+//! The cache budget in a sweep (`CACHE_BUDGET`): reads the blob lists the footprint needs — none
+//! when ECR's own sizes already show the repository within budget, and never a manifest this run
+//! read already — plans the evictions with the pure core ([`crate::core::budget`]), then removes
+//! each evicted cache's tags, each re-checked at the last moment (still this digest, not pushed or
+//! pulled since it was judged, still ACTIVE). The savings report uses the same reads for its
+//! unique-byte numbers.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use crate::core::budget::{cache_manifests, plan_budget, unique_bytes, BudgetInput, BudgetPlan};
+use crate::core::manifest::is_single_manifest_type;
+use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
+use crate::core::reclaim::reclaimed_bytes;
+use crate::core::stale::TagExpiry;
+
+use super::branch_cleanup::{judge_cache_tag, KnownRepository, TagOutcome, TagRun};
+use super::ports::{RegistryReader, RegistryWriter};
+use super::prune::{RepositoryRun, Run, Snapshot};
+use super::reads;
+use super::sweep::{SweepError, SweepSettings};
+
+/// A repository's cache in unique bytes (every blob counted once, as ECR stores it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UniqueBytes {
+    /// Distinct blobs of every BuildKit cache manifest in the listing.
+    pub cache_unique_bytes: u64,
+    /// Blobs the stale manifests (what the sweep deletes now) reference and nothing else does:
+    /// the storage their deletion frees.
+    pub stale_unique_bytes: u64,
+}
+
+/// What the budget made of one repository in a sweep (its output and metrics).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BudgetRun {
+    pub budget_bytes: u64,
+    /// The cache footprint (unique bytes) after this run's other removals, before evictions.
+    pub footprint_bytes: u64,
+    /// After the planned evictions.
+    pub footprint_after: u64,
+    /// The footprint is the sum of ECR's image sizes, which already fits: no blob list was read.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub by_image_sizes: bool,
+    /// Cache tags removed (or that a dry run would remove) for the budget.
+    pub evicted: Vec<String>,
+    /// Storage the planned evictions free (blobs nothing else references).
+    pub storage_freed: u64,
+    /// Over budget even after every eviction allowed: protected, kept or young caches alone
+    /// exceed it, or the cap stopped it. Said, never forced.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unreachable: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub capped: bool,
+    /// Cache tags over budget that may not be evicted (protected, kept, young, ...).
+    pub held: usize,
+    /// Cache manifests whose blob list could not be read (archived): not in the footprint.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unknown_blob_lists: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl BudgetRun {
+    /// Bytes still over budget after the evictions (0 within budget).
+    pub fn bytes_over(&self) -> u64 {
+        self.footprint_after.saturating_sub(self.budget_bytes)
+    }
+
+    fn planned(plan: &BudgetPlan) -> Self {
+        BudgetRun {
+            budget_bytes: plan.budget_bytes,
+            footprint_bytes: plan.footprint_bytes,
+            footprint_after: plan.footprint_after,
+            by_image_sizes: false,
+            evicted: vec![],
+            storage_freed: plan.storage_freed,
+            unreachable: plan.unreachable,
+            capped: plan.capped,
+            held: plan.held.len(),
+            unknown_blob_lists: plan.unknown_blob_lists,
+        }
+    }
+}
+
+/// Reads what the footprint needs and, with a budget, evicts down to it. Returns the unique
+/// bytes (None when time ran out, or when ECR's sizes settled the budget without a read and
+/// `settings.unique_bytes` did not ask for them). `tags` gains the evictions.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
+    registry: &R,
+    writer: Option<&W>,
+    settings: &SweepSettings,
+    repository: &str,
+    snapshot: &mut Snapshot,
+    budget_bytes: Option<u64>,
+    now_secs: i64,
+    run: Run<'_>,
+    pruned: &mut RepositoryRun,
+    tags: &mut Vec<TagRun>,
+) -> Result<Option<UniqueBytes>, SweepError> {
+    let stale: Vec<String> = pruned
+        .deleted
+        .iter()
+        .chain(&pruned.would_delete)
+        .map(|d| d.digest.clone())
+        .collect();
+    // What this run removes anyway is not in the footprint the budget judges.
+    let mut going: HashSet<String> = stale.iter().cloned().collect();
+    going.extend(pruned.already_deleted.iter().cloned());
+    going.extend(
+        tags.iter()
+            .filter(|t| {
+                matches!(
+                    t.outcome,
+                    TagOutcome::Removed {
+                        image_deleted: true
+                    } | TagOutcome::WouldRemove {
+                        image_deleted: true
+                    }
+                )
+            })
+            .filter_map(|t| t.digest.clone()),
+    );
+
+    if let (Some(budget), false) = (budget_bytes, settings.unique_bytes) {
+        // ECR stores a blob once, so the summed sizes bound the footprint from above: within
+        // budget by them, no blob list is needed (and no manifest read, each one a pull).
+        if let Some(bound) = size_bound(&snapshot.images, snapshot, &going) {
+            if bound <= budget {
+                pruned.budget = Some(BudgetRun {
+                    budget_bytes: budget,
+                    footprint_bytes: bound,
+                    footprint_after: bound,
+                    by_image_sizes: true,
+                    ..BudgetRun::default()
+                });
+                return Ok(None);
+            }
+        }
+    }
+
+    // Every ACTIVE single manifest's blob list (an archived one cannot be read); what this run
+    // read already is not read again.
+    let to_read: Vec<String> = snapshot
+        .images
+        .iter()
+        .filter(|i| i.status == ImageStatus::Active)
+        .filter(|i| is_single_manifest_type(i.manifest_media_type.as_deref()))
+        .filter(|i| !snapshot.blobs.contains_key(&i.digest))
+        .map(|i| i.digest.clone())
+        .collect();
+    let Some(read) = reads::read_manifests(registry, repository, &to_read, run.deadline).await?
+    else {
+        pruned.out_of_time = true;
+        return Ok(None);
+    };
+    for (digest, kind) in read.kinds {
+        snapshot.manifests.entry(digest).or_insert(kind);
+    }
+    snapshot.blobs.extend(read.blobs);
+    let unique = UniqueBytes {
+        cache_unique_bytes: unique_bytes(
+            cache_manifests(&snapshot.images, &snapshot.manifests),
+            &snapshot.blobs,
+        ),
+        stale_unique_bytes: reclaimed_bytes(&stale, &snapshot.blobs),
+    };
+    let Some(budget_bytes) = budget_bytes else {
+        return Ok(Some(unique));
+    };
+
+    let references = referenced_digests(&snapshot.manifests);
+    let removals_so_far = stale.len()
+        + tags
+            .iter()
+            .filter(|t| {
+                matches!(
+                    t.outcome,
+                    TagOutcome::Removed { .. } | TagOutcome::WouldRemove { .. }
+                )
+            })
+            .count();
+    let plan = plan_budget(&BudgetInput {
+        images: &snapshot.images,
+        kinds: &snapshot.manifests,
+        blobs: &snapshot.blobs,
+        referenced: &references,
+        going: &going,
+        cache_tags: &settings.cache_tags,
+        protected: &settings.protected_branches,
+        keep_tags: &settings.keep_tags,
+        budget_bytes,
+        min_age_secs: i64::from(settings.cache_budget_min_age_minutes) * 60,
+        now_secs,
+        cap: settings.max_deletions.saturating_sub(removals_so_far),
+    });
+    let mut outcome = BudgetRun::planned(&plan);
+    let known = KnownRepository {
+        references: &references,
+        manifests: &snapshot.manifests,
+    };
+    let why = TagExpiry::OverBudget {
+        footprint_bytes: plan.footprint_bytes,
+        budget_bytes,
+    };
+    'evictions: for eviction in &plan.evict {
+        // `sweep` evicts only what the operator was shown.
+        if let Some(confirmed) = &settings.confirmed {
+            let shown = eviction.tags.iter().all(|t| {
+                confirmed
+                    .tags
+                    .contains(&(t.clone(), eviction.digest.clone()))
+            });
+            if !shown {
+                continue;
+            }
+        }
+        for tag in &eviction.tags {
+            if !run.deadline.time_left() {
+                pruned.out_of_time = true;
+                break 'evictions;
+            }
+            let report = judge_cache_tag(
+                registry,
+                writer,
+                repository,
+                tag,
+                Some(&eviction.digest),
+                Some(now_secs),
+                Some(eviction.used_at),
+                Some(&known),
+                run.audit,
+            )
+            .await?
+            .because(why);
+            run.audit.tags(std::slice::from_ref(&report));
+            let removed = matches!(
+                report.outcome,
+                TagOutcome::Removed { .. } | TagOutcome::WouldRemove { .. }
+            );
+            if removed {
+                outcome.evicted.push(tag.clone());
+            }
+            tags.push(report);
+            if !removed {
+                // Used, moved or changed since it was judged: the rest of its tags stay too.
+                break;
+            }
+        }
+    }
+    pruned.budget = Some(outcome);
+    Ok(Some(unique))
+}
+
+/// The summed `imageSizeInBytes` of the ACTIVE manifests that are (or may be) cache and stay;
+/// None when a size is unknown.
+fn size_bound(images: &[ImageRecord], snapshot: &Snapshot, going: &HashSet<String>) -> Option<u64> {
+    let mut bound = 0u64;
+    for image in images {
+        if image.status != ImageStatus::Active || going.contains(&image.digest) {
+            continue;
+        }
+        if let Err(KeepReason::NotCacheManifest { .. }) =
+            classify(image, snapshot.manifests.get(&image.digest))
+        {
+            continue;
+        }
+        let size = u64::try_from(image.size_bytes?).ok()?;
+        bound = bound.saturating_add(size);
+    }
+    Some(bound)
+}
