@@ -322,6 +322,22 @@ def main():
                                   and r.get("Condition") == f"ExcludesPrincipal{i + 1}"
                                   for i, r in enumerate(slots)), json.dumps(slots)[:300])
 
+    # CacheBudget refuses at deploy what the pruner would refuse at start-up (the same lists are in
+    # src/inbound/config.rs's tests): a budget the function cannot read fails every invocation.
+    budget = template["Parameters"]["CacheBudget"]
+    pattern = re.compile(budget["AllowedPattern"])
+    good = ["", "20GiB", "1.5 TiB", "512MiB", "team-a/*=50GiB,*=20GiB", "team-a/*=50GiB, *=20GiB"]
+    bad = ["20GB", "20", "GiB", "lots", "team-a/*=50GiB,20GiB", "=5GiB", "20gib", "1..5GiB"]
+    check("CacheBudget takes a binary size or glob=size rules and refuses the rest",
+          budget["Default"] == "" and all(pattern.fullmatch(v) for v in good)
+          and not any(pattern.fullmatch(v) for v in bad),
+          [v for v in good if not pattern.fullmatch(v)] + [v for v in bad if pattern.fullmatch(v)])
+    env = resources["PrunerFunction"]["Properties"]["Environment"]["Variables"]
+    check("the budget reaches the pruner",
+          env.get("CACHE_BUDGET") == {"Ref": "CacheBudget"}
+          and env.get("CACHE_BUDGET_MIN_AGE_MINUTES") == {"Ref": "CacheBudgetMinAgeMinutes"}
+          and template["Parameters"]["CacheBudgetMinAgeMinutes"]["Default"] == 60)
+
     # Names that fit anywhere: every name built from the stack name stays within its service's
     # limit for the longest stack name CloudFormation allows (128 characters; StackSets' instance
     # stacks are `StackSet-<name>-<36-character id>`). The one exception is the webhook function's

@@ -24,6 +24,7 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 ALARM_ACTIONS = {
     "DeadLetterQueueAlarm": "triage the dead-letter queue ([below](#dead-letter-queues-triage-and-redrive))",
     "FailedSweepAlarm": "run the sweep again or wait for tomorrow's ([below](#dead-letter-queues-triage-and-redrive))",
+    "OverBudgetAlarm": "`ecr-cache-pruner report --budget SIZE --stack <stack>` shows each repository's footprint and what is held (protected, `KeepTags`, younger than `CacheBudgetMinAgeMinutes`): raise that repository's budget or protect less; a capped sweep continues tomorrow",
     "PrunerErrorsAlarm": "run the `failures` query; transient errors (throttling, 5xx) retry on their own",
     "RepositoriesSkippedAlarm": "the `failures` query names the repository and why; restore or delete the index, fix the policy or `REPOSITORY_MAP`",
     "SweepsGivenUpAlarm": "the `failures` query; the next daily sweep tries again; a repository that never finishes needs a higher `MaxDeletionsPerInvocation` or a look",
@@ -43,6 +44,7 @@ CONDITIONS = {
     None: "always",
     "HasWebhook": "with the webhook",
     "PooledMetrics": "with pooled metrics (`MetricsPerRepository=false`, the default)",
+    "WatchesPooledBudget": "with `CacheBudget` and pooled metrics",
 }
 
 

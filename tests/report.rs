@@ -48,6 +48,7 @@ fn settings(vars: &[(&str, &str)]) -> ReportSettings {
         scope: vec![],
         concurrency: 8,
         price_per_gb_month: 0.10,
+        budget: None,
     }
 }
 

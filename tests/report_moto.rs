@@ -133,7 +133,7 @@ async fn seed() -> Seeded {
 }
 
 #[tokio::test]
-async fn totals_are_describe_images_sizes_and_nothing_is_deleted() {
+async fn totals_are_unique_bytes_beside_describe_images_sizes_and_nothing_is_deleted() {
     let s = seed().await;
     let mut before = BTreeMap::new();
     for name in s.stale.keys().chain([&s.outside]) {
@@ -154,6 +154,8 @@ async fn totals_are_describe_images_sizes_and_nothing_is_deleted() {
     );
     let json = json_of(&out);
 
+    // Every cache_manifest has blobs of its own: a config and three layers.
+    let one_manifest: u64 = 1832 + 3 * 52_428_800 + 1 + 2;
     let mut expected_stale = 0;
     let mut expected_cache = 0;
     for (name, digests) in &s.stale {
@@ -170,6 +172,14 @@ async fn totals_are_describe_images_sizes_and_nothing_is_deleted() {
         assert_eq!(row["stale_bytes"], stale, "{row}");
         assert_eq!(row["cache_bytes"], cache, "{row}");
         assert_eq!(row["cache_tags"], s.cached[name].len(), "{row}");
+        // Unique bytes from the manifests' blobs: moto's imageSizeInBytes knows no layers.
+        let manifests = (digests.len() + s.cached[name].len()) as u64;
+        assert_eq!(
+            row["stale_unique_bytes"],
+            digests.len() as u64 * one_manifest,
+            "{row}"
+        );
+        assert_eq!(row["cache_unique_bytes"], manifests * one_manifest, "{row}");
         assert!(row.get("error").is_none(), "{row}");
         expected_stale += stale;
         expected_cache += cache;
@@ -180,7 +190,9 @@ async fn totals_are_describe_images_sizes_and_nothing_is_deleted() {
     assert_eq!(totals["stale_bytes"], expected_stale, "{json}");
     assert_eq!(totals["cache_bytes"], expected_cache, "{json}");
     assert_eq!(totals["cache_tags"], 3, "{json}");
-    let savings = (expected_stale as f64 / (1u64 << 30) as f64 * 0.5 * 100.0).round() / 100.0;
+    assert_eq!(totals["stale_unique_bytes"], 3 * one_manifest, "{json}");
+    // Priced by the storage a sweep frees (unique bytes), not by the summed image sizes.
+    let savings = ((3 * one_manifest) as f64 / (1u64 << 30) as f64 * 0.5 * 100.0).round() / 100.0;
     assert_eq!(totals["monthly_savings_usd"].as_f64(), Some(savings));
     assert_eq!(totals["price_per_gb_month"].as_f64(), Some(0.5));
     // Largest stale first; the repository outside the glob is not in the report.
@@ -298,4 +310,58 @@ fn a_bad_price_or_concurrency_is_a_usage_error() {
         let out = report("http://127.0.0.1:9", &args, &[]);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
     }
+}
+
+/// `report --budget`: the footprint in unique bytes (a layer shared by every branch cache counted
+/// once), what that budget evicts least recently used first, and nothing deleted.
+#[tokio::test]
+async fn a_budget_is_planned_per_repository_in_unique_bytes() {
+    let ecr = ecr_client();
+    let name = unique_name("report-budget");
+    create_repository(&ecr, &name).await;
+    const MIB: u64 = 1 << 20;
+    // main and three branches, each 10 MiB of its own over a 100 MiB base they share.
+    for branch in ["main", "a", "b", "c"] {
+        let own = format!("{name}-{branch}");
+        let manifest = cache_manifest_with_layers(
+            &own,
+            &[(&format!("{name}-base"), 100 * MIB), (&own, 10 * MIB)],
+        );
+        push(&ecr, &name, &manifest, Some(&format!("cache-{branch}"))).await;
+    }
+    let before = contents(&ecr, &name).await;
+    let out = report(
+        endpoint(),
+        &["--repositories", &name, "--json", "--budget", "125MiB"],
+        // The grace period is measured from the pushes a moment ago.
+        &[("CACHE_BUDGET_MIN_AGE_MINUTES", "0")],
+    );
+    let json = json_of(&out);
+    let row = &json["repositories"][0];
+    let budget = &row["budget"];
+    // 100 + 4 × 10 MiB and four 1000-byte configs, where ECR's sizes would sum four bases.
+    assert_eq!(row["cache_unique_bytes"], 140 * MIB + 4000, "{row}");
+    assert_eq!(budget["budget_bytes"], 125 * MIB, "{row}");
+    assert_eq!(budget["footprint_bytes"], 140 * MIB + 4000, "{row}");
+    // Two of the three branch caches go, never main (protected). (Which two: moto's push times
+    // are whole seconds, so the order is tested over the in-memory registry.)
+    let evicted = budget["would_evict"].as_array().unwrap();
+    assert_eq!(evicted.len(), 2, "{row}");
+    assert!(!evicted.contains(&serde_json::json!("cache-main")), "{row}");
+    assert_eq!(
+        row["expiring_tag_bytes"], 0,
+        "budget evictions are in their own columns"
+    );
+    assert_eq!(budget["evict_frees_bytes"], 20 * MIB + 2000, "{row}");
+    assert_eq!(json["totals"]["repositories_over_budget"], 1, "{json}");
+    assert_eq!(
+        contents(&ecr, &name).await,
+        before,
+        "the report changed the repository"
+    );
+
+    // A malformed budget is a usage error before any call.
+    let bad = report(endpoint(), &["--budget", "20GB"], &[]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("binary units"));
 }

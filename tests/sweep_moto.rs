@@ -11,7 +11,7 @@ use ecr_cache_pruner::adapters::sqs::SqsSweepQueue;
 use ecr_cache_pruner::app::deadline::Deadline;
 use ecr_cache_pruner::app::sweep::{sweep, Swept};
 use ecr_cache_pruner::inbound::pruner::Pruner;
-use serde_json::json;
+use serde_json::{json, Value};
 use support::moto::{config, ecr_client, event, registry, unique_name};
 use support::registry::*;
 
@@ -595,4 +595,64 @@ async fn a_repository_that_hits_the_deletion_cap_continues_in_a_new_message() {
         0,
         "the continuation finished it"
     );
+}
+
+/// `CACHE_BUDGET` through the scheduled event on moto: the footprint counts the shared base once,
+/// the sweep evicts unprotected branch caches until it fits (their images go with their last
+/// tag), and never main's cache or an application image.
+#[tokio::test]
+async fn a_scheduled_sweep_brings_a_repository_within_its_budget() {
+    const MIB: u64 = 1 << 20;
+    let ecr = ecr_client();
+    let team = unique_name("budget");
+    let name = format!("{team}/web");
+    create_repository(&ecr, &name).await;
+    let mut caches = BTreeMap::new();
+    for branch in ["main", "a", "b", "c"] {
+        let own = format!("{name}-{branch}");
+        let manifest = cache_manifest_with_layers(
+            &own,
+            &[(&format!("{name}-base"), 100 * MIB), (&own, 10 * MIB)],
+        );
+        push(&ecr, &name, &manifest, Some(&format!("cache-{branch}"))).await;
+        caches.insert(branch, manifest.digest.clone());
+    }
+    let app = app_manifest(&name, "amd64");
+    push(&ecr, &name, &app, Some("v1.0")).await;
+
+    let pruner = Pruner::new(
+        config(&[
+            ("SWEEP_REPOSITORIES", &format!("{team}/*")),
+            ("CACHE_BUDGET", &format!("{team}/*=125MiB,*=1TiB")),
+            ("CACHE_BUDGET_MIN_AGE_MINUTES", "0"),
+        ]),
+        registry(),
+    );
+    let report = pruner.handle(event("scheduled-event.json")).await.unwrap();
+    let swept = &report["repositories"][0];
+    let budget = &swept["budget"];
+    assert_eq!(budget["budget_bytes"], 125 * MIB, "{swept}");
+    assert_eq!(budget["footprint_bytes"], 140 * MIB + 4000, "{swept}");
+    assert_eq!(budget["footprint_after"], 120 * MIB + 2000, "{swept}");
+    assert_eq!(budget["evicted"].as_array().unwrap().len(), 2, "{swept}");
+    let reasons: Vec<&Value> = report["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| &t["removal"]["reason"])
+        .collect();
+    assert_eq!(
+        reasons,
+        [&json!("over_budget"), &json!("over_budget")],
+        "{report}"
+    );
+
+    let after = contents(&ecr, &name).await;
+    assert_eq!(after[&caches["main"]], vec!["cache-main"]);
+    assert_eq!(after[&app.digest], vec!["v1.0"]);
+    let branch_caches_left = ["a", "b", "c"]
+        .iter()
+        .filter(|b| after.contains_key(&caches[*b]))
+        .count();
+    assert_eq!(branch_caches_left, 1, "{after:?}");
 }

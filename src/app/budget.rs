@@ -1,6 +1,6 @@
-//! The cache budget in a sweep (`CACHE_BUDGET`): reads the blob lists the footprint needs — none
-//! when ECR's own sizes already show the repository within budget, and never a manifest this run
-//! read already — plans the evictions with the pure core ([`crate::core::budget`]), then removes
+//! The cache budget in a sweep (`CACHE_BUDGET`): reads the blob lists the footprint needs (never a
+//! manifest this run read already; ECR's `imageSizeInBytes` is no substitute: it counts a shared
+//! layer once per image, and AWS does not document what it sums for an OCI artifact) — plans the evictions with the pure core ([`crate::core::budget`]), then removes
 //! each evicted cache's tags, each re-checked at the last moment (still this digest, not pushed or
 //! pulled since it was judged, still ACTIVE). The savings report uses the same reads for its
 //! unique-byte numbers.
@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::core::budget::{cache_manifests, plan_budget, unique_bytes, BudgetInput, BudgetPlan};
 use crate::core::manifest::is_single_manifest_type;
-use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
+use crate::core::plan::{referenced_digests, ImageStatus};
 use crate::core::reclaim::reclaimed_bytes;
 use crate::core::stale::TagExpiry;
 
@@ -39,9 +39,6 @@ pub struct BudgetRun {
     pub footprint_bytes: u64,
     /// After the planned evictions.
     pub footprint_after: u64,
-    /// The footprint is the sum of ECR's image sizes, which already fits: no blob list was read.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub by_image_sizes: bool,
     /// Cache tags removed (or that a dry run would remove) for the budget.
     pub evicted: Vec<String>,
     /// Storage the planned evictions free (blobs nothing else references).
@@ -74,7 +71,6 @@ impl BudgetRun {
             budget_bytes: plan.budget_bytes,
             footprint_bytes: plan.footprint_bytes,
             footprint_after: plan.footprint_after,
-            by_image_sizes: false,
             evicted: vec![],
             storage_freed: plan.storage_freed,
             unreachable: plan.unreachable,
@@ -86,8 +82,7 @@ impl BudgetRun {
 }
 
 /// Reads what the footprint needs and, with a budget, evicts down to it. Returns the unique
-/// bytes (None when time ran out, or when ECR's sizes settled the budget without a read and
-/// `settings.unique_bytes` did not ask for them). `tags` gains the evictions.
+/// bytes (None when time ran out before the reads were done). `tags` gains the evictions.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
     registry: &R,
@@ -124,23 +119,6 @@ pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
             })
             .filter_map(|t| t.digest.clone()),
     );
-
-    if let (Some(budget), false) = (budget_bytes, settings.unique_bytes) {
-        // ECR stores a blob once, so the summed sizes bound the footprint from above: within
-        // budget by them, no blob list is needed (and no manifest read, each one a pull).
-        if let Some(bound) = size_bound(&snapshot.images, snapshot, &going) {
-            if bound <= budget {
-                pruned.budget = Some(BudgetRun {
-                    budget_bytes: budget,
-                    footprint_bytes: bound,
-                    footprint_after: bound,
-                    by_image_sizes: true,
-                    ..BudgetRun::default()
-                });
-                return Ok(None);
-            }
-        }
-    }
 
     // Every ACTIVE single manifest's blob list (an archived one cannot be read); what this run
     // read already is not read again.
@@ -253,23 +231,4 @@ pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
     }
     pruned.budget = Some(outcome);
     Ok(Some(unique))
-}
-
-/// The summed `imageSizeInBytes` of the ACTIVE manifests that are (or may be) cache and stay;
-/// None when a size is unknown.
-fn size_bound(images: &[ImageRecord], snapshot: &Snapshot, going: &HashSet<String>) -> Option<u64> {
-    let mut bound = 0u64;
-    for image in images {
-        if image.status != ImageStatus::Active || going.contains(&image.digest) {
-            continue;
-        }
-        if let Err(KeepReason::NotCacheManifest { .. }) =
-            classify(image, snapshot.manifests.get(&image.digest))
-        {
-            continue;
-        }
-        let size = u64::try_from(image.size_bytes?).ok()?;
-        bound = bound.saturating_add(size);
-    }
-    Some(bound)
 }

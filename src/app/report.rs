@@ -8,8 +8,11 @@ use futures_util::stream::{self, StreamExt};
 
 use crate::core::glob::{any_matches, Glob};
 use crate::core::savings::{
-    repository_savings, savings_report, unreadable, ExpiringTag, RepositorySavings, SavingsReport,
+    repository_savings, savings_report, unreadable, BudgetView, ExpiringTag, RepositorySavings,
+    SavingsReport,
 };
+
+use crate::core::stale::TagExpiry;
 
 use super::audit::NoAudit;
 use super::branch_cleanup::TagOutcome;
@@ -29,6 +32,8 @@ pub struct ReportSettings {
     /// Repositories read at the same time (at least 1).
     pub concurrency: usize,
     pub price_per_gb_month: f64,
+    /// `--budget`: plan this budget for every repository (instead of the rules' `CACHE_BUDGET`).
+    pub budget: Option<u64>,
 }
 
 /// Hears how far the report is (for a progress bar).
@@ -57,6 +62,11 @@ pub async fn report<R: RegistryReader, B: BranchLister>(
     sweep.confirmed = None;
     sweep.estimate_reclaimed = false;
     sweep.plan_only = true;
+    // Unique bytes need every manifest's blob list: the report reads them all.
+    sweep.unique_bytes = true;
+    if let Some(bytes) = settings.budget {
+        sweep.cache_budget = crate::core::budget::CacheBudget::everywhere(bytes);
+    }
     let sweep = &sweep;
 
     let in_scope: Vec<String> = reads::list_repositories(registry)
@@ -113,6 +123,8 @@ async fn survey_repository<R: RegistryReader, B: BranchLister>(
         .tags
         .iter()
         .filter_map(|t| match (&t.outcome, t.removal) {
+            // The budget's evictions have their own columns.
+            (_, Some(TagExpiry::OverBudget { .. })) => None,
             (TagOutcome::WouldRemove { image_deleted }, Some(why)) => Some(ExpiringTag {
                 tag: t.tag.clone(),
                 why,
@@ -128,6 +140,18 @@ async fn survey_repository<R: RegistryReader, B: BranchLister>(
         &expiring,
         &sweep.cache_tags,
     );
+    if let Some(unique) = swept.unique {
+        savings.cache_unique_bytes = unique.cache_unique_bytes;
+        savings.stale_unique_bytes = unique.stale_unique_bytes;
+    }
+    savings.budget = swept.report.budget.as_ref().map(|b| BudgetView {
+        budget_bytes: b.budget_bytes,
+        footprint_bytes: b.footprint_bytes,
+        footprint_after: b.footprint_after,
+        would_evict: b.evicted.clone(),
+        evict_frees_bytes: b.storage_freed,
+        unreachable: b.unreachable,
+    });
     savings.tag_expiry_skipped = swept.report.tag_expiry_skipped;
     savings.orphaned_referrers = swept.report.orphaned_referrers;
     Some(savings)

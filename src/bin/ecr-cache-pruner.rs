@@ -111,6 +111,11 @@ enum Command {
         /// Repositories read at the same time.
         #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
         concurrency: u16,
+        /// Plan a cache budget per repository (`20GiB`; binary units): each repository's
+        /// footprint in unique bytes, and which caches that budget would evict (least recently
+        /// used first) and the storage it frees. Default: the rules' CACHE_BUDGET, if any.
+        #[arg(long, value_name = "SIZE", value_parser = budget_size)]
+        budget: Option<u64>,
     },
     /// Move the webhook secret of a stack deployed with the retired GitHubWebhookSecret
     /// parameter into a secret of its own (`<stack>/github-webhook-secret`), and print the
@@ -134,6 +139,14 @@ fn price(raw: &str) -> Result<f64, String> {
         _ => Err(format!(
             "{raw:?} is not a price (a number of USD, 0 or more)"
         )),
+    }
+}
+
+fn budget_size(raw: &str) -> Result<u64, String> {
+    match ecr_cache_pruner::core::budget::parse_size(raw) {
+        Ok(0) => Err("a budget of 0 would evict every cache".to_owned()),
+        Ok(bytes) => Ok(bytes),
+        Err(err) => Err(err.to_string()),
     }
 }
 
@@ -211,6 +224,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             html,
             price_per_gb_month,
             concurrency,
+            budget,
         } => {
             let session = session(&options).await?;
             let scope = match repositories {
@@ -222,6 +236,7 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
                 scope,
                 concurrency: usize::from(*concurrency),
                 price_per_gb_month: *price_per_gb_month,
+                budget: *budget,
             };
             let report = savings_report(&session, &settings, json).await?;
             if let Some(path) = html {

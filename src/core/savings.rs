@@ -61,12 +61,35 @@ pub struct RepositorySavings {
     /// against the repository's quota.
     pub orphaned_referrers: usize,
     pub branch_caches: Vec<BranchCache>,
+    /// Distinct blobs of every cache manifest: what the cache really takes in ECR (a shared
+    /// layer counted once, as ECR stores it).
+    pub cache_unique_bytes: u64,
+    /// Storage the stale manifests' deletion frees: blobs no other manifest references.
+    pub stale_unique_bytes: u64,
+    /// With a budget (`CACHE_BUDGET` or `report --budget`): the footprint and what it evicts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetView>,
     /// Why the tag columns are empty although asked for (GitHub could not answer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tag_expiry_skipped: Option<String>,
     /// The repository could not be read (or not within the time given): nothing else is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// A budget planned over one repository: what a sweep with it would evict now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct BudgetView {
+    pub budget_bytes: u64,
+    /// Unique bytes of the cache that stays after the stale manifests and expiring tags go.
+    pub footprint_bytes: u64,
+    pub footprint_after: u64,
+    /// Cache tags the budget evicts, least recently used first.
+    pub would_evict: Vec<String>,
+    /// Storage those evictions free.
+    pub evict_frees_bytes: u64,
+    /// Protected, kept or young caches alone exceed the budget.
+    pub unreachable: bool,
 }
 
 /// The totals line.
@@ -86,7 +109,14 @@ pub struct Totals {
     pub archived_images: usize,
     pub stale_referrers: usize,
     pub orphaned_referrers: usize,
-    /// `stale_bytes` at `price_per_gb_month`, rounded to cents.
+    pub cache_unique_bytes: u64,
+    pub stale_unique_bytes: u64,
+    /// Repositories whose footprint is over their budget now.
+    pub repositories_over_budget: usize,
+    /// Cache tags the budgets evict, and the storage that frees.
+    pub budget_evictions: usize,
+    pub budget_frees_bytes: u64,
+    /// `stale_unique_bytes` (the storage a sweep frees) at `price_per_gb_month`, rounded to cents.
     pub monthly_savings_usd: f64,
     pub price_per_gb_month: f64,
 }
@@ -167,6 +197,9 @@ pub fn repository_savings(
             .filter(|i| i.status != ImageStatus::Active)
             .count(),
         branch_caches,
+        cache_unique_bytes: 0,
+        stale_unique_bytes: 0,
+        budget: None,
         tag_expiry_skipped: None,
         error: None,
     }
@@ -187,8 +220,9 @@ pub fn savings_report(
     price_per_gb_month: f64,
 ) -> SavingsReport {
     repositories.sort_by(|a, b| {
-        b.stale_bytes
-            .cmp(&a.stale_bytes)
+        b.stale_unique_bytes
+            .cmp(&a.stale_unique_bytes)
+            .then_with(|| b.stale_bytes.cmp(&a.stale_bytes))
             .then_with(|| a.repository.cmp(&b.repository))
     });
     let mut t = Totals {
@@ -209,8 +243,21 @@ pub fn savings_report(
         t.archived_images += r.archived_images;
         t.stale_referrers += r.stale_referrers;
         t.orphaned_referrers += r.orphaned_referrers;
+        t.cache_unique_bytes = t.cache_unique_bytes.saturating_add(r.cache_unique_bytes);
+        t.stale_unique_bytes = t.stale_unique_bytes.saturating_add(r.stale_unique_bytes);
+        if let Some(budget) = &r.budget {
+            t.repositories_over_budget += usize::from(budget.footprint_bytes > budget.budget_bytes);
+            t.budget_evictions += budget.would_evict.len();
+            t.budget_frees_bytes = t
+                .budget_frees_bytes
+                .saturating_add(budget.evict_frees_bytes);
+        }
     }
-    t.monthly_savings_usd = monthly_cost(t.stale_bytes, price_per_gb_month);
+    // What a sweep frees, not the summed image sizes (which count a shared layer once per image).
+    t.monthly_savings_usd = monthly_cost(
+        i64::try_from(t.stale_unique_bytes).unwrap_or(i64::MAX),
+        price_per_gb_month,
+    );
     SavingsReport {
         totals: t,
         repositories,
@@ -290,6 +337,7 @@ mod tests {
             repository: "a".into(),
             stale_manifests: 1,
             stale_bytes: 1 << 30,
+            stale_unique_bytes: 1 << 29,
             cache_bytes: 3 << 30,
             ..RepositorySavings::default()
         };
@@ -297,6 +345,15 @@ mod tests {
             repository: "b".into(),
             stale_manifests: 4,
             stale_bytes: 9 << 30,
+            stale_unique_bytes: 9 << 29,
+            budget: Some(BudgetView {
+                budget_bytes: 1 << 30,
+                footprint_bytes: 2 << 30,
+                footprint_after: 1 << 30,
+                would_evict: vec!["cache-x".into()],
+                evict_frees_bytes: 1 << 30,
+                unreachable: false,
+            }),
             cache_bytes: 10 << 30,
             unused_tags: vec!["cache-old".into()],
             ..RepositorySavings::default()
@@ -316,7 +373,11 @@ mod tests {
         assert_eq!((t.stale_manifests, t.stale_bytes), (5, 10 << 30));
         assert_eq!(t.cache_bytes, 13 << 30);
         assert_eq!(t.unused_tags, 1);
-        assert_eq!(t.monthly_savings_usd, 1.0);
+        // Priced by the unique bytes freed (5 GiB), not the summed sizes (10 GiB).
+        assert_eq!(t.stale_unique_bytes, 5 << 30);
+        assert_eq!(t.monthly_savings_usd, 0.5);
+        assert_eq!((t.repositories_over_budget, t.budget_evictions), (1, 1));
+        assert_eq!(t.budget_frees_bytes, 1 << 30);
         assert_eq!(monthly_cost(1 << 29, 0.10), 0.05);
         assert_eq!(monthly_cost(0, 0.10), 0.0);
     }

@@ -352,6 +352,46 @@ mod tests {
     }
 
     #[test]
+    fn cache_budgets_are_read_or_refused_at_start_up() {
+        // The same lists as the template's CacheBudget pattern check (check_template_rules.py).
+        for good in [
+            "20GiB",
+            "1.5 TiB",
+            "512MiB",
+            "team-a/*=50GiB,*=20GiB",
+            "team-a/*=50GiB, *=20GiB",
+        ] {
+            let c = config(&[("CACHE_BUDGET", good)]).unwrap_or_else(|e| panic!("{good}: {e}"));
+            assert!(!c.cache_budget.is_empty(), "{good}");
+        }
+        for bad in [
+            "20GB",
+            "20",
+            "GiB",
+            "lots",
+            "team-a/*=50GiB,20GiB",
+            "=5GiB",
+            "20gib",
+            "1..5GiB",
+            "0GiB",
+        ] {
+            let err = config(&[("CACHE_BUDGET", bad)]).expect_err(bad);
+            assert_eq!(err.variable, "CACHE_BUDGET", "{bad}");
+        }
+        let c = config(&[]).unwrap();
+        assert!(c.cache_budget.is_empty());
+        assert_eq!(c.cache_budget_min_age_minutes, 60);
+        let c = config(&[
+            ("CACHE_BUDGET", "team-a/*=50GiB,*=20GiB"),
+            ("CACHE_BUDGET_MIN_AGE_MINUTES", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.cache_budget.for_repository("team-a/api"), Some(50 << 30));
+        assert_eq!(c.sweep_settings().cache_budget_min_age_minutes, 0);
+        assert!(config(&[("CACHE_BUDGET_MIN_AGE_MINUTES", "an hour")]).is_err());
+    }
+
+    #[test]
     fn defaults() {
         let c = config(&[]).unwrap();
         assert_eq!(c.cache_tag_prefix, "cache-");

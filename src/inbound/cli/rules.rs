@@ -47,7 +47,7 @@ pub struct EffectiveRules {
 }
 
 /// The variables that change what the CLI judges, with what their absence means.
-const RULES: [(&str, &str); 14] = [
+const RULES: [(&str, &str); 16] = [
     (
         "CACHE_TAG_PREFIX",
         crate::inbound::config::DEFAULT_CACHE_TAG_PREFIX,
@@ -63,6 +63,8 @@ const RULES: [(&str, &str); 14] = [
     ("KEEP_TAGS", "(none)"),
     ("STALE_CACHE_DAYS", "(off)"),
     ("GONE_BRANCH_MIN_AGE_HOURS", "24"),
+    ("CACHE_BUDGET", "(none)"),
+    ("CACHE_BUDGET_MIN_AGE_MINUTES", "60"),
     ("SWEEP_REPOSITORIES", "(any repository)"),
     ("MAX_DELETIONS_PER_INVOCATION", "1000"),
     ("REPOSITORY_MAP", "(none)"),
