@@ -127,7 +127,13 @@ struct Scenario {
     dry_run: bool,
     /// `MAX_DELETIONS_PER_INVOCATION`: 2 makes sweeps continue over several messages.
     cap: usize,
+    /// `CACHE_BUDGET` of [`BUDGET_BYTES`]: sweeps evict the least recently used branch caches.
+    budget: bool,
 }
+
+/// The model's budget: room for two of the registry's 50 MB caches.
+const BUDGET: &str = "100MiB";
+const BUDGET_BYTES: u64 = 100 << 20;
 
 fn arb_seed() -> impl Strategy<Value = Seed> {
     prop_oneof![
@@ -177,6 +183,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
             any::<bool>(),
             prop::bool::weighted(0.2),
             prop_oneof![Just(2usize), Just(1000)],
+            prop::bool::weighted(0.4),
         ),
     )
         .prop_map(
@@ -186,7 +193,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                 fault_percent,
                 change_percent,
                 (rng_seed, page_size, stale_expiry),
-                (github, dry_run, cap),
+                (github, dry_run, cap, budget),
             )| {
                 Scenario {
                     seeds,
@@ -199,6 +206,7 @@ fn arb_scenario() -> impl Strategy<Value = Scenario> {
                     github,
                     dry_run,
                     cap,
+                    budget,
                 }
             },
         )
@@ -276,7 +284,20 @@ fn concurrent_change(state: &mut State, rng: &mut Rng) {
         .map(|i| i.digest)
         .collect();
     let branch = BRANCHES[(rng.next() % BRANCHES.len() as u64) as usize];
-    match rng.next() % 3 {
+    match rng.next() % 4 {
+        // A build imports a branch's cache: it is used now (the budget's LRU order changes).
+        3 => {
+            let tagged: Vec<String> = state
+                .images(REPO)
+                .into_iter()
+                .filter(|i| i.kind == Kind::Cache && !i.tags.is_empty())
+                .map(|i| i.digest)
+                .collect();
+            if let Some(digest) = rng.pick(&tagged) {
+                state.now += 1;
+                state.pull(REPO, &digest);
+            }
+        }
         // A byte-identical cache push re-tags an "old" digest.
         0 => {
             if let Some(digest) = rng.pick(&untagged_cache) {
@@ -501,6 +522,11 @@ fn leftovers(state: &State, action: &Action, scenario: &Scenario) -> Vec<String>
             if !stale.is_empty() {
                 left.push(format!("{action:?} left {} stale manifests", stale.len()));
             }
+            // (A capped sweep continues for the stale manifests, not for the budget: the next
+            // day's sweep evicts the rest.)
+            if !matches!(action, Action::Push(_)) && scenario.budget && scenario.cap >= 1000 {
+                left.extend(over_budget(state).map(|f| format!("{action:?} left {f}")));
+            }
             if !matches!(action, Action::Push(_)) && scenario.stale_expiry && !scenario.github {
                 for image in state.images(REPO) {
                     for tag in image
@@ -517,6 +543,39 @@ fn leftovers(state: &State, action: &Action, scenario: &Scenario) -> Vec<String>
         }
     }
     left
+}
+
+/// A quiet sweep with a budget leaves the cache footprint (distinct blobs of every ACTIVE cache
+/// manifest) within it, unless no cache it may evict is left: one whose tags are all cache tags,
+/// none protected or kept, ACTIVE, referenced by no index.
+fn over_budget(state: &State) -> Option<String> {
+    let caches: Vec<_> = state
+        .images(REPO)
+        .into_iter()
+        .filter(|i| i.kind == Kind::Cache && i.status == ImageStatus::Active)
+        .collect();
+    let mut blobs = std::collections::HashMap::new();
+    for image in &caches {
+        for blob in ecr_cache_pruner::core::manifest::blobs(image.body()) {
+            blobs.insert(blob.digest, blob.size);
+        }
+    }
+    let footprint: u64 = blobs.values().sum();
+    let referenced = state.referenced(REPO);
+    let evictable: Vec<&String> = caches
+        .iter()
+        .filter(|i| {
+            !i.tags.is_empty()
+                && i.tags.iter().all(|t| {
+                    (t.starts_with("cache-") || t.starts_with("pr-")) && t != PROTECTED && t != KEPT
+                })
+                && !referenced.contains(&i.digest)
+        })
+        .flat_map(|i| &i.tags)
+        .collect();
+    (footprint > BUDGET_BYTES && !evictable.is_empty()).then(|| {
+        format!("{footprint} bytes of cache over a {BUDGET_BYTES}-byte budget with {evictable:?} evictable")
+    })
 }
 
 fn run(scenario: &Scenario) -> Outcome {
@@ -540,6 +599,12 @@ fn run(scenario: &Scenario) -> Outcome {
     }
     if scenario.dry_run {
         vars.push(("DRY_RUN", "true"));
+    }
+    if scenario.budget {
+        // The registry's clock counts pushes from 0: every cache is older than any grace period
+        // measured from now; 0 says so plainly.
+        vars.push(("CACHE_BUDGET", BUDGET));
+        vars.push(("CACHE_BUDGET_MIN_AGE_MINUTES", "0"));
     }
     let config = support::moto::config(&vars);
     let github = Github::default();
@@ -584,6 +649,7 @@ fn run(scenario: &Scenario) -> Outcome {
                 state.promoted_tags.len(),
             )
         };
+        let audited_before = audited.lock().unwrap().len();
         // A fresh cache the re-created branch pushed after its deletion: it must survive.
         let mut fresh_tag: Option<String> = None;
         let event = match action {
@@ -735,12 +801,25 @@ fn run(scenario: &Scenario) -> Outcome {
                 "{action:?}: a dry run deleted or removed something"
             ));
         }
-        // With GitHub, no path removes the cache tag of a branch that exists.
+        // Budget evictions remove live branches' caches by design (least recently used first);
+        // only a budget may, and never a protected or kept one (the registry checks those).
+        let evicted: BTreeSet<String> = audited.lock().unwrap()[audited_before..]
+            .iter()
+            .filter(|r| r.reason.starts_with("over budget"))
+            .filter_map(|r| r.tag.clone())
+            .collect();
+        if !scenario.budget && !evicted.is_empty() {
+            outcome
+                .violations
+                .push(format!("{action:?} evicted {evicted:?} without a budget"));
+        }
+        // With GitHub, no path removes the cache tag of a branch that exists (but the budget).
         if scenario.github {
             for (_, tag) in &state.removed_tags[removed_before..] {
                 if let Some(owner) = BRANCHES
                     .iter()
                     .find(|b| cache_tag(b) == *tag && github.exists(b))
+                    .filter(|_| !evicted.contains(tag))
                 {
                     outcome
                         .violations

@@ -58,6 +58,11 @@ pub struct StoredImage {
 }
 
 impl StoredImage {
+    /// The manifest as pushed.
+    pub fn body(&self) -> &str {
+        &self.body
+    }
+
     fn media_type(&self) -> &'static str {
         match self.kind {
             Kind::Index(_) => OCI_INDEX,
