@@ -659,12 +659,23 @@ mod tests {
     #[test]
     fn what_this_run_deletes_anyway_is_not_in_the_footprint() {
         let mut repo = Repo::new();
-        repo.add(cache(1, &[], 300, None), &[blob("stale", 50 * MIB)])
-            .add(cache(2, &["cache-a"], 300, None), &[blob("a", 5 * MIB)]);
+        repo.add(
+            cache(1, &[], 300, None),
+            &[blob("stale", 50 * MIB), blob("shared", 5 * MIB)],
+        )
+        .add(
+            cache(2, &["cache-a"], 300, None),
+            &[blob("a", 5 * MIB), blob("shared", 5 * MIB)],
+        );
         repo.going.insert(format!("sha256:{:064x}", 1));
-        let plan = repo.plan(10 * MIB, 100);
-        assert_eq!(plan.footprint_bytes, 5 * MIB);
+        let plan = repo.plan(20 * MIB, 100);
+        assert_eq!(plan.footprint_bytes, 10 * MIB);
         assert!(plan.evict.is_empty());
+        // Over a smaller budget, evicting a frees the blob it shared with the stale manifest too:
+        // that one goes in this run anyway.
+        let plan = repo.plan(MIB, 100);
+        assert_eq!(evicted(&plan), ["cache-a"]);
+        assert_eq!(plan.storage_freed, 10 * MIB);
     }
 
     #[test]
