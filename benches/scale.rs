@@ -130,27 +130,40 @@ fn main() {
     );
     drop(push_registry);
 
-    for estimate in [false, true] {
+    let sweep_settings = |estimate: bool, budget: &str| SweepSettings {
+        repositories: parse_list("*"),
+        cache_tags: ecr_cache_pruner::core::cache_tags::CacheTags::from_prefix("cache-"),
+        protected_branches: ProtectedBranches::new(parse_list("main,master")),
+        dry_run: false,
+        max_deletions: 100_000,
+        stale_cache_days: None,
+        keep_tags: vec![],
+        gone_branch_min_age_hours: 24,
+        cache_budget: ecr_cache_pruner::core::budget::CacheBudget::parse(budget).unwrap(),
+        cache_budget_min_age_minutes: 60,
+        unique_bytes: false,
+        repository_map: Default::default(),
+        github_owner: None,
+        estimate_reclaimed: estimate,
+        confirmed: None,
+        plan_only: false,
+    };
+    // Every tagged cache of the big repository is 50,001,000 bytes of its own: a budget 1,000
+    // caches short of the footprint evicts exactly 1,000.
+    let tagged_caches = (IMAGES - STALE) - (IMAGES - STALE).div_ceil(20);
+    let budget = format!("{}B", (tagged_caches as u64 - 1000) * 50_001_000);
+    for (what, estimate, budget) in [
+        ("sweep (no cap, default settings)", false, ""),
+        ("sweep (no cap, `ESTIMATE_RECLAIMED_BYTES=true`)", true, ""),
+        (
+            "sweep (no cap, `CACHE_BUDGET` 1,000 caches short)",
+            false,
+            budget.as_str(),
+        ),
+    ] {
         let sweep_registry = registry();
         let rss = status_kib("VmHWM:");
-        let settings = SweepSettings {
-            repositories: parse_list("*"),
-            cache_tags: ecr_cache_pruner::core::cache_tags::CacheTags::from_prefix("cache-"),
-            protected_branches: ProtectedBranches::new(parse_list("main,master")),
-            dry_run: false,
-            max_deletions: 100_000,
-            stale_cache_days: None,
-            keep_tags: vec![],
-            gone_branch_min_age_hours: 24,
-            cache_budget: Default::default(),
-            cache_budget_min_age_minutes: 60,
-            unique_bytes: false,
-            repository_map: Default::default(),
-            github_owner: None,
-            estimate_reclaimed: estimate,
-            confirmed: None,
-            plan_only: false,
-        };
+        let settings = sweep_settings(estimate, budget);
         let (cpu, start) = (cpu_seconds(), Instant::now());
         let report = runtime
             .block_on(sweep(
@@ -162,11 +175,6 @@ fn main() {
                 &mut |_| {},
             ))
             .unwrap();
-        let what = if estimate {
-            "sweep (no cap, ESTIMATE_RECLAIMED_BYTES=true)"
-        } else {
-            "sweep (no cap, default settings)"
-        };
         row(
             what,
             &sweep_registry,
@@ -181,4 +189,126 @@ fn main() {
                 + report.tags.len(),
         );
     }
+
+    // The pure core alone over the same listing: the sweep's CPU above is mostly the in-memory
+    // registry's (it finds a tag by scanning the repository, 2,000 times).
+    {
+        let big = registry();
+        let state = big.state();
+        let stored = state.images(REPO);
+        drop(state);
+        let images: Vec<ecr_cache_pruner::core::plan::ImageRecord> = runtime
+            .block_on(ecr_cache_pruner::app::reads::list_images(
+                &big,
+                REPO,
+                ecr_cache_pruner::app::deadline::Deadline::NEVER,
+            ))
+            .unwrap()
+            .unwrap();
+        let mut kinds = std::collections::HashMap::new();
+        let mut blobs = std::collections::HashMap::new();
+        for image in &stored {
+            kinds.insert(
+                image.digest.clone(),
+                ecr_cache_pruner::core::manifest::classify_manifest(image.body(), None),
+            );
+            blobs.insert(
+                image.digest.clone(),
+                ecr_cache_pruner::core::manifest::blobs(image.body()),
+            );
+        }
+        let settings = sweep_settings(false, &budget);
+        let going: HashSet<String> = images
+            .iter()
+            .filter(|i| i.tags.is_empty())
+            .map(|i| i.digest.clone())
+            .collect();
+        let references = std::collections::BTreeMap::new();
+        let (cpu, start) = (cpu_seconds(), Instant::now());
+        let plan = ecr_cache_pruner::core::budget::plan_budget(
+            &ecr_cache_pruner::core::budget::BudgetInput {
+                images: &images,
+                kinds: &kinds,
+                blobs: &blobs,
+                referenced: &references,
+                going: &going,
+                cache_tags: &settings.cache_tags,
+                protected: &settings.protected_branches,
+                keep_tags: &settings.keep_tags,
+                budget_bytes: ecr_cache_pruner::core::budget::parse_size(&budget).unwrap(),
+                min_age_secs: 3600,
+                now_secs: 1_800_000_000,
+                cap: 100_000,
+            },
+        );
+        println!(
+            "| the budget's plan alone (pure core, listing and blob lists in hand) | {IMAGES} | {} | 0 | {:.0} ms | {:.0} ms | - |",
+            plan.evict.len(),
+            (cpu_seconds() - cpu) * 1000.0,
+            start.elapsed().as_secs_f64() * 1000.0,
+        );
+    }
+
+    // 1,000 repositories, each: 3 superseded caches, main's and 4 branch caches over a shared
+    // 200 MB base (10 MB each of their own), an application image. The budget (231 MiB) evicts
+    // the two least recently used branch caches of each.
+    println!();
+    println!("| sweep of 1,000 repositories | ECR calls | per repository | BatchGetImage per repository | evicted | CPU | wall |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for (what, budget) in [
+        ("without a budget", ""),
+        ("`CACHE_BUDGET=231MiB`", "231MiB"),
+    ] {
+        let fleet = fleet();
+        let settings = sweep_settings(false, budget);
+        let (cpu, start) = (cpu_seconds(), Instant::now());
+        let report = runtime
+            .block_on(sweep(
+                &fleet,
+                &settings,
+                None::<&GithubBranches>,
+                1_800_000_000,
+                ecr_cache_pruner::app::prune::Run::UNBOUNDED,
+                &mut |_| {},
+            ))
+            .unwrap();
+        let (cpu, wall) = (cpu_seconds() - cpu, start.elapsed().as_secs_f64());
+        let calls = calls(&fleet);
+        let total: usize = calls.values().sum();
+        let reads = calls.get("BatchGetImage").copied().unwrap_or(0);
+        let evicted = report.tags.len();
+        assert_eq!(report.repositories.len(), FLEET);
+        println!(
+            "| {what} | {total} | {:.1} | {:.1} | {evicted} | {:.0} ms | {:.0} ms |",
+            total as f64 / FLEET as f64,
+            reads as f64 / FLEET as f64,
+            cpu * 1000.0,
+            wall * 1000.0,
+        );
+    }
+}
+
+const FLEET: usize = 1000;
+
+fn fleet() -> MemoryRegistry {
+    let registry = MemoryRegistry::new(1000);
+    let mut state = registry.state();
+    for r in 0..FLEET {
+        let repo = format!("team/app-{r:04}");
+        for _ in 0..3 {
+            state.push(&repo, Kind::Cache, None);
+        }
+        let base = format!("base-{r}");
+        for branch in ["main", "a", "b", "c", "d"] {
+            let own = format!("{r}-{branch}");
+            state.push_cache_layers(
+                &repo,
+                Some(&format!("cache-{branch}")),
+                &[(base.as_str(), 200 << 20), (own.as_str(), 10 << 20)],
+            );
+        }
+        state.push(&repo, Kind::App, Some("v1"));
+    }
+    drop(state);
+    registry
 }
