@@ -93,6 +93,7 @@ MUTATIONS = {
     "26 eviction cap ignored": ("src/core/budget.rs", "        if plan.evict.len() >= input.cap {", "        if false {", "budget", "the_cap_bounds_evictions_with_the_other_removals"),
     "26 a shared blob counted as freed": ("src/core/budget.rs", "                *refs -= 1;\n                if *refs == 0 {\n                    footprint_freed", "                *refs -= 1;\n                if true {\n                    footprint_freed", "lib", "core::budget::tests::shared_layers_free_only_when_their_last_cache_goes"),
     "26 this run's deletions left in the footprint": ("src/core/budget.rs", "        .filter(|i| !going.contains(&i.digest))\n        .collect();", "        .collect();", "lib", "core::budget::tests::what_this_run_deletes_anyway_is_not_in_the_footprint"),
+    "26 unconfirmed eviction made": ("src/app/budget.rs", "            if !shown {\n                continue;", "            if false {\n                continue;", "cli_moto", "plan_shows_budget_evictions_and_sweep_evicts_only_those"),
     "26 savings priced by summed sizes": ("src/core/savings.rs", "        i64::try_from(t.stale_unique_bytes).unwrap_or(i64::MAX),", "        t.stale_bytes,", "lib", "core::savings::tests::totals_add_up_and_the_largest_saving_comes_first"),
     # Issue 18: the savings report only reads. Since issue 23 that is a matter of types (the
     # report and `plan` are built over a RegistryReader and hold no writer: a deletion from them

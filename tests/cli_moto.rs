@@ -774,3 +774,86 @@ async fn moving_the_webhook_secret_needs_a_stack_that_has_one() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(error_of(&out)["kind"], "no_stack");
 }
+
+/// `CACHE_BUDGET` in the operator's hands: `plan` shows the evictions with their reason in words;
+/// `sweep` evicts what it showed and nothing it did not (a cache pushed while the operator read
+/// the plan), never main's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_shows_budget_evictions_and_sweep_evicts_only_those() {
+    const MIB: u64 = 1 << 20;
+    let ecr = ecr_client();
+    let name = unique_name("cli-budget");
+    create_repository(&ecr, &name).await;
+    for branch in ["main", "a", "b"] {
+        let own = format!("{name}-{branch}");
+        let manifest = cache_manifest_with_layers(
+            &own,
+            &[(&format!("{name}-base"), 100 * MIB), (&own, 10 * MIB)],
+        );
+        push(&ecr, &name, &manifest, Some(&format!("cache-{branch}"))).await;
+    }
+    let vars = [
+        ("CACHE_BUDGET", "115MiB"),
+        ("CACHE_BUDGET_MIN_AGE_MINUTES", "0"),
+    ];
+    let plan = cli_command(&["plan", "--repository", &name, "--rules-from-env"], &vars)
+        .output()
+        .await
+        .unwrap();
+    assert!(plan.status.success(), "{}", text(&plan.stderr));
+    let table = text(&plan.stdout);
+    assert!(
+        table.contains("over budget: 130.0 MiB > 115.0 MiB, least recently used"),
+        "{table}"
+    );
+    assert!(
+        text(&plan.stderr).contains("CACHE_BUDGET"),
+        "the rules line names it"
+    );
+    let shown: Vec<&str> = ["cache-a", "cache-b"]
+        .into_iter()
+        .filter(|t| table.contains(t))
+        .collect();
+    assert_eq!(shown.len(), 2, "{table}");
+    assert!(
+        contents(&ecr, &name).await.len() == 3,
+        "plan deletes nothing"
+    );
+
+    // `sweep` asks; while the operator reads, another branch pushes its cache: over budget again,
+    // the sweep's second plan would evict it too, but it was not shown.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut child = cli_command(&["sweep", "--repository", &name, "--rules-from-env"], &vars)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let mut asked = Vec::new();
+    while !text(&asked).contains("[y/N]") {
+        let mut chunk = [0u8; 4096];
+        let n = stderr.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "CLI ended before asking: {}", text(&asked));
+        asked.extend_from_slice(&chunk[..n]);
+    }
+    let own = format!("{name}-c");
+    let late = cache_manifest_with_layers(
+        &own,
+        &[(&format!("{name}-base"), 100 * MIB), (&own, 10 * MIB)],
+    );
+    push(&ecr, &name, &late, Some("cache-c")).await;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"y\n").await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let after = contents(&ecr, &name).await;
+    let mut tags: Vec<&String> = after.values().flatten().collect();
+    tags.sort();
+    assert_eq!(
+        tags,
+        [&"cache-c".to_owned(), &"cache-main".to_owned()],
+        "{after:?}"
+    );
+}
