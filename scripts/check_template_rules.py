@@ -333,6 +333,11 @@ def main():
           and not any(pattern.fullmatch(v) for v in bad),
           [v for v in good if not pattern.fullmatch(v)] + [v for v in bad if pattern.fullmatch(v)])
     env = resources["PrunerFunction"]["Properties"]["Environment"]["Variables"]
+    rule = template.get("Rules", {}).get("CacheBudgetNeedsPullTimeNeutral", {})
+    check("a budget is refused without PullTimeNeutral (its reads must not refresh pull times)",
+          rule.get("RuleCondition") == {"Fn::Not": [{"Fn::Equals": [{"Ref": "CacheBudget"}, ""]}]}
+          and rule.get("Assertions", [{}])[0].get("Assert")
+          == {"Fn::Equals": [{"Ref": "PullTimeNeutral"}, "true"]}, json.dumps(rule)[:200])
     check("the budget reaches the pruner",
           env.get("CACHE_BUDGET") == {"Ref": "CacheBudget"}
           and env.get("CACHE_BUDGET_MIN_AGE_MINUTES") == {"Ref": "CacheBudgetMinAgeMinutes"}

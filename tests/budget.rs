@@ -232,7 +232,7 @@ async fn a_cache_pulled_after_the_plan_is_kept_at_the_last_look_up() {
             }
         }
     });
-    let (_, tags) = sweep(&registry, &[("CACHE_BUDGET", "260MiB")], pushed + LATER).await;
+    let (run, tags) = sweep(&registry, &[("CACHE_BUDGET", "260MiB")], pushed + LATER).await;
     let a = tags.iter().find(|t| t.tag == "cache-a").expect("judged");
     assert!(
         matches!(
@@ -243,6 +243,12 @@ async fn a_cache_pulled_after_the_plan_is_kept_at_the_last_look_up() {
         a.outcome
     );
     assert!(tags_now(&registry).contains(&"cache-a".to_owned()));
+    // The plan evicted a and b; only b went: the numbers are what went, still over budget.
+    let budget = run.budget.unwrap();
+    assert_eq!(budget.evicted, ["cache-b"]);
+    assert_eq!(budget.footprint_after, 260 * MIB + 4 * CFG);
+    assert!(budget.unreachable);
+    assert_eq!(budget.bytes_over(), 4 * CFG);
 }
 
 #[tokio::test]

@@ -294,6 +294,8 @@ fn concurrent_change(state: &mut State, rng: &mut Rng) {
                 .map(|i| i.digest)
                 .collect();
             if let Some(digest) = rng.pick(&tagged) {
+                // A change like any other: the action is not quiet.
+                state.injected += 1;
                 state.now += 1;
                 state.pull(REPO, &digest);
             }
@@ -1047,4 +1049,27 @@ fn continuation_chains_survive_failed_and_lost_sends_and_redeliveries() {
             outcome.leftovers
         );
     }
+}
+
+/// Found by the model in CI: a build pulls a cache between the sweep's listing and its last
+/// look-up, and the stale expiry keeps it (`used_since_judged`); the model had not counted a pull
+/// as a concurrent change, so it expected the tag gone.
+#[test]
+fn a_cache_pulled_during_an_earlier_action_still_expires_in_a_quiet_sweep() {
+    let scenario = Scenario {
+        seeds: vec![(Seed::PrCache(1), false), (Seed::Cache(None), false)],
+        actions: vec![Action::DeleteBranch(0), Action::Sweep],
+        fault_percent: 0,
+        change_percent: 50,
+        rng_seed: 12271599267867560814,
+        page_size: 3,
+        stale_expiry: true,
+        github: false,
+        dry_run: false,
+        cap: 2,
+        budget: false,
+    };
+    let outcome = run(&scenario);
+    assert!(outcome.violations.is_empty(), "{:?}", outcome.violations);
+    assert!(outcome.leftovers.is_empty(), "{:?}", outcome.leftovers);
 }

@@ -151,6 +151,21 @@ pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
     };
 
     let references = referenced_digests(&snapshot.manifests);
+    // The listing as it stands after the tag expiry: a tag it removed is not evicted again.
+    let mut images = snapshot.images.clone();
+    for expired in tags.iter().filter(|t| {
+        matches!(
+            t.outcome,
+            TagOutcome::Removed { .. } | TagOutcome::WouldRemove { .. }
+        )
+    }) {
+        if let Some(image) = images
+            .iter_mut()
+            .find(|i| Some(&i.digest) == expired.digest.as_ref())
+        {
+            image.tags.retain(|t| *t != expired.tag);
+        }
+    }
     let removals_so_far = stale.len()
         + tags
             .iter()
@@ -161,8 +176,8 @@ pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
                 )
             })
             .count();
-    let plan = plan_budget(&BudgetInput {
-        images: &snapshot.images,
+    let input = BudgetInput {
+        images: &images,
         kinds: &snapshot.manifests,
         blobs: &snapshot.blobs,
         referenced: &references,
@@ -174,8 +189,11 @@ pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
         min_age_secs: i64::from(settings.cache_budget_min_age_minutes) * 60,
         now_secs,
         cap: settings.max_deletions.saturating_sub(removals_so_far),
-    });
+    };
+    let plan = plan_budget(&input);
     let mut outcome = BudgetRun::planned(&plan);
+    // Digests whose every cache tag went (or would go): what the numbers are made of.
+    let mut evicted = HashSet::new();
     let known = KnownRepository {
         references: &references,
         manifests: &snapshot.manifests,
@@ -196,6 +214,7 @@ pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
                 continue;
             }
         }
+        let mut all_gone = true;
         for tag in &eviction.tags {
             if !run.deadline.time_left() {
                 pruned.out_of_time = true;
@@ -215,20 +234,31 @@ pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
             .await?
             .because(why);
             run.audit.tags(std::slice::from_ref(&report));
-            let removed = matches!(
-                report.outcome,
-                TagOutcome::Removed { .. } | TagOutcome::WouldRemove { .. }
-            );
-            if removed {
-                outcome.evicted.push(tag.clone());
-            }
+            let outcome_now = report.outcome.clone();
             tags.push(report);
-            if !removed {
+            match outcome_now {
+                TagOutcome::Removed { .. } | TagOutcome::WouldRemove { .. } => {
+                    outcome.evicted.push(tag.clone());
+                }
+                // Gone already (a concurrent removal): nothing to do for this tag.
+                TagOutcome::TagNotFound => {}
                 // Used, moved or changed since it was judged: the rest of its tags stay too.
-                break;
+                _ => {
+                    all_gone = false;
+                    break;
+                }
             }
         }
+        if all_gone {
+            evicted.insert(eviction.digest.clone());
+        }
     }
+    // What was achieved, not what was planned: a cache kept at its last look-up, or not
+    // confirmed, is still in the footprint (and BytesOverBudget says so).
+    let (footprint_after, storage_freed) = crate::core::budget::after_evictions(&input, &evicted);
+    outcome.footprint_after = footprint_after;
+    outcome.storage_freed = storage_freed;
+    outcome.unreachable = footprint_after > budget_bytes;
     pruned.budget = Some(outcome);
     Ok(Some(unique))
 }

@@ -497,9 +497,12 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter>(
             pruned.out_of_time = true;
             break;
         }
-        // Judged unused by its last use: a pull since the listing keeps it.
+        // Judged unused by its last use: a pull since the listing keeps it. Not when this run
+        // read the manifest itself (a pruner that is not a pull-time exclusion made that pull).
         let used_before = match tag.why {
-            TagExpiry::NotUsed { .. } => used_at.get(tag.digest.as_str()).copied().flatten(),
+            TagExpiry::NotUsed { .. } if !known.manifests.contains_key(&tag.digest) => {
+                used_at.get(tag.digest.as_str()).copied().flatten()
+            }
             _ => None,
         };
         let report = judge_cache_tag(

@@ -241,7 +241,7 @@ pub struct BudgetInput<'a> {
     pub budget_bytes: u64,
     pub min_age_secs: i64,
     pub now_secs: i64,
-    /// Evictions allowed in this run.
+    /// Tag removals allowed in this run.
     pub cap: usize,
 }
 
@@ -326,33 +326,52 @@ pub fn plan_budget(input: &BudgetInput<'_>) -> BudgetPlan {
             .then_with(|| a.digest.cmp(&b.digest))
     });
 
+    // The greedy pass: least recently used first, while over budget and within the cap (which
+    // counts tags: each is one removal).
+    let (cache_start, all_start) = (cache_refs.clone(), all_refs.clone());
     let mut now_footprint = footprint;
+    let mut chosen: Vec<(&ImageRecord, Vec<String>)> = Vec::new();
+    let mut tags_chosen = 0;
     for (image, tags) in candidates {
         if now_footprint <= input.budget_bytes {
             break;
         }
-        if plan.evict.len() >= input.cap {
+        if tags_chosen + tags.len() > input.cap {
             plan.capped = true;
             break;
         }
-        let mut footprint_freed = 0u64;
-        let mut storage_freed = 0u64;
-        let list: HashSet<&Blob> = blobs.get(&image.digest).into_iter().flatten().collect();
-        for blob in list {
-            if let Some((size, refs)) = cache_refs.get_mut(blob.digest.as_str()) {
-                *refs -= 1;
-                if *refs == 0 {
-                    footprint_freed = footprint_freed.saturating_add(*size);
-                }
-            }
-            if let Some(refs) = all_refs.get_mut(blob.digest.as_str()) {
-                *refs -= 1;
-                if *refs == 0 {
-                    storage_freed = storage_freed.saturating_add(blob.size);
-                }
-            }
-        }
+        let (footprint_freed, _) = release(image, blobs, &mut cache_refs, &mut all_refs);
         now_footprint = now_footprint.saturating_sub(footprint_freed);
+        tags_chosen += tags.len();
+        chosen.push((image, tags));
+    }
+    // An eviction whose every blob a cache that stays still references frees nothing: it only
+    // costs a rebuild. Dropped until none is left (a dropped one stays, and may cover another).
+    loop {
+        let staying: HashSet<&str> = remaining
+            .iter()
+            .filter(|i| cache.contains(&i.digest))
+            .filter(|i| !chosen.iter().any(|(c, _)| c.digest == i.digest))
+            .flat_map(|i| blobs.get(&i.digest).into_iter().flatten())
+            .map(|b| b.digest.as_str())
+            .collect();
+        let before = chosen.len();
+        chosen.retain(|(image, _)| {
+            !blobs
+                .get(&image.digest)
+                .into_iter()
+                .flatten()
+                .all(|b| staying.contains(b.digest.as_str()))
+        });
+        if chosen.len() == before {
+            break;
+        }
+    }
+    // What each eviction frees, after the ones before it.
+    let (mut cache_refs, mut all_refs) = (cache_start, all_start);
+    for (image, tags) in chosen {
+        let (footprint_freed, storage_freed) =
+            release(image, blobs, &mut cache_refs, &mut all_refs);
         plan.evict.push(Eviction {
             digest: image.digest.clone(),
             tags,
@@ -360,10 +379,6 @@ pub fn plan_budget(input: &BudgetInput<'_>) -> BudgetPlan {
             footprint_freed,
             storage_freed,
         });
-    }
-    // Trailing evictions that shrank nothing only cost a rebuild: not made.
-    while plan.evict.last().is_some_and(|e| e.footprint_freed == 0) {
-        plan.evict.pop();
     }
     plan.footprint_after = footprint.saturating_sub(
         plan.evict
@@ -376,6 +391,48 @@ pub fn plan_budget(input: &BudgetInput<'_>) -> BudgetPlan {
         .fold(0u64, |s, e| s.saturating_add(e.storage_freed));
     plan.unreachable = plan.footprint_after > input.budget_bytes;
     plan
+}
+
+/// Takes `image`'s blobs out of the reference counts: (cache footprint freed, storage freed).
+fn release<'a>(
+    image: &ImageRecord,
+    blobs: &'a HashMap<String, Vec<Blob>>,
+    cache_refs: &mut HashMap<&'a str, (u64, usize)>,
+    all_refs: &mut HashMap<&'a str, usize>,
+) -> (u64, u64) {
+    let mut footprint_freed = 0u64;
+    let mut storage_freed = 0u64;
+    let list: HashSet<&Blob> = blobs.get(&image.digest).into_iter().flatten().collect();
+    for blob in list {
+        if let Some((size, refs)) = cache_refs.get_mut(blob.digest.as_str()) {
+            *refs -= 1;
+            if *refs == 0 {
+                footprint_freed = footprint_freed.saturating_add(*size);
+            }
+        }
+        if let Some(refs) = all_refs.get_mut(blob.digest.as_str()) {
+            *refs -= 1;
+            if *refs == 0 {
+                storage_freed = storage_freed.saturating_add(blob.size);
+            }
+        }
+    }
+    (footprint_freed, storage_freed)
+}
+
+/// The footprint and the storage freed once `evicted` (digests) are gone as well as
+/// `input.going`: what a sweep really achieved when some planned evictions were kept at the last
+/// look-up, or not confirmed.
+pub fn after_evictions(input: &BudgetInput<'_>, evicted: &HashSet<String>) -> (u64, u64) {
+    let staying: Vec<&String> = cache_manifests(input.images, input.kinds)
+        .into_iter()
+        .filter(|d| !input.going.contains(*d) && !evicted.contains(*d))
+        .collect();
+    let going: Vec<String> = input.going.iter().cloned().collect();
+    let both: Vec<String> = going.iter().chain(evicted).cloned().collect();
+    let freed = super::reclaim::reclaimed_bytes(&both, input.blobs)
+        .saturating_sub(super::reclaim::reclaimed_bytes(&going, input.blobs));
+    (unique_bytes(staying, input.blobs), freed)
 }
 
 fn hold(input: &BudgetInput<'_>, image: &ImageRecord, cache_tags: &[String]) -> Option<BudgetHold> {
@@ -639,6 +696,67 @@ mod tests {
             plan.storage_freed, 0,
             "the image still references the layer"
         );
+    }
+
+    #[test]
+    fn an_eviction_that_frees_nothing_is_not_made_even_before_one_that_does() {
+        // a (least recently used) shares its only blob with main, which stays: evicting it frees
+        // nothing, wherever it falls in the order.
+        let mut repo = Repo::new();
+        repo.add(cache(1, &["cache-main"], 500, None), &[blob("x", 10 * MIB)])
+            .add(cache(2, &["cache-a"], 400, None), &[blob("x", 10 * MIB)])
+            .add(cache(3, &["cache-b"], 300, None), &[blob("y", 10 * MIB)]);
+        let plan = repo.plan(10 * MIB, 100);
+        assert_eq!(evicted(&plan), ["cache-b"]);
+        assert_eq!(plan.footprint_after, 10 * MIB);
+        assert!(!plan.unreachable);
+    }
+
+    #[test]
+    fn the_cap_counts_tags_and_never_splits_a_cache() {
+        let mut repo = Repo::new();
+        repo.add(
+            cache(1, &["cache-a", "cache-a2"], 300, None),
+            &[blob("a", 10 * MIB)],
+        );
+        let plan = repo.plan(MIB, 1);
+        assert!(plan.evict.is_empty() && plan.capped);
+        assert_eq!(evicted(&repo.plan(MIB, 2)), ["cache-a", "cache-a2"]);
+    }
+
+    #[test]
+    fn what_a_sweep_achieved_is_counted_from_what_went() {
+        let mut repo = Repo::new();
+        repo.add(
+            cache(1, &["cache-a"], 300, None),
+            &[blob("a", 10 * MIB), blob("base", MIB)],
+        )
+        .add(
+            cache(2, &["cache-b"], 200, None),
+            &[blob("b", 10 * MIB), blob("base", MIB)],
+        );
+        let input = BudgetInput {
+            images: &repo.images,
+            kinds: &repo.kinds,
+            blobs: &repo.blobs,
+            referenced: &repo.referenced,
+            going: &repo.going,
+            cache_tags: &repo.tags,
+            protected: &repo.protected,
+            keep_tags: &repo.keep,
+            budget_bytes: MIB,
+            min_age_secs: HOUR,
+            now_secs: NOW,
+            cap: 100,
+        };
+        let a = format!("sha256:{:064x}", 1);
+        assert_eq!(after_evictions(&input, &HashSet::new()), (21 * MIB, 0));
+        assert_eq!(
+            after_evictions(&input, &HashSet::from([a.clone()])),
+            (11 * MIB, 10 * MIB)
+        );
+        let both = HashSet::from([a, format!("sha256:{:064x}", 2)]);
+        assert_eq!(after_evictions(&input, &both), (0, 21 * MIB));
     }
 
     #[test]
