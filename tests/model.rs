@@ -1053,4 +1053,3 @@ fn continuation_chains_survive_failed_and_lost_sends_and_redeliveries() {
         );
     }
 }
-
