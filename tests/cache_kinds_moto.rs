@@ -336,11 +336,12 @@ async fn a_merged_group_cache_becomes_the_base_cache_only_when_newer() {
     let report = pruner(&vars).handle(destroyed.clone()).await.unwrap();
     assert_eq!(report["tags"][0]["reason"], "already_promoted", "{report}");
 
-    // A base cache pushed after the group's stays.
+    // A base cache pushed after the group's stays (the group's tag first, then a second later
+    // the base: pushed in the other order, the two can share a second).
+    push(&ecr, &name, &group, Some(&group_tag)).await;
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     let newer = cache_manifest(&format!("{name}-newer"));
     push(&ecr, &name, &newer, Some("api-cache-main")).await;
-    push(&ecr, &name, &group, Some(&group_tag)).await;
     let report = pruner(&vars).handle(destroyed).await.unwrap();
     assert_eq!(report["tags"][0]["reason"], "base_cache_newer", "{report}");
     assert_eq!(
