@@ -5,7 +5,7 @@
 //! pulled since it was judged, still ACTIVE). The savings report uses the same reads for its
 //! unique-byte numbers.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -96,15 +96,12 @@ pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
     pruned: &mut RepositoryRun,
     tags: &mut Vec<TagRun>,
 ) -> Result<Option<UniqueBytes>, SweepError> {
-    let stale: Vec<String> = pruned
-        .deleted
-        .iter()
-        .chain(&pruned.would_delete)
-        .map(|d| d.digest.clone())
-        .collect();
-    // What this run removes anyway is not in the footprint the budget judges.
+    let stale = pruned.gone_digests();
+    // What this run removes anyway is not in the footprint the budget judges; a delete whose
+    // answer was lost counts as done (a smaller footprint evicts less, never more).
     let mut going: HashSet<String> = stale.iter().cloned().collect();
     going.extend(pruned.already_deleted.iter().cloned());
+    going.extend(pruned.delete_unconfirmed.iter().map(|d| d.digest.clone()));
     going.extend(
         tags.iter()
             .filter(|t| {
@@ -153,17 +150,19 @@ pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
     let references = referenced_digests(&snapshot.manifests);
     // The listing as it stands after the tag expiry: a tag it removed is not evicted again.
     let mut images = snapshot.images.clone();
+    let position: HashMap<String, usize> = images
+        .iter()
+        .enumerate()
+        .map(|(n, i)| (i.digest.clone(), n))
+        .collect();
     for expired in tags.iter().filter(|t| {
         matches!(
             t.outcome,
             TagOutcome::Removed { .. } | TagOutcome::WouldRemove { .. }
         )
     }) {
-        if let Some(image) = images
-            .iter_mut()
-            .find(|i| Some(&i.digest) == expired.digest.as_ref())
-        {
-            image.tags.retain(|t| *t != expired.tag);
+        if let Some(&n) = expired.digest.as_ref().and_then(|d| position.get(d)) {
+            images[n].tags.retain(|t| *t != expired.tag);
         }
     }
     let removals_so_far = stale.len()

@@ -64,6 +64,15 @@ impl RepositoryRun {
     pub fn is_complete(&self) -> bool {
         self.failures.is_empty()
     }
+
+    /// Digests this run deleted, or in a dry run would delete.
+    pub fn gone_digests(&self) -> Vec<String> {
+        self.deleted
+            .iter()
+            .chain(&self.would_delete)
+            .map(|d| d.digest.clone())
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

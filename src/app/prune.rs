@@ -297,12 +297,7 @@ pub(crate) async fn prune_snapshot_with<R: RegistryReader, W: RegistryWriter>(
     plan.kept.sort_by(|a, b| a.digest.cmp(&b.digest));
     report.kept = plan.kept;
     if settings.estimate_reclaimed {
-        let gone: Vec<String> = report
-            .deleted
-            .iter()
-            .chain(&report.would_delete)
-            .map(|d| d.digest.clone())
-            .collect();
+        let gone = report.gone_digests();
         // Out of time for the estimate's reads: no estimate (the deletions stand).
         report.reclaimed_bytes_estimate = if gone.is_empty() {
             Some(0)

@@ -348,10 +348,11 @@ pub fn plan_budget(input: &BudgetInput<'_>) -> BudgetPlan {
     // An eviction whose every blob a cache that stays still references frees nothing: it only
     // costs a rebuild. Dropped until none is left (a dropped one stays, and may cover another).
     loop {
+        let evicting: HashSet<&str> = chosen.iter().map(|(c, _)| c.digest.as_str()).collect();
         let staying: HashSet<&str> = remaining
             .iter()
             .filter(|i| cache.contains(&i.digest))
-            .filter(|i| !chosen.iter().any(|(c, _)| c.digest == i.digest))
+            .filter(|i| !evicting.contains(i.digest.as_str()))
             .flat_map(|i| blobs.get(&i.digest).into_iter().flatten())
             .map(|b| b.digest.as_str())
             .collect();
