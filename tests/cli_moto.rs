@@ -700,6 +700,34 @@ async fn sweep_judges_with_the_stack_rules_not_the_shell() {
         .find(|r| r["variable"] == "MAX_DELETIONS_PER_INVOCATION")
         .unwrap();
     assert_eq!(cap["value"], "50");
+
+    // An exported stack is a default: `--rules-from-env` still chooses this shell's rules.
+    let mut exported = shell.clone();
+    exported.push(("ECR_CACHE_PRUNER_STACK", stack.as_str()));
+    let out = cli_command(
+        &[
+            "plan",
+            "--repository",
+            &setup.name,
+            "--rules-from-env",
+            "--json",
+        ],
+        &exported,
+    )
+    .output()
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let rules = report["rules"]["rules"].as_array().unwrap();
+    let keep = rules.iter().find(|r| r["variable"] == "KEEP_TAGS").unwrap();
+    assert_ne!(keep["source"], format!("stack {stack}"), "{rules:?}");
+    assert!(
+        report["tags"]
+            .as_array()
+            .is_some_and(|tags| tags.iter().any(|t| t["tag"] == "cache-gone")),
+        "the shell's rules would remove cache-gone: {report}"
+    );
 }
 
 #[tokio::test]

@@ -52,16 +52,11 @@ struct Cli {
     #[arg(long, global = true, default_value_t = 3600)]
     timeout: u64,
     /// Judge with the rules of this deployed stack's pruner (its function's environment, its
-    /// GitHub token, its scope and deletion cap).
-    #[arg(
-        long,
-        global = true,
-        env = "ECR_CACHE_PRUNER_STACK",
-        value_name = "NAME"
-    )]
+    /// GitHub token, its scope and deletion cap). Default: ECR_CACHE_PRUNER_STACK.
+    #[arg(long, global = true, value_name = "NAME")]
     stack: Option<String>,
     /// Judge with this shell's variables (KEEP_TAGS, STALE_CACHE_DAYS, GITHUB_TOKEN, ...) instead
-    /// of a stack's.
+    /// of a stack's, ECR_CACHE_PRUNER_STACK's included.
     #[arg(long, global = true, conflicts_with = "stack")]
     rules_from_env: bool,
     #[command(subcommand)]
@@ -170,6 +165,23 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Whose rules judge. `--stack` and `--rules-from-env` on one command line are refused by clap;
+/// an exported ECR_CACHE_PRUNER_STACK is a default that `--rules-from-env` overrides (a shell
+/// that exports it for everyday use can still choose its own rules for one run).
+fn rules_choice(
+    stack: Option<&str>,
+    rules_from_env: bool,
+    exported_stack: impl FnOnce() -> Option<String>,
+) -> RulesChoice {
+    if rules_from_env {
+        return RulesChoice::Shell;
+    }
+    match stack.map(str::to_string).or_else(exported_stack) {
+        Some(stack) if !stack.trim().is_empty() => RulesChoice::Stack(stack.trim().into()),
+        _ => RulesChoice::Unchosen,
+    }
+}
+
 async fn run(cli: Cli) -> Result<u8, Failure> {
     let json = cli.json;
     let mut options = SessionOptions {
@@ -177,11 +189,9 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
         profile: cli.profile.clone(),
         estimate_bytes: false,
         timeout: Duration::from_secs(cli.timeout),
-        rules: match (&cli.stack, cli.rules_from_env) {
-            (Some(stack), _) if !stack.trim().is_empty() => RulesChoice::Stack(stack.trim().into()),
-            (_, true) => RulesChoice::Shell,
-            _ => RulesChoice::Unchosen,
-        },
+        rules: rules_choice(cli.stack.as_deref(), cli.rules_from_env, || {
+            std::env::var("ECR_CACHE_PRUNER_STACK").ok()
+        }),
         show_rules: !json,
     };
     match &cli.command {
@@ -273,5 +283,57 @@ async fn run(cli: Cli) -> Result<u8, Failure> {
             let cap = max_deletions.map(|n| n as usize);
             sweep_confirmed(&session, repository, cap, *yes, json).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn exported(name: &str) -> impl FnOnce() -> Option<String> + '_ {
+        move || Some(name.to_string())
+    }
+
+    #[test]
+    fn an_exported_stack_is_a_default_the_shell_rules_override() {
+        assert_eq!(
+            rules_choice(None, false, exported("prod")),
+            RulesChoice::Stack("prod".into())
+        );
+        assert_eq!(
+            rules_choice(None, true, exported("prod")),
+            RulesChoice::Shell
+        );
+        assert_eq!(
+            rules_choice(Some("staging"), false, exported("prod")),
+            RulesChoice::Stack("staging".into())
+        );
+        assert_eq!(rules_choice(None, false, || None), RulesChoice::Unchosen);
+        assert_eq!(
+            rules_choice(None, false, exported("  ")),
+            RulesChoice::Unchosen
+        );
+    }
+
+    #[test]
+    fn stack_and_rules_from_env_on_one_command_line_are_refused() {
+        let both = Cli::try_parse_from([
+            "ecr-cache-pruner",
+            "--stack",
+            "prod",
+            "--rules-from-env",
+            "plan",
+            "--repository",
+            "app",
+        ]);
+        assert!(both.is_err());
+        let shell = Cli::try_parse_from([
+            "ecr-cache-pruner",
+            "--rules-from-env",
+            "plan",
+            "--repository",
+            "app",
+        ]);
+        assert!(shell.is_ok());
     }
 }
