@@ -111,9 +111,9 @@ async fn the_report_reads_the_listings_and_looks_nothing_up_again() {
     .unwrap();
     assert_eq!(saved.totals.stale_manifests, 2);
     assert_eq!(saved.repositories[0].unused_tags, ["cache-old-branch"]);
-    // The listing pages, and the manifests DescribeImages cannot classify (the index, cache
-    // manifests without artifactMediaType); no re-check before a deletion that never comes, and
-    // one look-up per expiring tag (what removing it would do to its image).
+    // The listing pages and the manifest reads (every ACTIVE single manifest, for unique
+    // bytes); no re-check before a deletion that never comes, and one look-up per expiring tag
+    // (what removing it would do to its image).
     assert_eq!(registry.count(Op::CurrentTags), 0);
     assert_eq!(registry.count(Op::DescribeTag), 1);
     assert_eq!(registry.count(Op::ListRepositories), 1);

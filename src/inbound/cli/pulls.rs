@@ -71,7 +71,7 @@ impl<R: RegistryReader> RegistryReader for PullNotice<R> {
                 eprintln!("reading {} manifest(s) of {repository}", digests.len());
             } else {
                 eprintln!(
-                    "reading {} manifest(s) of {repository} (the ones DescribeImages cannot classify); {PULL_NOTE}",
+                    "reading {} manifest(s) of {repository}; {PULL_NOTE}",
                     digests.len()
                 );
             }

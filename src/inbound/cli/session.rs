@@ -516,7 +516,7 @@ pub async fn savings_report(
     let stop = Deadline::at_instant(deadline);
     if !quiet {
         eprintln!(
-            "the report reads the manifests DescribeImages cannot classify; {}",
+            "the report reads every ACTIVE single manifest in scope once (one BatchGetImage per 100 per repository), for its unique bytes; {}",
             super::pulls::PULL_NOTE
         );
     }
