@@ -271,7 +271,7 @@ async fn github_webhook_binary_requires_its_secret_arn() {
 /// is refused and counted in the `DeliveriesRejected` metric, none reaches EventBridge, and
 /// once warm none reads Secrets Manager (the cached secret answers; a mismatch asks for the
 /// previous version at most once per re-check period). Cost per rejection is measured in
-/// scripts/bench-webhook-flood.py, not asserted here.
+/// `cargo bench --bench webhook` (BENCHMARKS.md), not asserted here.
 #[tokio::test]
 async fn a_flood_of_unsigned_requests_is_refused_cheaply_and_counted() {
     const FLOOD: usize = 300;
