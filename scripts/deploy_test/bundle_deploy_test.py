@@ -174,6 +174,10 @@ def main():
         if parameters.get("DryRun") != "true":
             fail(f"`sam deploy --guided` with Enter everywhere is not a dry run: DryRun={parameters.get('DryRun')}")
         consented = len(CONSENT.findall(text))
+        # One function URL (the webhook's) in the template: SAM asks once, and a second "y" would
+        # be a prompt we did not mean to answer.
+        if consented != 1:
+            fail(f"`sam deploy --guided` asked the URL consent question {consented} time(s), expected once:\n{text[-3000:]}")
         print(f"ok   `sam deploy --guided`: CREATE_COMPLETE in {time.time() - started:.0f} s, Enter at "
               f"{prompts - consented} prompt(s), y at {consented} URL consent question(s)")
 
