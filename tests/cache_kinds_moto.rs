@@ -275,6 +275,54 @@ async fn a_deleted_cache_manifest_takes_its_signatures_and_nothing_else() {
     assert!(after.contains_key(&live_sig.digest) && after.contains_key(&orphan.digest));
 }
 
+/// A tag removal that takes a signed cache (here: a pull request closed) takes its signatures
+/// too, re-checked, with an audit line each; a signature of an image that keeps a tag stays.
+#[tokio::test]
+async fn a_closed_pull_requests_signed_cache_takes_its_signatures_along() {
+    let ecr = ecr_client();
+    let name = unique_name("signedpr");
+    create_repository(&ecr, &name).await;
+    let closed = cache_manifest(&format!("{name}-pr-7"));
+    push(&ecr, &name, &closed, Some("cache-pr-7")).await;
+    let closed_sig = signature_of(&format!("{name}-pr-7"), &closed.digest);
+    push(&ecr, &name, &closed_sig, None).await;
+    // Pull request 8's cache also carries a branch cache tag: removing cache-pr-8 keeps the
+    // image, so its signature stays.
+    let shared = cache_manifest(&format!("{name}-pr-8"));
+    push(&ecr, &name, &shared, Some("cache-pr-8")).await;
+    push(&ecr, &name, &shared, Some("api-cache-main")).await;
+    let shared_sig = signature_of(&format!("{name}-pr-8"), &shared.digest);
+    push(&ecr, &name, &shared_sig, None).await;
+    let pruner = pruner(&[("CACHE_TAG_TEMPLATES", TEMPLATES)]);
+
+    let report = pruner
+        .handle(pull_request_closed(&name, 7, now()))
+        .await
+        .unwrap();
+    assert_eq!(
+        tags_of(&report),
+        vec![("cache-pr-7".into(), "removed".into())]
+    );
+    assert_eq!(report["tags"][0]["image_deleted"], true, "{report}");
+    assert_eq!(
+        report["tags"][0]["referrers"]["deleted"],
+        json!([closed_sig.digest]),
+        "{report}"
+    );
+    let report = pruner
+        .handle(pull_request_closed(&name, 8, now()))
+        .await
+        .unwrap();
+    assert_eq!(report["tags"][0]["image_deleted"], false, "{report}");
+    assert!(report["tags"][0].get("referrers").is_none(), "{report}");
+
+    let after = contents(&ecr, &name).await;
+    assert!(!after.contains_key(&closed.digest));
+    assert!(!after.contains_key(&closed_sig.digest), "{after:?}");
+    assert_eq!(after[&shared.digest], vec!["api-cache-main"]);
+    assert!(after.contains_key(&shared_sig.digest));
+}
+
 /// Merge queue cache promotion (opt-in): a merged group's cache becomes the base branch's when
 /// it is newer, with no layer copied (the same manifest, tagged); otherwise only its tag goes.
 #[tokio::test]

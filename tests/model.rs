@@ -879,6 +879,25 @@ fn run(scenario: &Scenario) -> Outcome {
                     .push(format!("{action:?} deleted with an unreadable index"));
             }
         } else if quiet {
+            // A signed cache the pruner deleted (untagged, or by its last tag) takes its
+            // signatures along: none of an image deleted in this action stays behind.
+            let deleted_now: BTreeSet<&str> = state.deleted[deleted_before..]
+                .iter()
+                .map(|(_, d)| d.as_str())
+                .collect();
+            for image in state.images(REPO) {
+                if let Kind::Signature(subject) = &image.kind {
+                    if deleted_now.contains(subject.as_str())
+                        && image.status == ImageStatus::Active
+                        && image.tags.is_empty()
+                    {
+                        outcome.violations.push(format!(
+                            "{action:?} deleted {subject} and left its signature {}",
+                            image.digest
+                        ));
+                    }
+                }
+            }
             if let Err(err) = &result {
                 outcome
                     .violations

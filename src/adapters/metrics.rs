@@ -65,6 +65,13 @@ impl RepositoryMetrics {
             TagOutcome::Removed { .. } | TagOutcome::WouldRemove { .. }
         ) && matches!(tag.removal, Some(TagExpiry::OverBudget { .. }));
         self.evicted_for_budget += usize::from(evicted);
+        // The referrers a removal took with its image are manifests deleted; one that could not
+        // be deleted is a failure (it is an orphan now).
+        if let Some(referrers) = &tag.referrers {
+            self.manifests_deleted += referrers.deleted.len();
+            self.manifests_would_delete += referrers.would_delete.len();
+            self.failures += usize::from(referrers.error.is_some());
+        }
         match tag.outcome {
             TagOutcome::Removed { .. } => self.tags_removed += 1,
             TagOutcome::WouldRemove { .. } => {
@@ -297,6 +304,7 @@ mod tests {
                 image_deleted: true,
             },
             removal: None,
+            referrers: None,
         }
         .because(TagExpiry::OverBudget {
             footprint_bytes: 300,
@@ -344,6 +352,7 @@ mod tests {
                 image_deleted: true,
             },
             removal: None,
+            referrers: None,
         });
         let doc = emf("EcrCachePruner", &m, 1);
         assert_valid_emf(&doc);

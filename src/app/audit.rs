@@ -244,6 +244,7 @@ mod tests {
             other_tags: vec!["v1".into()],
             outcome,
             removal: Some(TagExpiry::NotUsed { days: 30 }),
+            referrers: None,
         };
         let tags = [
             tag(

@@ -4,24 +4,29 @@
 use std::collections::{BTreeMap, HashMap};
 
 use crate::core::manifest::{is_single_manifest_type, ManifestKind};
-use crate::core::plan::{classify, referenced_digests, ImageRecord, ImageStatus, KeepReason};
+use crate::core::plan::{
+    classify, referenced_digests, referrers_of, ImageRecord, ImageStatus, KeepReason,
+    PlannedDeletion,
+};
 
 use super::audit::{AuditTrail, NoAudit};
 use super::deadline::Deadline;
-pub use super::outcome::{TagOutcome, TagRun};
+pub use super::outcome::{ReferrersRun, TagOutcome, TagRun};
 use super::ports::{
     BranchListError, BranchLister, ManifestRead, ReadOnly, Registry, RegistryError, RegistryReader,
-    RegistryWriter,
+    RegistryWriter, BATCH_SIZE,
 };
-use super::prune::{take_snapshot, PruneError};
+use super::prune::{recheck_and_delete, take_snapshot, PruneError, Run};
 use super::{reads, retry};
 
 /// What a caller already read of the repository: which index references each digest (complete:
-/// every index was read), and the manifests it read.
+/// every index was read), the manifests it read, and its listing (for the referrers of an image
+/// a removal takes).
 #[derive(Debug, Clone, Copy)]
 pub struct KnownRepository<'a> {
     pub references: &'a BTreeMap<String, String>,
     pub manifests: &'a HashMap<String, ManifestKind>,
+    pub images: &'a [ImageRecord],
 }
 
 /// Removes `tag` when it names a BuildKit cache manifest. With `expected_digest`, the tag is only
@@ -93,7 +98,9 @@ pub async fn judge_tag_removal<R: RegistryReader>(
 }
 
 /// The one implementation: reads through `registry`, removes through `writer`; without a writer
-/// it only says what it would do.
+/// it only says what it would do. When the removal takes the image (its last tag), the image's
+/// referrers (signatures) are deleted right after, re-checked like any deletion: each only while
+/// untagged and ACTIVE, and only once the image is gone.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
     registry: &R,
@@ -106,6 +113,103 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
     known: Option<&KnownRepository<'_>>,
     audit: &dyn AuditTrail,
 ) -> Result<TagRun, PruneError> {
+    let mut riders = Vec::new();
+    let mut run = judge_tag_only(
+        registry,
+        writer,
+        repository,
+        tag,
+        expected_digest,
+        pushed_before,
+        used_before,
+        known,
+        audit,
+        &mut riders,
+    )
+    .await?;
+    let took_image = matches!(
+        run.outcome,
+        TagOutcome::Removed {
+            image_deleted: true
+        } | TagOutcome::RemoveUnconfirmed {
+            image_deleted: true
+        }
+    );
+    if riders.is_empty() {
+        return Ok(run);
+    }
+    if let (
+        TagOutcome::WouldRemove {
+            image_deleted: true,
+        },
+        None,
+    ) = (&run.outcome, writer)
+    {
+        run.referrers = Some(ReferrersRun {
+            would_delete: riders.into_iter().map(|r| r.digest).collect(),
+            ..Default::default()
+        });
+    } else if let (true, Some(writer)) = (took_image, writer) {
+        run.referrers = Some(delete_referrers(registry, writer, repository, riders, audit).await);
+    }
+    Ok(run)
+}
+
+/// Deletes the referrers of an image a tag removal took, in one re-checked batch (the planner
+/// kept the tag when they would not fit one): the subject is looked up with them, and a referrer
+/// goes only when its subject is gone and it is still untagged and ACTIVE.
+async fn delete_referrers<R: RegistryReader, W: RegistryWriter>(
+    registry: &R,
+    writer: &W,
+    repository: &str,
+    riders: Vec<PlannedDeletion>,
+    audit: &dyn AuditTrail,
+) -> ReferrersRun {
+    let digests: Vec<String> = riders.iter().map(|r| r.digest.clone()).collect();
+    let run = Run {
+        deadline: Deadline::NEVER,
+        audit,
+    };
+    match recheck_and_delete(registry, Some(writer), repository, riders, run).await {
+        Ok(done) => ReferrersRun {
+            deleted: done.deleted.into_iter().map(|d| d.digest).collect(),
+            would_delete: vec![],
+            already_deleted: done.already_deleted,
+            kept: done.kept,
+            error: (!done.failures.is_empty()).then(|| {
+                let failed: Vec<String> = done
+                    .failures
+                    .iter()
+                    .map(|f| format!("{} ({}: {})", f.image, f.code, f.message))
+                    .collect();
+                format!("referrer(s) not deleted: {}", failed.join(", "))
+            }),
+        },
+        Err(err) => ReferrersRun {
+            error: Some(format!(
+                "referrer(s) {} of the removed image not deleted: {err}",
+                digests.join(", ")
+            )),
+            ..Default::default()
+        },
+    }
+}
+
+/// [`judge_cache_tag`] without the referrers: `riders` receives those of the image, once known,
+/// when removing the tag would take it.
+#[allow(clippy::too_many_arguments)]
+async fn judge_tag_only<R: RegistryReader, W: RegistryWriter>(
+    registry: &R,
+    writer: Option<&W>,
+    repository: &str,
+    tag: &str,
+    expected_digest: Option<&str>,
+    pushed_before: Option<i64>,
+    used_before: Option<i64>,
+    known: Option<&KnownRepository<'_>>,
+    audit: &dyn AuditTrail,
+    riders: &mut Vec<PlannedDeletion>,
+) -> Result<TagRun, PruneError> {
     let report = |digest: Option<String>, image: Option<&ImageRecord>, outcome| TagRun {
         repository: repository.to_owned(),
         tag: tag.to_owned(),
@@ -115,6 +219,7 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
             .unwrap_or_default(),
         outcome,
         removal: None,
+        referrers: None,
     };
     let image = match registry.describe_tag(repository, tag).await {
         Ok(Some(image)) => image,
@@ -234,13 +339,29 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
                 None => {
                     // Fails closed: an unreadable repository or index is an error.
                     let snapshot = take_snapshot(registry, repository, Deadline::NEVER).await?;
-                    reference = Some(referenced_digests(&snapshot.manifests).remove(&judged));
+                    let references = referenced_digests(&snapshot.manifests);
+                    *riders =
+                        referrers_of(&judged, &snapshot.images, &snapshot.manifests, &references);
+                    reference = Some(references.get(&judged).cloned());
                     lookup_is_old = true;
                     continue;
                 }
             };
             if let Some(index) = index {
                 return keep(&current, KeepReason::ReferencedByIndex { index });
+            }
+            if let Some(known) = known {
+                *riders = referrers_of(&judged, known.images, known.manifests, known.references);
+            }
+            // Its referrers go right after it, in one batch: more than a batch holds and the
+            // tag stays (deleting the image would orphan some of them).
+            if riders.len() >= BATCH_SIZE {
+                return keep(
+                    &current,
+                    KeepReason::TooManyReferrers {
+                        count: riders.len(),
+                    },
+                );
             }
         }
         let Some(writer) = writer else {
@@ -295,6 +416,7 @@ async fn settle_lost_removal<R: RegistryReader>(
         other_tags: current.tags.iter().filter(|t| *t != tag).cloned().collect(),
         outcome,
         removal: None,
+        referrers: None,
     };
     match registry.describe_tag(repository, tag).await {
         Ok(None) => Ok(run(TagOutcome::Removed { image_deleted })),
@@ -390,6 +512,7 @@ fn not_promoted(repository: &str, tag: &str, digest: Option<String>, reason: Kee
         other_tags: vec![],
         outcome: TagOutcome::Kept(reason),
         removal: None,
+        referrers: None,
     }
 }
 
@@ -533,6 +656,7 @@ async fn promote_judged<R: Registry>(
         other_tags: vec![],
         outcome,
         removal: None,
+        referrers: None,
     };
     audit.tags(std::slice::from_ref(&run));
     Ok(run)

@@ -196,6 +196,7 @@ pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
     let known = KnownRepository {
         references: &references,
         manifests: &snapshot.manifests,
+        images: &snapshot.images,
     };
     let why = TagExpiry::OverBudget {
         footprint_bytes: plan.footprint_bytes,

@@ -126,6 +126,28 @@ pub struct TagRun {
     /// Why the tag was up for removal (the branch deleted or gone, or the cache unused).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub removal: Option<TagExpiry>,
+    /// When the removal took the image: its referrers (signatures), deleted right after it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrers: Option<ReferrersRun>,
+}
+
+/// What became of the referrers of an image a tag removal took (rule: a referrer goes only with
+/// its subject, re-checked; never one of an image that stays).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReferrersRun {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub deleted: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_delete: Vec<String>,
+    /// Gone before the delete (someone else deleted them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub already_deleted: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub kept: Vec<KeptImage>,
+    /// The delete failed after retries (or was refused): these referrers are now orphans the
+    /// report counts; the run reports a failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl TagRun {
@@ -138,6 +160,7 @@ impl TagRun {
             other_tags: vec![],
             outcome: TagOutcome::Kept(reason),
             removal: None,
+            referrers: None,
         }
     }
 

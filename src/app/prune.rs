@@ -2,7 +2,7 @@
 //! its tags and delete it at once. Every snapshot read happens before any delete, and any read
 //! error aborts the repository (fail closed).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use thiserror::Error;
 
@@ -310,19 +310,19 @@ pub(crate) async fn prune_snapshot_with<R: RegistryReader, W: RegistryWriter>(
 
 /// What became of one batch.
 #[derive(Debug, Default)]
-struct BatchOutcome {
-    deleted: Vec<PlannedDeletion>,
-    would_delete: Vec<PlannedDeletion>,
-    already_deleted: Vec<String>,
-    kept: Vec<KeptImage>,
-    failures: Vec<ImageFailure>,
+pub(crate) struct BatchOutcome {
+    pub deleted: Vec<PlannedDeletion>,
+    pub would_delete: Vec<PlannedDeletion>,
+    pub already_deleted: Vec<String>,
+    pub kept: Vec<KeptImage>,
+    pub failures: Vec<ImageFailure>,
 }
 
 /// Re-checks a batch's tags and deletes what is still untagged in the very next call (rule 2).
 /// When that call fails in a way a retry may fix (throttle, 5xx, no answer), the batch is
 /// re-checked again before the next attempt: an attempt whose answer was lost may have deleted
 /// some of it, and a tag may have arrived meanwhile.
-async fn recheck_and_delete<R: RegistryReader, W: RegistryWriter>(
+pub(crate) async fn recheck_and_delete<R: RegistryReader, W: RegistryWriter>(
     registry: &R,
     writer: Option<&W>,
     repository: &str,
@@ -370,7 +370,16 @@ async fn recheck_and_delete<R: RegistryReader, W: RegistryWriter>(
     // Sent in an attempt that failed: if they are gone now, that attempt most likely did it.
     let mut in_flight: HashMap<String, PlannedDeletion> = HashMap::new();
     for attempt in 1..=retry::ATTEMPTS {
-        let digests: Vec<String> = pending.iter().map(|d| d.digest.clone()).collect();
+        let mut digests: Vec<String> = pending.iter().map(|d| d.digest.clone()).collect();
+        // A referrer's subject outside the batch (a tag removal took it) is looked up too: the
+        // referrer goes only when the subject is gone now.
+        let outside: BTreeSet<String> = pending
+            .iter()
+            .filter_map(|d| d.subject.clone())
+            .filter(|s| !digests.contains(s))
+            .collect();
+        digests.extend(outside.iter().cloned());
+        let asked: HashSet<String> = outside.into_iter().collect();
         let current = match reads::current_tags(registry, repository, &digests).await {
             Ok(current) => current,
             Err(err) => {
@@ -378,7 +387,7 @@ async fn recheck_and_delete<R: RegistryReader, W: RegistryWriter>(
                 return Err(err.into());
             }
         };
-        let checked = plan::recheck(pending, &current);
+        let checked = plan::recheck(pending, &current, &asked);
         let mut deleted_before = Vec::new();
         for digest in checked.gone {
             match in_flight.remove(&digest) {

@@ -490,6 +490,7 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter>(
     let known = KnownRepository {
         references: &index_references,
         manifests: &snapshot.manifests,
+        images: &snapshot.images,
     };
     let mut tags = Vec::new();
     for tag in candidates {

@@ -469,14 +469,7 @@ pub fn plan(
         if !present.contains(subject) {
             result.orphaned_referrers += 1;
         }
-        let not_cache = matches!(
-            classify(image, manifests.get(&image.digest)),
-            Err(KeepReason::NotCacheManifest { .. })
-        );
-        if not_cache
-            && image.manifest_media_type.as_deref() == Some(OCI_MANIFEST)
-            && image.status == ImageStatus::Active
-            && !referenced.contains_key(&image.digest)
+        if may_ride_along(image, manifests, &referenced)
             && !settings.protect_digests.contains(&image.digest)
             && settings
                 .only_digests
@@ -532,6 +525,49 @@ pub fn plan(
     result
 }
 
+/// A referrer that may be deleted with its subject: a single OCI manifest that is not cache (so
+/// never a candidate itself), untagged, ACTIVE, referenced by no index.
+fn may_ride_along(
+    image: &ImageRecord,
+    manifests: &HashMap<String, ManifestKind>,
+    referenced: &BTreeMap<String, String>,
+) -> bool {
+    !image.is_tagged()
+        && matches!(
+            classify(image, manifests.get(&image.digest)),
+            Err(KeepReason::NotCacheManifest { .. })
+        )
+        && image.manifest_media_type.as_deref() == Some(OCI_MANIFEST)
+        && image.status == ImageStatus::Active
+        && !referenced.contains_key(&image.digest)
+}
+
+/// The referrers (signatures, attestations) that go with `subject` when a tag removal takes it,
+/// as planned deletions that name it: the same ones [`plan`] deletes with an untagged cache
+/// manifest. `referenced` is [`referenced_digests`] of `manifests`.
+pub fn referrers_of(
+    subject: &str,
+    images: &[ImageRecord],
+    manifests: &HashMap<String, ManifestKind>,
+    referenced: &BTreeMap<String, String>,
+) -> Vec<PlannedDeletion> {
+    let mut riders: Vec<PlannedDeletion> = images
+        .iter()
+        .filter(|i| subject_of(i, manifests) == Some(subject))
+        .filter(|i| may_ride_along(i, manifests, referenced))
+        .map(|referrer| PlannedDeletion {
+            digest: referrer.digest.clone(),
+            size_bytes: referrer.size_bytes,
+            pushed_at: referrer.pushed_at,
+            reason: DeleteReason::ReferrerOfDeletedCache,
+            classified_by: ClassifiedBy::Manifest,
+            subject: Some(subject.to_owned()),
+        })
+        .collect();
+    riders.sort_by(|a, b| a.digest.cmp(&b.digest));
+    riders
+}
+
 /// Splits planned deletions into batches of at most `size`, never separating a cache manifest
 /// from its referrers (they are re-checked and deleted together; the planner keeps a cache
 /// manifest whose group would not fit one batch).
@@ -580,7 +616,11 @@ pub struct Rechecked {
 /// Applies the re-check to `batch`. `current` maps each digest that still exists to its tags and
 /// status now; a digest absent from it is already gone. The last look-up decides: a tag gained or
 /// a status other than ACTIVE since the snapshot keeps the image (rules 2 and 8).
-pub fn recheck(batch: Vec<PlannedDeletion>, current: &HashMap<String, ImageNow>) -> Rechecked {
+pub fn recheck(
+    batch: Vec<PlannedDeletion>,
+    current: &HashMap<String, ImageNow>,
+    asked: &HashSet<String>,
+) -> Rechecked {
     let mut result = Rechecked::default();
     for deletion in batch {
         match current.get(&deletion.digest) {
@@ -599,11 +639,28 @@ pub fn recheck(batch: Vec<PlannedDeletion>, current: &HashMap<String, ImageNow>)
         }
     }
     // A referrer goes only with its subject: when the subject is kept now, so is the referrer.
+    // A subject outside the batch (a tag removal took it) counts as gone only when `current`
+    // was asked about it and has no answer for it: the caller looks subjects up too.
+    let in_batch: HashSet<&str> = result
+        .delete
+        .iter()
+        .map(|d| d.digest.as_str())
+        .chain(result.gone.iter().map(String::as_str))
+        .chain(result.kept.iter().map(|k| k.digest.as_str()))
+        .collect();
+    let gone_outside: Vec<String> = result
+        .delete
+        .iter()
+        .filter_map(|d| d.subject.as_deref())
+        .filter(|s| !in_batch.contains(s) && asked.contains(*s) && !current.contains_key(*s))
+        .map(str::to_owned)
+        .collect();
     let going: HashSet<String> = result
         .delete
         .iter()
         .map(|d| d.digest.clone())
         .chain(result.gone.iter().cloned())
+        .chain(gone_outside)
         .collect();
     let (delete, orphaned_now): (Vec<_>, Vec<_>) = std::mem::take(&mut result.delete)
         .into_iter()
@@ -903,7 +960,7 @@ mod tests {
             (d(1), now(ImageStatus::Archived)),
             (d(2), now(ImageStatus::Active)),
         ]);
-        let checked = recheck(plan.delete, &current);
+        let checked = recheck(plan.delete, &current, &HashSet::new());
         assert_eq!(checked.delete.len(), 1);
         assert_eq!(checked.delete[0].digest, d(2));
         assert_eq!(
@@ -931,7 +988,7 @@ mod tests {
             (d(1), now(&[], ImageStatus::Active)),
             (d(2), now(&["cache-main"], ImageStatus::Active)),
         ]);
-        let checked = recheck(plan.delete, &current);
+        let checked = recheck(plan.delete, &current, &HashSet::new());
         assert_eq!(checked.gone, vec![d(3)]);
         assert_eq!(
             checked
@@ -1209,13 +1266,75 @@ mod tests {
             deletion(5, None),
             deletion(6, Some(5)),
         ];
-        let r = recheck(batch, &current);
+        let r = recheck(batch, &current, &HashSet::new());
         let deleted: Vec<String> = r.delete.iter().map(|x| x.digest.clone()).collect();
         assert_eq!(deleted, vec![d(4), d(5), d(6)]);
         assert!(r
             .kept
             .iter()
             .any(|k| k.digest == d(2) && matches!(k.reason, KeepReason::SubjectKept { .. })));
+    }
+
+    #[test]
+    fn a_referrer_of_an_image_a_tag_removal_took_goes_only_once_it_is_gone() {
+        let referrer = |n: u32, subject: u32| PlannedDeletion {
+            digest: d(n),
+            size_bytes: None,
+            pushed_at: None,
+            reason: DeleteReason::ReferrerOfDeletedCache,
+            classified_by: ClassifiedBy::Manifest,
+            subject: Some(d(subject)),
+        };
+        let untagged = ImageNow::default();
+        // Subject 1 is gone (looked up, no answer); subject 3 is back (pushed again); subject 5
+        // was not looked up at all: only 2 goes.
+        let current = HashMap::from([
+            (d(2), untagged.clone()),
+            (d(3), untagged.clone()),
+            (d(4), untagged.clone()),
+            (d(6), untagged),
+        ]);
+        let asked = HashSet::from([d(1), d(3)]);
+        let batch = vec![referrer(2, 1), referrer(4, 3), referrer(6, 5)];
+        let r = recheck(batch, &current, &asked);
+        let deleted: Vec<String> = r.delete.iter().map(|x| x.digest.clone()).collect();
+        assert_eq!(deleted, vec![d(2)]);
+        for kept in [d(4), d(6)] {
+            assert!(r
+                .kept
+                .iter()
+                .any(|k| k.digest == kept && matches!(k.reason, KeepReason::SubjectKept { .. })));
+        }
+    }
+
+    #[test]
+    fn referrers_of_a_subject_are_the_ones_the_planner_would_take_along() {
+        let signature = |n: u32, subject: u32, tags: &[&str]| ImageRecord {
+            subject: Some(d(subject)),
+            ..image(
+                n,
+                tags,
+                OCI_MANIFEST,
+                Some("application/vnd.cncf.notary.signature"),
+            )
+        };
+        let mut archived = signature(4, 1, &[]);
+        archived.status = ImageStatus::Archived;
+        let images = vec![
+            image(1, &["cache-a"], OCI_MANIFEST, Some(BUILDKIT_CACHE_CONFIG)),
+            signature(2, 1, &[]),
+            signature(3, 1, &["sig"]),
+            archived,
+            signature(5, 1, &[]),
+            signature(6, 9, &[]),
+        ];
+        // 5 is in an index: it stays.
+        let referenced = BTreeMap::from([(d(5), d(7))]);
+        let riders = referrers_of(&d(1), &images, &HashMap::new(), &referenced);
+        let digests: Vec<&str> = riders.iter().map(|r| r.digest.as_str()).collect();
+        assert_eq!(digests, vec![d(2).as_str()]);
+        assert_eq!(riders[0].subject.as_deref(), Some(d(1).as_str()));
+        assert_eq!(riders[0].reason, DeleteReason::ReferrerOfDeletedCache);
     }
 
     #[test]

@@ -366,6 +366,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                                 error: err.to_string(),
                             },
                             removal: None,
+                            referrers: None,
                         });
                     }
                     // Retried before any tag goes: removing the group's tag first would lose
@@ -474,6 +475,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                     other_tags: vec![],
                     outcome: TagOutcome::NotInScope,
                     removal: Some(expiry),
+                    referrers: None,
                 });
                 continue;
             }
@@ -496,6 +498,9 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 Ok(report) => {
                     let report = report.because(expiry);
                     self.audit(cause).tags(std::slice::from_ref(&report));
+                    if let Some(error) = report.referrers.as_ref().and_then(|r| r.error.as_ref()) {
+                        warn!(%repository, %tag, %error, "cache tag removed, a referrer of its image left behind");
+                    }
                     let mut m = RepositoryMetrics {
                         repository: repository.clone(),
                         ..Default::default()
@@ -522,6 +527,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                             error: err.to_string(),
                         },
                         removal: Some(expiry),
+                        referrers: None,
                     });
                 }
                 Err(err) => {
