@@ -266,3 +266,121 @@ async fn a_repository_deleted_during_the_sweep_is_skipped_not_failed() {
     assert_eq!(report.repositories.len(), 1);
     assert_eq!(report.repositories[0].repository, "b-kept");
 }
+
+/// Keeps the tag lines an audit trail is given.
+#[derive(Default)]
+struct Tags(std::sync::Mutex<Vec<ecr_cache_pruner::app::branch_cleanup::TagRun>>);
+
+impl ecr_cache_pruner::app::audit::AuditTrail for Tags {
+    fn manifests(&self, _: &ecr_cache_pruner::app::outcome::RepositoryRun) {}
+    fn tags(&self, tags: &[ecr_cache_pruner::app::branch_cleanup::TagRun]) {
+        self.0.lock().unwrap().extend(tags.iter().cloned());
+    }
+}
+
+const GROUP_TAG: &str = "cache-gh-readonly-queue-main-pr-1-abc";
+
+/// A base cache, then the merge group's newer one.
+fn promotion_setup() -> (MemoryRegistry, String, String) {
+    let registry = MemoryRegistry::default();
+    let base = registry.state().push(REPO, Kind::Cache, Some("cache-main"));
+    let group = registry.state().push(REPO, Kind::Cache, Some(GROUP_TAG));
+    (registry, base, group)
+}
+
+async fn promote(
+    registry: &MemoryRegistry,
+    audit: &Tags,
+) -> Result<
+    Option<ecr_cache_pruner::app::branch_cleanup::TagRun>,
+    ecr_cache_pruner::app::prune::PruneError,
+> {
+    ecr_cache_pruner::app::branch_cleanup::promote_cache(
+        registry,
+        REPO,
+        GROUP_TAG,
+        "cache-main",
+        false,
+        audit,
+    )
+    .await
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_promotion_is_audited_as_it_is_made() {
+    let (registry, base, group) = promotion_setup();
+    let audit = Tags::default();
+    let run = promote(&registry, &audit).await.unwrap().unwrap();
+    assert_eq!(
+        run.outcome,
+        TagOutcome::Promoted {
+            from: Some(base.clone())
+        }
+    );
+    let lines = audit.0.lock().unwrap().clone();
+    assert_eq!(lines, vec![run]);
+    let state = registry.state();
+    assert!(state
+        .images(REPO)
+        .iter()
+        .any(|i| i.digest == group && i.tags.contains("cache-main")));
+    assert!(state.violations.is_empty(), "{:?}", state.violations);
+}
+
+/// CI pushes the base branch's cache while the promotion reads the group's manifest (just
+/// before its last look-up): the newer base cache stays, nothing is moved.
+#[tokio::test(start_paused = true)]
+async fn a_base_cache_pushed_before_the_last_look_up_is_not_replaced() {
+    let (registry, _, group) = promotion_setup();
+    let fresh = std::sync::Arc::new(std::sync::Mutex::new(None::<String>));
+    let seen = fresh.clone();
+    registry.set_hook(move |op, state| {
+        let mut pushed = seen.lock().unwrap();
+        if op == Op::ReadManifests && pushed.is_none() {
+            *pushed = Some(state.inject_push(REPO, Kind::Cache, Some("cache-main")));
+        }
+    });
+    let audit = Tags::default();
+    let run = promote(&registry, &audit).await.unwrap().unwrap();
+    let fresh = fresh.lock().unwrap().clone().expect("the hook pushed");
+    assert_eq!(
+        run.outcome,
+        TagOutcome::Kept(KeepReason::TagMoved { now: fresh.clone() })
+    );
+    assert_eq!(run.digest.as_deref(), Some(group.as_str()));
+    assert_eq!(registry.count(Op::PutTag), 0);
+    assert!(audit.0.lock().unwrap().is_empty());
+    assert!(registry
+        .state()
+        .images(REPO)
+        .iter()
+        .any(|i| i.digest == fresh && i.tags.contains("cache-main")));
+}
+
+/// PutImage took effect and its answer was lost: one look-up settles it as promoted, with its
+/// audit line. Refused outright (nothing applied): an error, no line, the base unchanged.
+#[tokio::test(start_paused = true)]
+async fn a_promotion_whose_answer_was_lost_is_settled_by_one_look_up() {
+    let (registry, base, group) = promotion_setup();
+    registry.set_faults(once(Op::PutTag, Fault::LostAnswer));
+    let audit = Tags::default();
+    let run = promote(&registry, &audit).await.unwrap().unwrap();
+    assert_eq!(run.outcome, TagOutcome::Promoted { from: Some(base) });
+    assert_eq!(audit.0.lock().unwrap().len(), 1);
+    assert!(registry
+        .state()
+        .images(REPO)
+        .iter()
+        .any(|i| i.digest == group && i.tags.contains("cache-main")));
+
+    let (registry, base, _) = promotion_setup();
+    registry.set_faults(once(Op::PutTag, Fault::ServerError));
+    let audit = Tags::default();
+    assert!(promote(&registry, &audit).await.is_err());
+    assert!(audit.0.lock().unwrap().is_empty());
+    assert!(registry
+        .state()
+        .images(REPO)
+        .iter()
+        .any(|i| i.digest == base && i.tags.contains("cache-main")));
+}
