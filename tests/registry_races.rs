@@ -384,3 +384,92 @@ async fn a_promotion_whose_answer_was_lost_is_settled_by_one_look_up() {
         .iter()
         .any(|i| i.digest == base && i.tags.contains("cache-main")));
 }
+
+/// A signed cache removed by its last tag takes its signature in two more calls: the subject
+/// looked up alone (ImageNotFound: gone, no listing needed), the signature re-checked, deleted.
+#[tokio::test(start_paused = true)]
+async fn a_signed_cache_removed_by_its_tag_takes_its_signature_in_two_more_calls() {
+    let registry = MemoryRegistry::default();
+    let cache = registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-feature-s"));
+    let signature = registry
+        .state()
+        .push(REPO, Kind::Signature(cache.clone()), None);
+    let report = remove_cache_tag(
+        &registry,
+        REPO,
+        "cache-feature-s",
+        None,
+        None,
+        None,
+        false,
+        &NoAudit,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report.outcome,
+        TagOutcome::Removed {
+            image_deleted: true
+        }
+    );
+    let referrers = report.referrers.expect("the signature's fate");
+    assert_eq!(referrers.deleted, vec![signature.clone()]);
+    assert!(referrers.error.is_none());
+    let state = registry.state();
+    assert!(state.images(REPO).is_empty());
+    assert!(state.violations.is_empty(), "{:?}", state.violations);
+    drop(state);
+    // One listing (the index check), none more; the subject and the signature looked up once each.
+    assert_eq!(registry.count(Op::ListImages), 1);
+    assert_eq!(registry.count(Op::CurrentTags), 2);
+    assert_eq!(registry.count(Op::DeleteDigests), 1);
+}
+
+/// The signature's delete fails for good: the tag removal stands, the failure is reported (the
+/// signature is an orphan now), nothing else is touched.
+#[tokio::test(start_paused = true)]
+async fn a_signature_that_cannot_be_deleted_is_reported_not_hidden() {
+    let registry = MemoryRegistry::default();
+    let cache = registry
+        .state()
+        .push(REPO, Kind::Cache, Some("cache-feature-s"));
+    let signature = registry
+        .state()
+        .push(REPO, Kind::Signature(cache.clone()), None);
+    registry.set_faults(|op| (op == Op::DeleteDigests).then_some(Fault::ServerError));
+    let report = remove_cache_tag(
+        &registry,
+        REPO,
+        "cache-feature-s",
+        None,
+        None,
+        None,
+        false,
+        &NoAudit,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        report.outcome,
+        TagOutcome::Removed {
+            image_deleted: true
+        }
+    );
+    let referrers = report.referrers.clone().expect("the signature's fate");
+    assert!(referrers.deleted.is_empty());
+    assert!(
+        referrers
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains(&signature)),
+        "{referrers:?}"
+    );
+    let mut metrics = ecr_cache_pruner::adapters::metrics::RepositoryMetrics::default();
+    metrics.add_tag(&report);
+    assert_eq!(metrics.failures, 1);
+    let images = registry.state().images(REPO);
+    assert_eq!(images.len(), 1);
+    assert_eq!(images[0].digest, signature);
+}

@@ -370,23 +370,38 @@ pub(crate) async fn recheck_and_delete<R: RegistryReader, W: RegistryWriter>(
     // Sent in an attempt that failed: if they are gone now, that attempt most likely did it.
     let mut in_flight: HashMap<String, PlannedDeletion> = HashMap::new();
     for attempt in 1..=retry::ATTEMPTS {
-        let mut digests: Vec<String> = pending.iter().map(|d| d.digest.clone()).collect();
+        let digests: Vec<String> = pending.iter().map(|d| d.digest.clone()).collect();
         // A referrer's subject outside the batch (a tag removal took it) is looked up too: the
-        // referrer goes only when the subject is gone now.
+        // referrer goes only when the subject is gone now. Alone, so that its ImageNotFound
+        // (the usual answer) says "gone" in one call instead of a listing of the repository.
         let outside: BTreeSet<String> = pending
             .iter()
             .filter_map(|d| d.subject.clone())
             .filter(|s| !digests.contains(s))
             .collect();
-        digests.extend(outside.iter().cloned());
+        let mut subjects_now = HashMap::new();
+        for subject in &outside {
+            match registry
+                .current_tags(repository, std::slice::from_ref(subject))
+                .await
+            {
+                Ok(now) => subjects_now.extend(now),
+                Err(RegistryError::ImageNotFound { .. }) => {}
+                Err(err) => {
+                    settle_lost(in_flight.into_values().collect()).await;
+                    return Err(err.into());
+                }
+            }
+        }
         let asked: HashSet<String> = outside.into_iter().collect();
-        let current = match reads::current_tags(registry, repository, &digests).await {
+        let mut current = match reads::current_tags(registry, repository, &digests).await {
             Ok(current) => current,
             Err(err) => {
                 settle_lost(in_flight.into_values().collect()).await;
                 return Err(err.into());
             }
         };
+        current.extend(subjects_now);
         let checked = plan::recheck(pending, &current, &asked);
         let mut deleted_before = Vec::new();
         for digest in checked.gone {
