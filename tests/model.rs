@@ -399,6 +399,11 @@ impl BranchLister for Github {
         assert_eq!(full_name, format!("acme/{REPO}"));
         Ok(self.open_prs.lock().unwrap().contains(&number))
     }
+
+    async fn open_pull_requests(&self, full_name: &str) -> Result<Vec<u64>, BranchListError> {
+        assert_eq!(full_name, format!("acme/{REPO}"));
+        Ok(self.open_prs.lock().unwrap().iter().copied().collect())
+    }
 }
 
 impl Github {
@@ -468,7 +473,12 @@ fn may_keep_tag(state: &State, tag: &str, image: &support::memory::StoredImage) 
 }
 
 /// What a fault-free, undisturbed action should have removed and did not.
-fn leftovers(state: &State, action: &Action, scenario: &Scenario) -> Vec<String> {
+fn leftovers(
+    state: &State,
+    action: &Action,
+    scenario: &Scenario,
+    open_prs: &BTreeSet<u64>,
+) -> Vec<String> {
     let mut left = Vec::new();
     match action {
         _ if scenario.dry_run => {}
@@ -531,6 +541,19 @@ fn leftovers(state: &State, action: &Action, scenario: &Scenario) -> Vec<String>
             // day's sweep evicts the rest.)
             if !matches!(action, Action::Push(_)) && scenario.budget && scenario.cap >= 1000 {
                 left.extend(over_budget(state).map(|f| format!("{action:?} left {f}")));
+            }
+            // With GitHub, a sweep removes the cache of every pull request no longer open (its
+            // close event missed).
+            if !matches!(action, Action::Push(_)) && scenario.github {
+                let open = open_prs;
+                for image in state.images(REPO) {
+                    for tag in image.tags.iter() {
+                        let closed = (1..=PRS).any(|n| pr_tag(n) == *tag && !open.contains(&n));
+                        if closed && !may_keep_tag(state, tag, &image) {
+                            left.push(format!("{action:?} left closed pull request's {tag}"));
+                        }
+                    }
+                }
             }
             if !matches!(action, Action::Push(_)) && scenario.stale_expiry && !scenario.github {
                 for image in state.images(REPO) {
@@ -833,11 +856,13 @@ fn run(scenario: &Scenario) -> Outcome {
                 }
             }
         }
-        // With GitHub, a close event never removes the cache of a pull request open again (the
-        // sweep's STALE_CACHE_DAYS expires unused caches of every template, as documented).
-        if scenario.github && matches!(action, Action::ClosePr(_) | Action::CloseThenReopen { .. })
-        {
+        // With GitHub, no path removes the cache of an open pull request (a close event of one
+        // open again, a sweep's expiry; only a budget may).
+        if scenario.github {
             for (_, tag) in &state.removed_tags[removed_before..] {
+                if evicted.contains(tag) {
+                    continue;
+                }
                 if let Some(n) = (1..=PRS).find(|n| pr_tag(*n) == *tag) {
                     if github.open_prs.lock().unwrap().contains(&n) {
                         outcome
@@ -903,9 +928,12 @@ fn run(scenario: &Scenario) -> Outcome {
                     .violations
                     .push(format!("{action:?} failed without any fault: {err}"));
             }
-            outcome
-                .leftovers
-                .extend(leftovers(&state, action, scenario));
+            outcome.leftovers.extend(leftovers(
+                &state,
+                action,
+                scenario,
+                &github.open_prs.lock().unwrap(),
+            ));
         }
     }
     let state = pruner.registry.state();

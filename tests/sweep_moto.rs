@@ -265,6 +265,76 @@ async fn pruner_with_github(vars: &[(&str, &str)], github_url: &str) -> Pruner {
     Pruner::new(config(&all), registry()).with_secrets(secrets)
 }
 
+/// With a `{pr}` template and a token, the sweep removes the cache of every pull request that is
+/// no longer open (a close event GitHub never delivered), never an open one's. (That an open one
+/// keeps it however old, against `STALE_CACHE_DAYS`, is the model's check.)
+#[tokio::test]
+async fn a_sweep_removes_the_caches_of_pull_requests_no_longer_open() {
+    let ecr = ecr_client();
+    let team = unique_name("prs");
+    let repo = format!("{team}/api");
+    create_repository(&ecr, &repo).await;
+    let mut caches = BTreeMap::new();
+    for tag in [
+        "pr-5-cache",
+        "pr-6-cache",
+        "pr-7-cache",
+        "pr-8-cache",
+        "cache-main",
+    ] {
+        let m = cache_manifest(&format!("{repo}-{tag}"));
+        push(&ecr, &repo, &m, Some(tag)).await;
+        caches.insert(tag, m.digest);
+    }
+    // Open: 6, 7 and 8 (two pages of the fake's page size); 5 closed without its event.
+    let github = support::fake_github::FakeGithub::start(
+        [(
+            "acme/api".to_string(),
+            ["main", "#6", "#7", "#8"].map(String::from).to_vec(),
+        )]
+        .into_iter()
+        .collect(),
+    )
+    .await;
+    let scope = format!("{team}/*");
+    let vars = [
+        ("SWEEP_REPOSITORIES", scope.as_str()),
+        ("GITHUB_OWNER", "acme"),
+        ("CACHE_TAG_TEMPLATES", "cache-{branch},pr-{pr}-cache"),
+        ("GONE_BRANCH_MIN_AGE_HOURS", "0"),
+    ];
+    let pruner = pruner_with_github(&vars, &github.url).await;
+    let report = pruner.handle(event("scheduled-event.json")).await.unwrap();
+    let removed: Vec<(&str, &str)> = report["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["tag"].as_str().unwrap(),
+                t["removal"]["reason"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        removed,
+        vec![("pr-5-cache", "pull_request_not_open")],
+        "{report}"
+    );
+    let after = contents(&ecr, &repo).await;
+    assert!(!after.contains_key(&caches["pr-5-cache"]));
+    for kept in ["pr-6-cache", "pr-7-cache", "pr-8-cache", "cache-main"] {
+        assert!(after.contains_key(&caches[kept]), "{kept} removed");
+    }
+    let requests = github.requests.lock().unwrap().clone();
+    assert!(
+        requests
+            .iter()
+            .any(|p| p.contains("/pulls?") && p.contains("page=2")),
+        "followed the open pull requests' pages: {requests:?}"
+    );
+}
+
 #[tokio::test]
 async fn github_check_removes_gone_branches_and_never_existing_ones() {
     let ecr = ecr_client();

@@ -74,9 +74,7 @@ fn list_error(repository: &str, err: octocrab::Error) -> BranchListError {
 
 impl BranchLister for GithubBranches {
     async fn branches(&self, full_name: &str) -> Result<Vec<String>, BranchListError> {
-        let (owner, name) = full_name
-            .split_once('/')
-            .ok_or_else(|| BranchListError::BadRepositoryName(full_name.to_owned()))?;
+        let (owner, name) = split(full_name)?;
         let first = self
             .client
             .repos(owner, name)
@@ -85,35 +83,25 @@ impl BranchLister for GithubBranches {
             .send()
             .await
             .map_err(|e| list_error(full_name, e))?;
-        // Followed by hand, not with `all_pages`: a `next` link seen before would loop forever.
-        let mut names = Vec::new();
-        let mut seen = HashSet::new();
-        let mut page = first;
-        for _ in 0..MAX_PAGES {
-            names.extend(page.items.into_iter().map(|branch| branch.name));
-            let Some(next) = page.next else {
-                return Ok(names);
-            };
-            if !seen.insert(next.to_string()) {
-                return Err(BranchListError::Unavailable {
-                    repository: full_name.to_owned(),
-                    message: format!("the next-page link {next} repeats; the listing would loop"),
-                });
-            }
-            page = match self
-                .client
-                .get_page::<Branch>(&Some(next))
-                .await
-                .map_err(|e| list_error(full_name, e))?
-            {
-                Some(page) => page,
-                None => return Ok(names),
-            };
-        }
-        Err(BranchListError::Unavailable {
-            repository: full_name.to_owned(),
-            message: format!("more than {MAX_PAGES} pages of branches"),
-        })
+        let branches: Vec<Branch> = self.all_pages(full_name, first, "branches").await?;
+        Ok(branches.into_iter().map(|branch| branch.name).collect())
+    }
+
+    async fn open_pull_requests(&self, full_name: &str) -> Result<Vec<u64>, BranchListError> {
+        let (owner, name) = split(full_name)?;
+        let first = self
+            .client
+            .pulls(owner, name)
+            .list()
+            .state(octocrab::params::State::Open)
+            .per_page(100u8)
+            .send()
+            .await
+            .map_err(|e| list_error(full_name, e))?;
+        let pulls: Vec<octocrab::models::pulls::PullRequest> = self
+            .all_pages(full_name, first, "open pull requests")
+            .await?;
+        Ok(pulls.into_iter().map(|pull| pull.number).collect())
     }
 
     async fn pull_request_open(
@@ -121,9 +109,7 @@ impl BranchLister for GithubBranches {
         full_name: &str,
         number: u64,
     ) -> Result<bool, BranchListError> {
-        let (owner, name) = full_name
-            .split_once('/')
-            .ok_or_else(|| BranchListError::BadRepositoryName(full_name.to_owned()))?;
+        let (owner, name) = split(full_name)?;
         let pull = self
             .client
             .pulls(owner, name)
@@ -134,6 +120,52 @@ impl BranchLister for GithubBranches {
             pull.state,
             Some(octocrab::models::IssueState::Open)
         ))
+    }
+}
+
+fn split(full_name: &str) -> Result<(&str, &str), BranchListError> {
+    full_name
+        .split_once('/')
+        .ok_or_else(|| BranchListError::BadRepositoryName(full_name.to_owned()))
+}
+
+impl GithubBranches {
+    /// Every item of a listing, its pages followed by hand, not with `all_pages`: a `next` link
+    /// seen before would loop forever.
+    async fn all_pages<I: serde::de::DeserializeOwned>(
+        &self,
+        full_name: &str,
+        first: octocrab::Page<I>,
+        what: &str,
+    ) -> Result<Vec<I>, BranchListError> {
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        let mut page = first;
+        for _ in 0..MAX_PAGES {
+            items.extend(page.items);
+            let Some(next) = page.next else {
+                return Ok(items);
+            };
+            if !seen.insert(next.to_string()) {
+                return Err(BranchListError::Unavailable {
+                    repository: full_name.to_owned(),
+                    message: format!("the next-page link {next} repeats; the listing would loop"),
+                });
+            }
+            page = match self
+                .client
+                .get_page::<I>(&Some(next))
+                .await
+                .map_err(|e| list_error(full_name, e))?
+            {
+                Some(page) => page,
+                None => return Ok(items),
+            };
+        }
+        Err(BranchListError::Unavailable {
+            repository: full_name.to_owned(),
+            message: format!("more than {MAX_PAGES} pages of {what}"),
+        })
     }
 }
 
@@ -208,22 +240,47 @@ impl<T: TokenSource> GithubWithToken<T> {
     }
 }
 
-impl<T: TokenSource> BranchLister for GithubWithToken<T> {
-    async fn branches(&self, full_name: &str) -> Result<Vec<String>, BranchListError> {
+impl<T: TokenSource> GithubWithToken<T> {
+    /// Calls `call` with the client of the token in use; when GitHub refuses it (401, 403) the
+    /// token may have been rotated: it is read again, and the call retried only with a new one.
+    async fn with_rotation<O, F, Fut>(&self, full_name: &str, call: F) -> Result<O, BranchListError>
+    where
+        F: Fn(std::sync::Arc<GithubBranches>) -> Fut + Send + Sync,
+        Fut: std::future::Future<Output = Result<O, BranchListError>> + Send,
+    {
         let (token, client) = self.client(full_name, false).await?;
-        match client.branches(full_name).await {
+        match call(client).await {
             Err(refused @ BranchListError::Refused { status, .. })
                 if status == 401 || status == 403 =>
             {
-                // The token may have been rotated: read it again; retry only with a new one.
                 let (fresh, client) = self.client(full_name, true).await?;
                 if fresh == token {
                     return Err(refused);
                 }
-                client.branches(full_name).await
+                call(client).await
             }
             other => other,
         }
+    }
+}
+
+impl<T: TokenSource> BranchLister for GithubWithToken<T> {
+    async fn branches(&self, full_name: &str) -> Result<Vec<String>, BranchListError> {
+        let name = full_name.to_owned();
+        self.with_rotation(full_name, |client| {
+            let name = name.clone();
+            async move { client.branches(&name).await }
+        })
+        .await
+    }
+
+    async fn open_pull_requests(&self, full_name: &str) -> Result<Vec<u64>, BranchListError> {
+        let name = full_name.to_owned();
+        self.with_rotation(full_name, |client| {
+            let name = name.clone();
+            async move { client.open_pull_requests(&name).await }
+        })
+        .await
     }
 
     async fn pull_request_open(
@@ -231,18 +288,11 @@ impl<T: TokenSource> BranchLister for GithubWithToken<T> {
         full_name: &str,
         number: u64,
     ) -> Result<bool, BranchListError> {
-        let (token, client) = self.client(full_name, false).await?;
-        match client.pull_request_open(full_name, number).await {
-            Err(refused @ BranchListError::Refused { status, .. })
-                if status == 401 || status == 403 =>
-            {
-                let (fresh, client) = self.client(full_name, true).await?;
-                if fresh == token {
-                    return Err(refused);
-                }
-                client.pull_request_open(full_name, number).await
-            }
-            other => other,
-        }
+        let name = full_name.to_owned();
+        self.with_rotation(full_name, |client| {
+            let name = name.clone();
+            async move { client.pull_request_open(&name, number).await }
+        })
+        .await
     }
 }

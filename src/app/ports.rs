@@ -257,6 +257,21 @@ pub trait BranchLister: Send + Sync {
         full_name: &str,
     ) -> impl Future<Output = Result<Vec<String>, BranchListError>> + Send;
 
+    /// The numbers of every open pull request of `owner/name`, all pages. Unknown by default: a
+    /// lister that cannot tell says so, and the sweep then judges no pull request's cache gone.
+    fn open_pull_requests(
+        &self,
+        full_name: &str,
+    ) -> impl Future<Output = Result<Vec<u64>, BranchListError>> + Send {
+        let repository = full_name.to_owned();
+        async move {
+            Err(BranchListError::Unavailable {
+                repository,
+                message: "this branch lister cannot list pull requests".into(),
+            })
+        }
+    }
+
     /// Whether pull request `number` of `owner/name` is open now (re-opened after a close).
     /// Unknown by default: a lister that cannot tell says so, and the closed pull request's
     /// cache is then kept and the event retried.

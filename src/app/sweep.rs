@@ -8,11 +8,13 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::core::branch::ProtectedBranches;
+use crate::core::cache_tags::{CacheTags, Placeholder};
 use crate::core::glob::{any_matches, Glob};
 use crate::core::plan::{referenced_digests, ImageRecord};
 use crate::core::repository_map::RepositoryMap;
 use crate::core::stale::{
-    gone_branch_tags, prefixed_to_read, stale_cache_tags, StaleTag, TagExpiry,
+    closed_pull_request_tags, gone_branch_tags, prefixed_to_read, stale_cache_tags, StaleTag,
+    TagExpiry,
 };
 
 use super::branch_cleanup::{judge_cache_tag, KnownRepository, TagOutcome, TagRun};
@@ -317,7 +319,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
     // Asked first, so that every branch pushed after this listing is judged fresh (event time
     // wins: `now_secs` is no later than the listing).
     let (existing_tags, github_error): (_, Option<BranchListError>) = match github {
-        Some(github) => match existing_branch_tags(github, settings, repository).await {
+        Some(github) => match live_tags(github, settings, repository).await {
             Ok(tags) => (tags, None),
             Err(err) => (None, Some(err)),
         },
@@ -406,7 +408,7 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter>(
     settings: &SweepSettings,
     repository: &str,
     snapshot: &mut Snapshot,
-    existing_tags: Option<&HashSet<String>>,
+    existing_tags: Option<&LiveTags>,
     now_secs: i64,
     run: Run<'_>,
     pruned: &mut RepositoryRun,
@@ -425,12 +427,9 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter>(
             let old_enough = stale_before
                 .zip(image.last_used_at())
                 .is_some_and(|(cutoff, used)| used < cutoff);
-            let gone = existing_tags.is_some_and(|existing| {
+            let gone = existing_tags.is_some_and(|live| {
                 image.pushed_at.is_some_and(|p| p <= gone_before)
-                    && image
-                        .tags
-                        .iter()
-                        .any(|t| cache_tags.branch_part(t).is_some() && !existing.contains(t))
+                    && image.tags.iter().any(|t| live.gone(cache_tags, t))
             });
             old_enough || gone
         })
@@ -459,9 +458,11 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter>(
         ),
         None => vec![],
     };
-    if let Some(existing) = existing_tags {
-        // Never the cache of a branch that still exists, however old.
-        candidates.retain(|c| !existing.contains(&c.tag));
+    if let Some(live) = existing_tags {
+        let existing = &live.branches;
+        // Never the cache of a branch that still exists, or of an open pull request, however
+        // old.
+        candidates.retain(|c| !live.alive(&c.tag));
         candidates.extend(gone_branch_tags(
             &snapshot.images,
             &snapshot.manifests,
@@ -471,6 +472,17 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter>(
             now_secs,
             i64::from(settings.gone_branch_min_age_hours) * 3600,
         ));
+        if let Some(open) = &live.pull_requests {
+            candidates.extend(closed_pull_request_tags(
+                &snapshot.images,
+                &snapshot.manifests,
+                cache_tags,
+                protected,
+                open,
+                now_secs,
+                i64::from(settings.gone_branch_min_age_hours) * 3600,
+            ));
+        }
         candidates.sort_by(|a, b| a.tag.cmp(&b.tag));
         candidates.dedup_by(|a, b| a.tag == b.tag);
     }
@@ -525,24 +537,66 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter>(
     Ok(tags)
 }
 
-/// Cache tags of every branch that exists in the GitHub repositories owning `repository`'s
-/// caches, or None when no GitHub repository is known for it (then only age-based expiry runs).
-async fn existing_branch_tags<B: BranchLister>(
+/// The cache tags of what is alive in GitHub for one repository's caches.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LiveTags {
+    /// Every `{branch}` tag of every existing branch.
+    branches: HashSet<String>,
+    /// Every `{pr}` tag of every open pull request; None without a `{pr}` template.
+    pull_requests: Option<HashSet<String>>,
+}
+
+impl LiveTags {
+    /// The tag belongs to a branch that exists or a pull request that is open.
+    fn alive(&self, tag: &str) -> bool {
+        self.branches.contains(tag)
+            || self
+                .pull_requests
+                .as_ref()
+                .is_some_and(|open| open.contains(tag))
+    }
+
+    /// The tag is a `{branch}` tag of no existing branch, or a `{pr}` tag of no open pull request.
+    fn gone(&self, cache_tags: &CacheTags, tag: &str) -> bool {
+        let branch_gone = cache_tags.branch_part(tag).is_some() && !self.branches.contains(tag);
+        let pull_request_gone = cache_tags.pr_part(tag).is_some()
+            && self
+                .pull_requests
+                .as_ref()
+                .is_some_and(|open| !open.contains(tag));
+        branch_gone || pull_request_gone
+    }
+}
+
+/// Cache tags of every branch that exists, and (with a `{pr}` template) of every open pull
+/// request, in the GitHub repositories owning `repository`'s caches; None when no GitHub
+/// repository is known for it (then only age-based expiry runs). A listing that fails fails the
+/// whole: no tag is judged gone on half a picture.
+async fn live_tags<B: BranchLister>(
     github: &B,
     settings: &SweepSettings,
     repository: &str,
-) -> Result<Option<HashSet<String>>, BranchListError> {
+) -> Result<Option<LiveTags>, BranchListError> {
     let owners = settings
         .repository_map
         .github_repositories_for(repository, settings.github_owner.as_deref());
     if owners.is_empty() {
         return Ok(None);
     }
-    let mut tags = HashSet::new();
+    let cache_tags = &settings.cache_tags;
+    let mut live = LiveTags {
+        pull_requests: cache_tags.has(Placeholder::Pr).then(HashSet::new),
+        ..Default::default()
+    };
     for full_name in owners {
         for branch in github.branches(&full_name).await? {
-            tags.extend(settings.cache_tags.for_branch(&branch));
+            live.branches.extend(cache_tags.for_branch(&branch));
+        }
+        if let Some(open) = live.pull_requests.as_mut() {
+            for number in github.open_pull_requests(&full_name).await? {
+                open.extend(cache_tags.for_pr(number));
+            }
         }
     }
-    Ok(Some(tags))
+    Ok(Some(live))
 }

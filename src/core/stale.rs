@@ -22,6 +22,8 @@ pub enum TagExpiry {
     BranchDeleted,
     /// GitHub reported the pull request closed (merged or not).
     PullRequestClosed,
+    /// A sweep found the pull request no longer open (its close event missed or failed).
+    PullRequestNotOpen,
     /// GitHub reported the merge queue's group destroyed (merged, invalidated or dequeued).
     MergeGroupDestroyed,
     /// The repository's cache footprint (unique bytes) is over `CACHE_BUDGET`, and this cache is
@@ -44,6 +46,7 @@ impl std::fmt::Display for TagExpiry {
             TagExpiry::BranchGone => f.write_str("branch no longer exists"),
             TagExpiry::BranchDeleted => f.write_str("branch deleted"),
             TagExpiry::PullRequestClosed => f.write_str("pull request closed"),
+            TagExpiry::PullRequestNotOpen => f.write_str("pull request no longer open"),
             TagExpiry::MergeGroupDestroyed => f.write_str("merge queue group destroyed"),
             TagExpiry::OverBudget {
                 footprint_bytes,
@@ -114,6 +117,36 @@ pub fn gone_branch_tags(
         |image, tag| {
             cache_tags.branch_part(tag).is_some()
                 && !existing_tags.contains(tag)
+                && image
+                    .pushed_at
+                    .is_some_and(|pushed| now_secs - pushed >= min_age_secs)
+        },
+    )
+}
+
+/// `{pr}` cache tags of pull requests that are not open (`open_tags`: the tags of the open ones,
+/// computed with the same templates), naming a BuildKit cache manifest pushed at least
+/// `min_age_secs` ago (a pull request opened minutes ago may not be listed yet; an image of unknown
+/// age is never judged). The sweep's net for close events that never arrived.
+pub fn closed_pull_request_tags(
+    images: &[ImageRecord],
+    manifests: &HashMap<String, ManifestKind>,
+    cache_tags: &CacheTags,
+    protected: &ProtectedBranches,
+    open_tags: &std::collections::HashSet<String>,
+    now_secs: i64,
+    min_age_secs: i64,
+) -> Vec<StaleTag> {
+    removable_cache_tags(
+        images,
+        manifests,
+        cache_tags,
+        protected,
+        now_secs,
+        TagExpiry::PullRequestNotOpen,
+        |image, tag| {
+            cache_tags.pr_part(tag).is_some()
+                && !open_tags.contains(tag)
                 && image
                     .pushed_at
                     .is_some_and(|pushed| now_secs - pushed >= min_age_secs)
@@ -308,6 +341,38 @@ mod tests {
         // STALE_CACHE_DAYS covers every template.
         let stale = stale_cache_tags(&images, &HashMap::new(), &templates, &protected, NOW, 30);
         assert_eq!(stale.len(), 2);
+    }
+
+    #[test]
+    fn a_pull_request_not_open_loses_its_cache_once_old_enough() {
+        let templates = CacheTags::parse("cache-{branch},pr-{pr}-cache").unwrap();
+        let protected = ProtectedBranches::new(parse_list("main"));
+        let cache = Some(BUILDKIT_CACHE_CONFIG);
+        let mut young = image(4, &["pr-14-cache"], 0, cache);
+        young.pushed_at = Some(NOW - 60);
+        let images = vec![
+            image(1, &["pr-12-cache"], 2, cache),
+            image(2, &["pr-13-cache"], 2, cache),
+            image(3, &["cache-gone"], 2, cache),
+            young,
+            image(5, &["pr-15-cache"], 2, None),
+        ];
+        let open = std::collections::HashSet::from(["pr-13-cache".to_string()]);
+        let closed = closed_pull_request_tags(
+            &images,
+            &HashMap::new(),
+            &templates,
+            &protected,
+            &open,
+            NOW,
+            3600,
+        );
+        // 13 is open, 14 was pushed a minute ago, 15 is not BuildKit cache, cache-gone is a
+        // branch's (not this rule's).
+        let tags: Vec<&str> = closed.iter().map(|s| s.tag.as_str()).collect();
+        assert_eq!(tags, vec!["pr-12-cache"]);
+        assert_eq!(closed[0].why, TagExpiry::PullRequestNotOpen);
+        assert_eq!(closed[0].why.to_string(), "pull request no longer open");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! A fake of the GitHub REST API's branch listing on loopback: real HTTP, real pagination
+//! A fake of the GitHub REST API's branch and open pull request listings on loopback: real HTTP, real pagination
 //! (`Link: <…>; rel="next"`), token check, 404 for unknown repositories. Two misbehaving
 //! repositories: any `owner/looping` answers a `next` link back to its first page forever, and any
 //! `owner/stalled` never answers.
@@ -87,6 +87,43 @@ fn answer(
             "head": {"ref": "feature", "sha": sha}, "base": {"ref": "main", "sha": sha}});
         return ("200 OK", pull.to_string(), None);
     }
+    // Open pull requests: the repository's `#<number>` entries, paged like branches.
+    if let ["repos", owner, name, "pulls"] = parts.as_slice() {
+        let Some(entries) = repos.get(&format!("{owner}/{name}")) else {
+            return (
+                "404 Not Found",
+                json!({"message": "Not Found"}).to_string(),
+                None,
+            );
+        };
+        assert!(
+            query.contains("state=open"),
+            "only open pull requests are listed: {query}"
+        );
+        let page = page_of(query);
+        let open: Vec<u64> = entries
+            .iter()
+            .filter_map(|e| e.strip_prefix('#')?.parse().ok())
+            .collect();
+        let sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
+        let items: Vec<_> = open
+            .iter()
+            .skip((page - 1) * PAGE_SIZE)
+            .take(PAGE_SIZE)
+            .map(|number| {
+                json!({"id": number, "number": number,
+                "url": format!("{base}/repos/{owner}/{name}/pulls/{number}"), "state": "open",
+                "head": {"ref": "feature", "sha": sha}, "base": {"ref": "main", "sha": sha}})
+            })
+            .collect();
+        let link = (page * PAGE_SIZE < open.len()).then(|| {
+            format!(
+                "<{base}/repos/{owner}/{name}/pulls?state=open&per_page=100&page={}>; rel=\"next\"",
+                page + 1
+            )
+        });
+        return ("200 OK", serde_json::Value::Array(items).to_string(), link);
+    }
     let ["repos", owner, name, "branches"] = parts.as_slice() else {
         return (
             "404 Not Found",
@@ -101,11 +138,7 @@ fn answer(
             None,
         );
     };
-    let page: usize = query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("page="))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(1);
+    let page = page_of(query);
     let branches: Vec<&String> = branches.iter().filter(|b| !b.starts_with('#')).collect();
     let items: Vec<_> = branches
         .iter()
@@ -130,4 +163,12 @@ fn answer(
         )
     });
     ("200 OK", serde_json::Value::Array(items).to_string(), link)
+}
+
+fn page_of(query: &str) -> usize {
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("page="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(1)
 }
