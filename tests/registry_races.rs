@@ -385,10 +385,10 @@ async fn a_promotion_whose_answer_was_lost_is_settled_by_one_look_up() {
         .any(|i| i.digest == base && i.tags.contains("cache-main")));
 }
 
-/// A signed cache removed by its last tag takes its signature in two more calls: the subject
-/// looked up alone (ImageNotFound: gone, no listing needed), the signature re-checked, deleted.
+/// A signed cache removed by its last tag takes its signature in three more calls: the signature
+/// re-checked, the subject looked up alone (ImageNotFound: gone, no listing needed), the delete.
 #[tokio::test(start_paused = true)]
-async fn a_signed_cache_removed_by_its_tag_takes_its_signature_in_two_more_calls() {
+async fn a_signed_cache_removed_by_its_tag_takes_its_signature_in_three_more_calls() {
     let registry = MemoryRegistry::default();
     let cache = registry
         .state()
@@ -472,4 +472,64 @@ async fn a_signature_that_cannot_be_deleted_is_reported_not_hidden() {
     let images = registry.state().images(REPO);
     assert_eq!(images.len(), 1);
     assert_eq!(images[0].digest, signature);
+}
+
+/// `ecr-cache-pruner sweep` deletes only what it showed: a stale cache tag shown with its
+/// signature is removed with it; a signature pushed for that image after the plan was shown
+/// keeps the tag (and so the image and both signatures) instead of being deleted unseen.
+#[tokio::test(start_paused = true)]
+async fn a_confirmed_sweep_never_deletes_a_signature_it_did_not_show() {
+    use ecr_cache_pruner::app::sweep::{sweep_one, ConfirmedPlan};
+    const NO_GITHUB: Option<&ecr_cache_pruner::adapters::github::GithubBranches> = None;
+    const LATER: i64 = 100 * 86_400;
+    async fn sweep(
+        registry: &MemoryRegistry,
+        confirmed: Option<ConfirmedPlan>,
+    ) -> (
+        ecr_cache_pruner::app::prune::RepositoryRun,
+        Vec<ecr_cache_pruner::app::branch_cleanup::TagRun>,
+    ) {
+        let mut settings =
+            support::moto::config(&[("SWEEP_REPOSITORIES", "*"), ("STALE_CACHE_DAYS", "30")])
+                .sweep_settings();
+        settings.dry_run = confirmed.is_none();
+        settings.confirmed = confirmed;
+        sweep_one(registry, &settings, NO_GITHUB, REPO, LATER, Run::UNBOUNDED)
+            .await
+            .expect("sweep")
+    }
+    for signed_again in [false, true] {
+        let registry = MemoryRegistry::default();
+        let cache = registry.state().push(REPO, Kind::Cache, Some("cache-old"));
+        let shown = registry
+            .state()
+            .push(REPO, Kind::Signature(cache.clone()), None);
+        let (report, tags) = sweep(&registry, None).await;
+        let referrers = tags[0].referrers.clone().expect("shown with its signature");
+        assert_eq!(referrers.would_delete, vec![shown.clone()]);
+        let plan = ConfirmedPlan::from_dry_run(&report, &tags);
+        assert!(plan.digests.contains(&shown));
+        if signed_again {
+            registry
+                .state()
+                .push(REPO, Kind::Signature(cache.clone()), None);
+        }
+        let (_, tags) = sweep(&registry, Some(plan)).await;
+        let left = registry.state().images(REPO).len();
+        if signed_again {
+            assert_eq!(
+                tags[0].outcome,
+                TagOutcome::Kept(KeepReason::NotConfirmed),
+                "{tags:?}"
+            );
+            assert_eq!(left, 3, "the image and both signatures stay");
+        } else {
+            assert_eq!(
+                tags[0].referrers.as_ref().map(|r| r.deleted.clone()),
+                Some(vec![shown])
+            );
+            assert_eq!(left, 0);
+        }
+        assert!(registry.state().violations.is_empty());
+    }
 }

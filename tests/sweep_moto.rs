@@ -280,17 +280,19 @@ async fn a_sweep_removes_the_caches_of_pull_requests_no_longer_open() {
         "pr-6-cache",
         "pr-7-cache",
         "pr-8-cache",
+        "pr-9-cache",
         "cache-main",
     ] {
         let m = cache_manifest(&format!("{repo}-{tag}"));
         push(&ecr, &repo, &m, Some(tag)).await;
         caches.insert(tag, m.digest);
     }
-    // Open: 6, 7 and 8 (two pages of the fake's page size); 5 closed without its event.
+    // Open: 6, 7 and 8 (two pages of the fake's page size), and 9, which the listing misses;
+    // 5 closed without its event.
     let github = support::fake_github::FakeGithub::start(
         [(
             "acme/api".to_string(),
-            ["main", "#6", "#7", "#8"].map(String::from).to_vec(),
+            ["main", "#6", "#7", "#8", "#9?"].map(String::from).to_vec(),
         )]
         .into_iter()
         .collect(),
@@ -309,6 +311,7 @@ async fn a_sweep_removes_the_caches_of_pull_requests_no_longer_open() {
         .as_array()
         .unwrap()
         .iter()
+        .filter(|t| t["outcome"] == "removed")
         .map(|t| {
             (
                 t["tag"].as_str().unwrap(),
@@ -321,9 +324,24 @@ async fn a_sweep_removes_the_caches_of_pull_requests_no_longer_open() {
         vec![("pr-5-cache", "pull_request_not_open")],
         "{report}"
     );
+    // 9 is asked again alone before its removal: open, it stays.
+    let nine = report["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tag"] == "pr-9-cache")
+        .expect("pr-9-cache judged");
+    assert_eq!(nine["outcome"], "kept", "{nine}");
+    assert_eq!(nine["reason"], "pull_request_open", "{nine}");
     let after = contents(&ecr, &repo).await;
     assert!(!after.contains_key(&caches["pr-5-cache"]));
-    for kept in ["pr-6-cache", "pr-7-cache", "pr-8-cache", "cache-main"] {
+    for kept in [
+        "pr-6-cache",
+        "pr-7-cache",
+        "pr-8-cache",
+        "pr-9-cache",
+        "cache-main",
+    ] {
         assert!(after.contains_key(&caches[kept]), "{kept} removed");
     }
     let requests = github.requests.lock().unwrap().clone();

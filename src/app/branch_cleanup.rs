@@ -1,7 +1,7 @@
 //! Removing a deleted branch's cache tag (DESIGN.md §3 rule 4): by tag, never by digest, and only
 //! when the tagged manifest is BuildKit cache.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::core::manifest::{is_single_manifest_type, ManifestKind};
 use crate::core::plan::{
@@ -11,6 +11,7 @@ use crate::core::plan::{
 
 use super::audit::{AuditTrail, NoAudit};
 use super::deadline::Deadline;
+use super::outcome::RepositoryRun;
 pub use super::outcome::{ReferrersRun, TagOutcome, TagRun};
 use super::ports::{
     BranchListError, BranchLister, ManifestRead, ReadOnly, Registry, RegistryError, RegistryReader,
@@ -27,6 +28,9 @@ pub struct KnownRepository<'a> {
     pub references: &'a BTreeMap<String, String>,
     pub manifests: &'a HashMap<String, ManifestKind>,
     pub images: &'a [ImageRecord],
+    /// In a confirmed sweep, the digests the operator was shown: a removal that would take a
+    /// referrer (signature) outside them keeps its tag, so nothing unshown is deleted.
+    pub confirmed: Option<&'a HashSet<String>>,
 }
 
 /// Removes `tag` when it names a BuildKit cache manifest. With `expected_digest`, the tag is only
@@ -127,11 +131,11 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
         &mut riders,
     )
     .await?;
+    // (A removal left unconfirmed is an error, not an outcome: its referrers stay, orphans once
+    // the image is gone; the retry finds the tag gone and cannot tell whose they were.)
     let took_image = matches!(
         run.outcome,
         TagOutcome::Removed {
-            image_deleted: true
-        } | TagOutcome::RemoveUnconfirmed {
             image_deleted: true
         }
     );
@@ -145,6 +149,13 @@ pub(crate) async fn judge_cache_tag<R: RegistryReader, W: RegistryWriter>(
         None,
     ) = (&run.outcome, writer)
     {
+        // A dry run's would-be deletions are in the audit trail like the prune path's.
+        audit.manifests(&RepositoryRun {
+            repository: repository.to_owned(),
+            dry_run: true,
+            would_delete: riders.clone(),
+            ..Default::default()
+        });
         run.referrers = Some(ReferrersRun {
             would_delete: riders.into_iter().map(|r| r.digest).collect(),
             ..Default::default()
@@ -352,6 +363,11 @@ async fn judge_tag_only<R: RegistryReader, W: RegistryWriter>(
             }
             if let Some(known) = known {
                 *riders = referrers_of(&judged, known.images, known.manifests, known.references);
+                if let Some(shown) = known.confirmed {
+                    if riders.iter().any(|r| !shown.contains(&r.digest)) {
+                        return keep(&current, KeepReason::NotConfirmed);
+                    }
+                }
             }
             // Its referrers go right after it, in one batch: more than a batch holds and the
             // tag stays (deleting the image would orphan some of them).

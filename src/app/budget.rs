@@ -197,6 +197,7 @@ pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
         references: &references,
         manifests: &snapshot.manifests,
         images: &snapshot.images,
+        confirmed: settings.confirmed.as_ref().map(|c| &c.digests),
     };
     let why = TagExpiry::OverBudget {
         footprint_bytes: plan.footprint_bytes,

@@ -379,21 +379,7 @@ pub(crate) async fn recheck_and_delete<R: RegistryReader, W: RegistryWriter>(
             .filter_map(|d| d.subject.clone())
             .filter(|s| !digests.contains(s))
             .collect();
-        let mut subjects_now = HashMap::new();
-        for subject in &outside {
-            match registry
-                .current_tags(repository, std::slice::from_ref(subject))
-                .await
-            {
-                Ok(now) => subjects_now.extend(now),
-                Err(RegistryError::ImageNotFound { .. }) => {}
-                Err(err) => {
-                    settle_lost(in_flight.into_values().collect()).await;
-                    return Err(err.into());
-                }
-            }
-        }
-        let asked: HashSet<String> = outside.into_iter().collect();
+        let asked: HashSet<String> = outside.iter().cloned().collect();
         let mut current = match reads::current_tags(registry, repository, &digests).await {
             Ok(current) => current,
             Err(err) => {
@@ -401,7 +387,21 @@ pub(crate) async fn recheck_and_delete<R: RegistryReader, W: RegistryWriter>(
                 return Err(err.into());
             }
         };
-        current.extend(subjects_now);
+        // The subjects last, right before the delete: the window for one to come back is the
+        // same one round trip as for the batch itself.
+        for subject in &outside {
+            match registry
+                .current_tags(repository, std::slice::from_ref(subject))
+                .await
+            {
+                Ok(now) => current.extend(now),
+                Err(RegistryError::ImageNotFound { .. }) => {}
+                Err(err) => {
+                    settle_lost(in_flight.into_values().collect()).await;
+                    return Err(err.into());
+                }
+            }
+        }
         let checked = plan::recheck(pending, &current, &asked);
         let mut deleted_before = Vec::new();
         for digest in checked.gone {

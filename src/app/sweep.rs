@@ -10,7 +10,7 @@ use thiserror::Error;
 use crate::core::branch::ProtectedBranches;
 use crate::core::cache_tags::{CacheTags, Placeholder};
 use crate::core::glob::{any_matches, Glob};
-use crate::core::plan::{referenced_digests, ImageRecord};
+use crate::core::plan::{referenced_digests, ImageRecord, KeepReason};
 use crate::core::repository_map::RepositoryMap;
 use crate::core::stale::{
     closed_pull_request_tags, gone_branch_tags, prefixed_to_read, stale_cache_tags, StaleTag,
@@ -73,10 +73,16 @@ impl ConfirmedPlan {
     /// The plan of a dry-run sweep of one repository.
     pub fn from_dry_run(report: &RepositoryRun, tags: &[TagRun]) -> Self {
         ConfirmedPlan {
+            // With the referrers (signatures) a shown tag removal would take along.
             digests: report
                 .would_delete
                 .iter()
                 .map(|d| d.digest.clone())
+                .chain(
+                    tags.iter()
+                        .filter_map(|t| t.referrers.as_ref())
+                        .flat_map(|r| r.would_delete.iter().cloned()),
+                )
                 .collect(),
             tags: tags
                 .iter()
@@ -367,6 +373,7 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
             repository,
             &mut snapshot,
             existing_tags.as_ref(),
+            github,
             now_secs,
             run,
             &mut pruned,
@@ -402,13 +409,14 @@ async fn sweep_one_with<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
 
 /// Stale and gone branch tags of one repository, removed (or judged, in a dry run).
 #[allow(clippy::too_many_arguments)]
-async fn expire_tags_of<R: RegistryReader, W: RegistryWriter>(
+async fn expire_tags_of<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
     registry: &R,
     writer: Option<&W>,
     settings: &SweepSettings,
     repository: &str,
     snapshot: &mut Snapshot,
     existing_tags: Option<&LiveTags>,
+    github: Option<&B>,
     now_secs: i64,
     run: Run<'_>,
     pruned: &mut RepositoryRun,
@@ -503,12 +511,26 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter>(
         references: &index_references,
         manifests: &snapshot.manifests,
         images: &snapshot.images,
+        confirmed: settings.confirmed.as_ref().map(|c| &c.digests),
     };
     let mut tags = Vec::new();
     for tag in candidates {
         if !run.deadline.time_left() {
             pruned.out_of_time = true;
             break;
+        }
+        // A listing of open pull requests can miss one (another closing between two pages
+        // shifts the rest): each one judged not open is asked again, alone, in every owning
+        // repository; open there, or no answer, and its cache stays.
+        if tag.why == TagExpiry::PullRequestNotOpen {
+            let number = settings.cache_tags.pr_part(&tag.tag);
+            if let Some(reason) =
+                pull_request_open_anywhere(github, settings, repository, number).await
+            {
+                let kept = TagRun::kept(repository, &tag.tag, reason).because(tag.why);
+                tags.push(kept);
+                continue;
+            }
         }
         // Judged unused by its last use: a pull since the listing keeps it. Not when this run
         // read the manifest itself (a pruner that is not a pull-time exclusion made that pull).
@@ -535,6 +557,31 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter>(
         tags.push(report);
     }
     Ok(tags)
+}
+
+/// Why pull request `number`'s cache stays after all, asking each GitHub repository owning
+/// `repository`'s caches alone; None when it is open in none of them. Any doubt keeps it.
+async fn pull_request_open_anywhere<B: BranchLister>(
+    github: Option<&B>,
+    settings: &SweepSettings,
+    repository: &str,
+    number: Option<u64>,
+) -> Option<KeepReason> {
+    let unknown = |error: String| Some(KeepReason::BranchesUnknown { error });
+    let (Some(github), Some(number)) = (github, number) else {
+        return unknown("no pull request to ask GitHub about".into());
+    };
+    let owners = settings
+        .repository_map
+        .github_repositories_for(repository, settings.github_owner.as_deref());
+    for full_name in owners {
+        match github.pull_request_open(&full_name, number).await {
+            Ok(false) => {}
+            Ok(true) => return Some(KeepReason::PullRequestOpen { number }),
+            Err(err) => return unknown(err.to_string()),
+        }
+    }
+    None
 }
 
 /// The cache tags of what is alive in GitHub for one repository's caches.

@@ -172,8 +172,10 @@ impl CacheTags {
 
     /// The pull request number of a `{pr}` template's tag.
     pub fn pr_part(&self, tag: &str) -> Option<u64> {
+        // Only the number as a template writes it: `pr-012-cache` is no pull request's tag.
         self.of(Placeholder::Pr)
             .find_map(|t| t.part_of(tag))
+            .filter(|n| !n.starts_with('0'))
             .and_then(|n| n.parse().ok())
     }
 
@@ -380,6 +382,11 @@ mod tests {
         assert!(!t.is_cache_tag("cache-pr-x"));
         assert!(!t.is_cache_tag("api-cache-"));
         assert_eq!(t.pr_part("cache-pr-42"), Some(42));
+        assert_eq!(
+            t.pr_part("cache-pr-042"),
+            None,
+            "not how a template writes 42"
+        );
         assert_eq!(t.branch_part("api-cache-feature-x"), Some("feature-x"));
         let live = vec!["feature/x".to_owned()];
         assert_eq!(

@@ -184,7 +184,10 @@ pub fn repository_savings(
         orphaned_referrers: 0,
         stale_bytes,
         gone_branch_tags: tags_of(|w| {
-            matches!(w, TagExpiry::BranchGone | TagExpiry::BranchDeleted)
+            matches!(
+                w,
+                TagExpiry::BranchGone | TagExpiry::BranchDeleted | TagExpiry::PullRequestNotOpen
+            )
         }),
         unused_tags: tags_of(|w| matches!(w, TagExpiry::NotUsed { .. })),
         expiring_tag_bytes: expiring

@@ -79,7 +79,9 @@ fn answer(
                 None,
             );
         };
-        let open = entries.iter().any(|e| e.strip_prefix('#') == Some(number));
+        let open = entries
+            .iter()
+            .any(|e| e.strip_prefix('#').map(|e| e.trim_end_matches('?')) == Some(number));
         let sha = "6113728f27ae82c7b1a177c8d03f9e96e0adf246";
         let pull = json!({"id": 1, "number": number.parse::<u64>().unwrap_or(0),
             "url": format!("{base}/repos/{owner}/{name}/pulls/{number}"),
@@ -87,7 +89,9 @@ fn answer(
             "head": {"ref": "feature", "sha": sha}, "base": {"ref": "main", "sha": sha}});
         return ("200 OK", pull.to_string(), None);
     }
-    // Open pull requests: the repository's `#<number>` entries, paged like branches.
+    // Open pull requests: the repository's `#<number>` entries, paged like branches; a
+    // `#<number>?` entry is open but missing from the listing (as when another pull request
+    // closing between two pages shifts it to a page already read).
     if let ["repos", owner, name, "pulls"] = parts.as_slice() {
         let Some(entries) = repos.get(&format!("{owner}/{name}")) else {
             return (

@@ -54,6 +54,23 @@ impl CliRun {
             })
             .count()
     }
+
+    /// Referrers (signatures) the tag removals take along with their images.
+    pub fn referrers_to_delete(&self) -> usize {
+        self.tags
+            .iter()
+            .filter_map(|t| t.referrers.as_ref())
+            .map(|r| r.would_delete.len())
+            .sum()
+    }
+
+    /// Whether a tag removal's referrers could not be deleted (they are orphans now).
+    pub fn referrers_failed(&self) -> bool {
+        self.tags
+            .iter()
+            .filter_map(|t| t.referrers.as_ref())
+            .any(|r| r.error.is_some())
+    }
 }
 
 /// The manifests table, then the cache tags.
@@ -96,6 +113,17 @@ pub fn render_plan(plan: &CliRun) -> String {
             _ => "",
         };
         let _ = writeln!(out, "  {:<32} {digest:<22} {reason}{also}", t.tag);
+        // The image's referrers (signatures) go with it.
+        if let Some(referrers) = &t.referrers {
+            for signature in referrers.would_delete.iter().chain(&referrers.deleted) {
+                let _ = writeln!(
+                    out,
+                    "  {:<32} {:<22} referrer (signature) of the image above, deleted with it",
+                    "",
+                    format!("{}...", short(signature))
+                );
+            }
+        }
     }
     out
 }

@@ -434,11 +434,13 @@ pub async fn sweep_confirmed(
     settings.confirmed = Some(ConfirmedPlan::from_dry_run(&planned.report, &planned.tags));
     let done = sweep_repository(session, repository, &settings, json, json).await?;
     print(&done, json);
-    Ok(if done.report.failures.is_empty() {
-        0
-    } else {
-        EXIT_PARTIAL
-    })
+    Ok(
+        if done.report.failures.is_empty() && !done.referrers_failed() {
+            0
+        } else {
+            EXIT_PARTIAL
+        },
+    )
 }
 
 /// Which use case a pass over one repository runs.
@@ -564,7 +566,7 @@ pub fn confirm(planned: &CliRun, repository: &str) -> Result<(), Failure> {
     eprint!("{}", render_plan(planned));
     eprint!(
         "Delete these {} manifest(s) and remove {} tag(s) in {repository}? [y/N] ",
-        planned.report.would_delete.len(),
+        planned.report.would_delete.len() + planned.referrers_to_delete(),
         planned.tags_to_remove()
     );
     let _ = std::io::stderr().flush();
