@@ -385,19 +385,22 @@ async fn a_promotion_whose_answer_was_lost_is_settled_by_one_look_up() {
         .any(|i| i.digest == base && i.tags.contains("cache-main")));
 }
 
-/// A signed cache removed by its last tag takes its signature in three more calls: the signature
-/// re-checked, the subject looked up alone (ImageNotFound: gone, no listing needed), the delete.
-#[tokio::test(start_paused = true)]
-async fn a_signed_cache_removed_by_its_tag_takes_its_signature_in_three_more_calls() {
+/// A signed cache tagged `cache-feature-s` and its signature; returns the signature's digest.
+fn signed_cache() -> (MemoryRegistry, String) {
     let registry = MemoryRegistry::default();
     let cache = registry
         .state()
         .push(REPO, Kind::Cache, Some("cache-feature-s"));
-    let signature = registry
-        .state()
-        .push(REPO, Kind::Signature(cache.clone()), None);
+    let signature = registry.state().push(REPO, Kind::Signature(cache), None);
+    (registry, signature)
+}
+
+/// Removes `cache-feature-s`, which takes its image (its last tag).
+async fn remove_signed_cache_tag(
+    registry: &MemoryRegistry,
+) -> ecr_cache_pruner::app::branch_cleanup::TagRun {
     let report = remove_cache_tag(
-        &registry,
+        registry,
         REPO,
         "cache-feature-s",
         None,
@@ -414,6 +417,15 @@ async fn a_signed_cache_removed_by_its_tag_takes_its_signature_in_three_more_cal
             image_deleted: true
         }
     );
+    report
+}
+
+/// A signed cache removed by its last tag takes its signature in three more calls: the signature
+/// re-checked, the subject looked up alone (ImageNotFound: gone, no listing needed), the delete.
+#[tokio::test(start_paused = true)]
+async fn a_signed_cache_removed_by_its_tag_takes_its_signature_in_three_more_calls() {
+    let (registry, signature) = signed_cache();
+    let report = remove_signed_cache_tag(&registry).await;
     let referrers = report.referrers.expect("the signature's fate");
     assert_eq!(referrers.deleted, vec![signature.clone()]);
     assert!(referrers.error.is_none());
@@ -431,32 +443,9 @@ async fn a_signed_cache_removed_by_its_tag_takes_its_signature_in_three_more_cal
 /// signature is an orphan now), nothing else is touched.
 #[tokio::test(start_paused = true)]
 async fn a_signature_that_cannot_be_deleted_is_reported_not_hidden() {
-    let registry = MemoryRegistry::default();
-    let cache = registry
-        .state()
-        .push(REPO, Kind::Cache, Some("cache-feature-s"));
-    let signature = registry
-        .state()
-        .push(REPO, Kind::Signature(cache.clone()), None);
+    let (registry, signature) = signed_cache();
     registry.set_faults(|op| (op == Op::DeleteDigests).then_some(Fault::ServerError));
-    let report = remove_cache_tag(
-        &registry,
-        REPO,
-        "cache-feature-s",
-        None,
-        None,
-        None,
-        false,
-        &NoAudit,
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        report.outcome,
-        TagOutcome::Removed {
-            image_deleted: true
-        }
-    );
+    let report = remove_signed_cache_tag(&registry).await;
     let referrers = report.referrers.clone().expect("the signature's fate");
     assert!(referrers.deleted.is_empty());
     assert!(

@@ -107,21 +107,14 @@ pub fn gone_branch_tags(
     now_secs: i64,
     min_age_secs: i64,
 ) -> Vec<StaleTag> {
-    removable_cache_tags(
-        images,
-        manifests,
-        cache_tags,
-        protected,
-        now_secs,
-        TagExpiry::BranchGone,
-        |image, tag| {
-            cache_tags.branch_part(tag).is_some()
-                && !existing_tags.contains(tag)
-                && image
-                    .pushed_at
-                    .is_some_and(|pushed| now_secs - pushed >= min_age_secs)
-        },
-    )
+    let unlisted = Unlisted {
+        listed: existing_tags,
+        min_age_secs,
+        why: TagExpiry::BranchGone,
+    };
+    unlisted.tags(images, manifests, cache_tags, protected, now_secs, |tag| {
+        cache_tags.branch_part(tag).is_some()
+    })
 }
 
 /// `{pr}` cache tags of pull requests that are not open (`open_tags`: the tags of the open ones,
@@ -137,21 +130,50 @@ pub fn closed_pull_request_tags(
     now_secs: i64,
     min_age_secs: i64,
 ) -> Vec<StaleTag> {
-    removable_cache_tags(
-        images,
-        manifests,
-        cache_tags,
-        protected,
-        now_secs,
-        TagExpiry::PullRequestNotOpen,
-        |image, tag| {
-            cache_tags.pr_part(tag).is_some()
-                && !open_tags.contains(tag)
-                && image
-                    .pushed_at
-                    .is_some_and(|pushed| now_secs - pushed >= min_age_secs)
-        },
-    )
+    let unlisted = Unlisted {
+        listed: open_tags,
+        min_age_secs,
+        why: TagExpiry::PullRequestNotOpen,
+    };
+    unlisted.tags(images, manifests, cache_tags, protected, now_secs, |tag| {
+        cache_tags.pr_part(tag).is_some()
+    })
+}
+
+/// Tags of one kind that what GitHub listed as alive (`listed`) does not hold.
+struct Unlisted<'a> {
+    listed: &'a std::collections::HashSet<String>,
+    min_age_secs: i64,
+    why: TagExpiry,
+}
+
+impl Unlisted<'_> {
+    /// The tags `of_kind` picks, not listed, naming an image pushed at least `min_age_secs` ago.
+    fn tags(
+        &self,
+        images: &[ImageRecord],
+        manifests: &HashMap<String, ManifestKind>,
+        cache_tags: &CacheTags,
+        protected: &ProtectedBranches,
+        now_secs: i64,
+        of_kind: impl Fn(&str) -> bool,
+    ) -> Vec<StaleTag> {
+        removable_cache_tags(
+            images,
+            manifests,
+            cache_tags,
+            protected,
+            now_secs,
+            self.why,
+            |image, tag| {
+                of_kind(tag)
+                    && !self.listed.contains(tag)
+                    && image
+                        .pushed_at
+                        .is_some_and(|pushed| now_secs - pushed >= self.min_age_secs)
+            },
+        )
+    }
 }
 
 /// Cache tags (of any template) of BuildKit cache manifests that no protected branch can own and
