@@ -400,9 +400,19 @@ impl BranchLister for Github {
         Ok(self.open_prs.lock().unwrap().contains(&number))
     }
 
+    /// The listing misses the lowest-numbered open pull request, as a paged listing does when
+    /// another closes between two pages: the pruner must ask about it alone before its cache
+    /// goes (by any expiry).
     async fn open_pull_requests(&self, full_name: &str) -> Result<Vec<u64>, BranchListError> {
         assert_eq!(full_name, format!("acme/{REPO}"));
-        Ok(self.open_prs.lock().unwrap().iter().copied().collect())
+        Ok(self
+            .open_prs
+            .lock()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .copied()
+            .collect())
     }
 }
 

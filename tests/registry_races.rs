@@ -385,14 +385,16 @@ async fn a_promotion_whose_answer_was_lost_is_settled_by_one_look_up() {
         .any(|i| i.digest == base && i.tags.contains("cache-main")));
 }
 
-/// A signed cache tagged `cache-feature-s` and its signature; returns the signature's digest.
-fn signed_cache() -> (MemoryRegistry, String) {
+/// A signed cache tagged `cache-feature-s` and its signature; returns both digests.
+fn signed_cache() -> (MemoryRegistry, String, String) {
     let registry = MemoryRegistry::default();
     let cache = registry
         .state()
         .push(REPO, Kind::Cache, Some("cache-feature-s"));
-    let signature = registry.state().push(REPO, Kind::Signature(cache), None);
-    (registry, signature)
+    let signature = registry
+        .state()
+        .push(REPO, Kind::Signature(cache.clone()), None);
+    (registry, cache, signature)
 }
 
 /// Removes `cache-feature-s`, which takes its image (its last tag).
@@ -424,7 +426,7 @@ async fn remove_signed_cache_tag(
 /// re-checked, the subject looked up alone (ImageNotFound: gone, no listing needed), the delete.
 #[tokio::test(start_paused = true)]
 async fn a_signed_cache_removed_by_its_tag_takes_its_signature_in_three_more_calls() {
-    let (registry, signature) = signed_cache();
+    let (registry, cache, signature) = signed_cache();
     let report = remove_signed_cache_tag(&registry).await;
     let referrers = report.referrers.expect("the signature's fate");
     assert_eq!(referrers.deleted, vec![signature.clone()]);
@@ -437,13 +439,27 @@ async fn a_signed_cache_removed_by_its_tag_takes_its_signature_in_three_more_cal
     assert_eq!(registry.count(Op::ListImages), 1);
     assert_eq!(registry.count(Op::CurrentTags), 2);
     assert_eq!(registry.count(Op::DeleteDigests), 1);
+    // The subject is looked up last, right before the delete: the signature first.
+    let calls = registry.calls();
+    let last: Vec<(Op, Vec<String>)> = calls[calls.len() - 3..]
+        .iter()
+        .map(|c| (c.op, c.ids.clone()))
+        .collect();
+    assert_eq!(
+        last,
+        vec![
+            (Op::CurrentTags, vec![signature.clone()]),
+            (Op::CurrentTags, vec![cache.clone()]),
+            (Op::DeleteDigests, vec![signature.clone()]),
+        ]
+    );
 }
 
 /// The signature's delete fails for good: the tag removal stands, the failure is reported (the
 /// signature is an orphan now), nothing else is touched.
 #[tokio::test(start_paused = true)]
 async fn a_signature_that_cannot_be_deleted_is_reported_not_hidden() {
-    let (registry, signature) = signed_cache();
+    let (registry, _, signature) = signed_cache();
     registry.set_faults(|op| (op == Op::DeleteDigests).then_some(Fault::ServerError));
     let report = remove_signed_cache_tag(&registry).await;
     let referrers = report.referrers.clone().expect("the signature's fate");

@@ -281,6 +281,7 @@ async fn a_sweep_removes_the_caches_of_pull_requests_no_longer_open() {
         "pr-7-cache",
         "pr-8-cache",
         "pr-9-cache",
+        "pr-10-cache",
         "cache-main",
     ] {
         let m = cache_manifest(&format!("{repo}-{tag}"));
@@ -288,11 +289,14 @@ async fn a_sweep_removes_the_caches_of_pull_requests_no_longer_open() {
         caches.insert(tag, m.digest);
     }
     // Open: 6, 7 and 8 (two pages of the fake's page size), and 9, which the listing misses;
-    // 5 closed without its event.
+    // 5 closed without its event; 10 is no pull request of this repository (GitHub answers 404
+    // when asked: not open here).
     let github = support::fake_github::FakeGithub::start(
         [(
             "acme/api".to_string(),
-            ["main", "#6", "#7", "#8", "#9?"].map(String::from).to_vec(),
+            ["main", "#6", "#7", "#8", "#9?", "404:10"]
+                .map(String::from)
+                .to_vec(),
         )]
         .into_iter()
         .collect(),
@@ -321,7 +325,10 @@ async fn a_sweep_removes_the_caches_of_pull_requests_no_longer_open() {
         .collect();
     assert_eq!(
         removed,
-        vec![("pr-5-cache", "pull_request_not_open")],
+        vec![
+            ("pr-10-cache", "pull_request_not_open"),
+            ("pr-5-cache", "pull_request_not_open")
+        ],
         "{report}"
     );
     // 9 is asked again alone before its removal: open, it stays.

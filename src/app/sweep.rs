@@ -520,14 +520,19 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
             break;
         }
         // A listing of open pull requests can miss one (another closing between two pages
-        // shifts the rest): each one judged not open is asked again, alone, in every owning
-        // repository; open there, or no answer, and its cache stays.
-        if tag.why == TagExpiry::PullRequestNotOpen {
-            let number = settings.cache_tags.pr_part(&tag.tag);
+        // shifts the rest): each pull request's tag the listing did not hold is asked about
+        // again, alone, in every owning repository, whatever expiry judged it (an idle open
+        // pull request's cache is also old); open there, or no answer, and it stays.
+        let unlisted_pull_request = existing_tags.is_some_and(|live| {
+            cache_tags.pr_part(&tag.tag).is_some() && live.gone(cache_tags, &tag.tag)
+        });
+        if unlisted_pull_request {
+            let number = cache_tags.pr_part(&tag.tag);
             if let Some(reason) =
                 pull_request_open_anywhere(github, settings, repository, number).await
             {
-                let kept = TagRun::kept(repository, &tag.tag, reason).because(tag.why);
+                let mut kept = TagRun::kept(repository, &tag.tag, reason).because(tag.why);
+                kept.digest = Some(tag.digest.clone());
                 tags.push(kept);
                 continue;
             }
@@ -577,6 +582,8 @@ async fn pull_request_open_anywhere<B: BranchLister>(
     for full_name in owners {
         match github.pull_request_open(&full_name, number).await {
             Ok(false) => {}
+            // The listing just read this repository: a 404 is "no such pull request here".
+            Err(BranchListError::Refused { status: 404, .. }) => {}
             Ok(true) => return Some(KeepReason::PullRequestOpen { number }),
             Err(err) => return unknown(err.to_string()),
         }

@@ -46,7 +46,8 @@ pub struct RepositorySavings {
     pub stale_manifests: usize,
     /// Their `imageSizeInBytes`, summed.
     pub stale_bytes: i64,
-    /// Cache tags whose branch no longer exists (judged only with a GitHub token).
+    /// Cache tags whose branch no longer exists, or whose pull request is no longer open
+    /// (judged only with a GitHub token).
     pub gone_branch_tags: Vec<String>,
     /// Cache tags neither pushed nor pulled for `STALE_CACHE_DAYS` (when set).
     pub unused_tags: Vec<String>,

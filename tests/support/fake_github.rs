@@ -79,6 +79,17 @@ fn answer(
                 None,
             );
         };
+        // `404:<number>`: no such pull request in this repository (it lives in another).
+        if entries
+            .iter()
+            .any(|e| e.strip_prefix("404:") == Some(number))
+        {
+            return (
+                "404 Not Found",
+                json!({"message": "Not Found"}).to_string(),
+                None,
+            );
+        }
         let open = entries
             .iter()
             .any(|e| e.strip_prefix('#').map(|e| e.trim_end_matches('?')) == Some(number));

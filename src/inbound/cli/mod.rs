@@ -123,6 +123,9 @@ pub fn render_plan(plan: &CliRun) -> String {
                     format!("{}...", short(signature))
                 );
             }
+            if let Some(error) = &referrers.error {
+                let _ = writeln!(out, "  {:<32} {error}", "");
+            }
         }
     }
     out
