@@ -455,6 +455,119 @@ async fn github_check_removes_gone_branches_and_never_existing_ones() {
     assert!(report.tags.is_empty(), "{:?}", report.tags);
 }
 
+/// A paged branch listing can miss a branch that exists (one already read deleted before the
+/// listing ends shifts the rest back): a tag the first listing leaves ownerless goes only once a
+/// listing holding no owner is proved complete by the next (which still holds every branch it
+/// read); a repository whose branches keep changing keeps it; a sweep that judges nothing gone
+/// lists once.
+#[tokio::test]
+async fn a_branch_a_shifted_listing_missed_keeps_its_cache() {
+    let ecr = ecr_client();
+    let team = unique_name("relist");
+    let (web, busy) = (format!("{team}/web"), format!("{team}/busy"));
+    let mut caches = BTreeMap::new();
+    for (repo, tag) in [
+        (&web, "cache-main"),
+        (&web, "cache-feature-a"),
+        (&web, "cache-docs-x"),
+        (&web, "cache-gone"),
+        (&busy, "cache-gone"),
+    ] {
+        if !caches.keys().any(|(r, _)| r == repo) {
+            create_repository(&ecr, repo).await;
+        }
+        let m = cache_manifest(&format!("{repo}-{tag}"));
+        push(&ecr, repo, &m, Some(tag)).await;
+        caches.insert((repo.clone(), tag), m.digest);
+    }
+    // web: `old-1` is deleted after the first listing read it, which shifted `docs/x` out of
+    // the first two listings. busy: a branch deleted after each listing, so no listing is ever
+    // proved complete.
+    let github = support::fake_github::FakeGithub::start(
+        [
+            (
+                "acme/web".to_string(),
+                ["main", "feature-a", "old-1<2", "docs/x@3"]
+                    .map(String::from)
+                    .to_vec(),
+            ),
+            (
+                "acme/busy".to_string(),
+                ["main", "a<2", "b<3", "c<4"].map(String::from).to_vec(),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    )
+    .await;
+    let listings = |name: &str| {
+        github
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.contains(&format!("/{name}/branches")) && !p.contains("&page="))
+            .count()
+    };
+    let scope = format!("{team}/*");
+    let vars = [
+        ("SWEEP_REPOSITORIES", scope.as_str()),
+        ("GITHUB_OWNER", "acme"),
+        ("GONE_BRANCH_MIN_AGE_HOURS", "0"),
+    ];
+    let pruner = pruner_with_github(&vars, &github.url).await;
+    let report = pruner.handle(event("scheduled-event.json")).await.unwrap();
+    let judged: BTreeMap<(String, String), (String, String)> = report["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let s = |k: &str| t[k].as_str().unwrap_or_default().to_owned();
+            ((s("repository"), s("tag")), (s("outcome"), s("reason")))
+        })
+        .collect();
+    let row = |repo: &str, tag: &str| judged[&(repo.to_owned(), tag.to_owned())].clone();
+    assert_eq!(judged.len(), 3, "{report}");
+    assert_eq!(
+        row(&web, "cache-docs-x"),
+        ("kept".into(), "branch_exists".into())
+    );
+    assert_eq!(row(&web, "cache-gone").0, "removed", "{report}");
+    assert_eq!(
+        row(&busy, "cache-gone"),
+        ("kept".into(), "branches_unknown".into())
+    );
+    assert_eq!(listings("web"), 3, "listed until one was proved complete");
+    assert_eq!(listings("busy"), 3, "at most three listings");
+    let docs = report["tags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["tag"] == "cache-docs-x")
+        .unwrap();
+    assert_eq!(docs["branch"], "docs/x", "{docs}");
+    let (web_after, busy_after) = (contents(&ecr, &web).await, contents(&ecr, &busy).await);
+    assert!(!web_after.contains_key(&caches[&(web.clone(), "cache-gone")]));
+    for kept in ["cache-main", "cache-feature-a", "cache-docs-x"] {
+        assert!(
+            web_after.contains_key(&caches[&(web.clone(), kept)]),
+            "{kept} removed"
+        );
+    }
+    assert!(busy_after.contains_key(&caches[&(busy.clone(), "cache-gone")]));
+
+    // web: nothing ownerless now, one listing. busy is quiet now: two listings prove the first.
+    let report = pruner.handle(event("scheduled-event.json")).await.unwrap();
+    assert_eq!(
+        listings("web"),
+        4,
+        "a sweep judging nothing gone lists once"
+    );
+    assert_eq!(listings("busy"), 5);
+    assert_eq!(report["tags"][0]["tag"], "cache-gone", "{report}");
+    assert_eq!(report["tags"][0]["outcome"], "removed", "{report}");
+}
+
 /// GitHub failing (here: the GitHub repository does not exist, a lasting 404) skips only the
 /// tag expiry: no tag is judged, the untagged cache manifest (which needs no GitHub) is still
 /// pruned, and the invocation succeeds with the reason in the report.
@@ -552,6 +665,47 @@ async fn branch_deletion_keeps_a_tag_that_a_live_branch_also_maps_to() {
     let report = pruner.handle(deleted("fix/y")).await.unwrap();
     assert_eq!(report["tags"][0]["outcome"], "removed", "{report}");
     assert!(!contents(&ecr, &repo).await.contains_key(&alone.digest));
+}
+
+/// The branch deletion's look-up for a live branch owning the tag finds none only in a listing
+/// the next one proves complete: listings shifted by a deletion (they miss the colliding branch)
+/// do not take its cache.
+#[tokio::test]
+async fn branch_deletion_keeps_a_tag_whose_live_owner_a_shifted_listing_missed() {
+    let ecr = ecr_client();
+    let repo = unique_name("missed");
+    create_repository(&ecr, &repo).await;
+    let shared = cache_manifest(&format!("{repo}-feature-x"));
+    push(&ecr, &repo, &shared, Some("cache-feature-x")).await;
+    // `feature-x` lives on, but `old`, deleted after the first listing read it, shifted it out
+    // of the first two listings.
+    let github = support::fake_github::FakeGithub::start(
+        [(
+            format!("acme/{repo}"),
+            ["main", "old<2", "feature-x@3"].map(String::from).to_vec(),
+        )]
+        .into_iter()
+        .collect(),
+    )
+    .await;
+    let pruner = pruner_with_github(&[], &github.url).await;
+    let mut e = event("github-delete-branch.json");
+    e["detail"]["ref"] = json!("feature/x");
+    e["detail"]["repository"]["full_name"] = json!(format!("acme/{repo}"));
+    let report = pruner.handle(e).await.unwrap();
+    let tag = &report["tags"][0];
+    assert_eq!(tag["outcome"], "kept", "{report}");
+    assert_eq!(tag["reason"], "branch_exists");
+    assert_eq!(tag["branch"], "feature-x");
+    assert!(contents(&ecr, &repo).await.contains_key(&shared.digest));
+    let listings = github
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|p| p.contains("/branches") && !p.contains("&page="))
+        .count();
+    assert_eq!(listings, 3, "listed until one was proved complete");
 }
 
 /// A fresh SQS queue on moto for the sweep's fan-out: the client and the queue URL.

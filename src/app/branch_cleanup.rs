@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::core::branch::listing_complete;
 use crate::core::manifest::{is_single_manifest_type, ManifestKind};
 use crate::core::plan::{
     classify, referenced_digests, referrers_of, ImageRecord, ImageStatus, KeepReason,
@@ -482,19 +483,77 @@ fn refusal(
     }
 }
 
-/// A branch that exists now and maps to `tag`, if any: the deleted branch itself when it was
-/// created again, or another one (branch names map to tags many-to-one: `feature/x` and
-/// `feature-x`), whose cache must not go with the deleted one's.
-pub async fn live_branch_with_tag<B: BranchLister>(
-    github: &B,
-    github_repository: &str,
-    tag: &str,
-    cache_tags: &crate::core::cache_tags::CacheTags,
-) -> Result<Option<String>, BranchListError> {
-    let branches = github.branches(github_repository).await?;
-    Ok(cache_tags
-        .branch_with_tag(tag, &branches)
-        .map(str::to_owned))
+/// How many listings of one repository's branches a run makes at most before it gives up
+/// proving one complete (a repository whose branches keep changing while listed).
+pub const MAX_BRANCH_LISTINGS: usize = 3;
+
+/// Which branches of one GitHub repository exist, listed until a listing is proved complete.
+/// Branch names map to tags many-to-one (`feature/x` and `feature-x`), so a tag's owner can only
+/// be found in a listing, and a paged listing can miss a branch: one already read deleted before
+/// the listing ends shifts the rest back onto a page already read. A tag has no live owner only
+/// when no listing so far holds one and one listing is proved complete by the next
+/// (`core::branch::listing_complete`); every owner any listing names counts. Listings and a
+/// failure are kept: a run lists each repository at most `MAX_BRANCH_LISTINGS` times in all.
+pub struct LiveBranches<'g, B> {
+    github: &'g B,
+    github_repository: String,
+    listings: Vec<Vec<String>>,
+    failed: Option<BranchListError>,
+}
+
+impl<'g, B: BranchLister> LiveBranches<'g, B> {
+    pub fn new(github: &'g B, github_repository: &str) -> Self {
+        LiveBranches {
+            github,
+            github_repository: github_repository.to_owned(),
+            listings: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// Starts from a listing already made (the sweep's).
+    pub fn listed(github: &'g B, github_repository: &str, first: Vec<String>) -> Self {
+        let mut live = LiveBranches::new(github, github_repository);
+        live.listings.push(first);
+        live
+    }
+
+    /// The branch that exists and owns `tag`, if any listing holds one; None once a listing
+    /// holding none is proved complete. A repository still changing after
+    /// `MAX_BRANCH_LISTINGS` listings is an `Unavailable` error (a retry may find it quiet).
+    pub async fn owner_of(
+        &mut self,
+        tag: &str,
+        cache_tags: &crate::core::cache_tags::CacheTags,
+    ) -> Result<Option<String>, BranchListError> {
+        for i in 0..MAX_BRANCH_LISTINGS {
+            if self.listings.len() == i {
+                if let Some(err) = &self.failed {
+                    return Err(err.clone());
+                }
+                match self.github.branches(&self.github_repository).await {
+                    Ok(branches) => self.listings.push(branches),
+                    Err(err) => {
+                        self.failed = Some(err.clone());
+                        return Err(err);
+                    }
+                }
+            }
+            if let Some(owner) = cache_tags.branch_with_tag(tag, &self.listings[i]) {
+                return Ok(Some(owner.to_owned()));
+            }
+            if i > 0 && listing_complete(&self.listings[i - 1], &self.listings[i]) {
+                return Ok(None);
+            }
+        }
+        Err(BranchListError::Unavailable {
+            repository: self.github_repository.clone(),
+            message: format!(
+                "its branches changed while they were listed {MAX_BRANCH_LISTINGS} times, so \
+                 no listing is known to be complete"
+            ),
+        })
+    }
 }
 
 /// Whether `image` is a BuildKit cache manifest: by `artifactMediaType`, else by reading it.

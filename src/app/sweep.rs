@@ -17,7 +17,7 @@ use crate::core::stale::{
     TagExpiry,
 };
 
-use super::branch_cleanup::{judge_cache_tag, KnownRepository, TagOutcome, TagRun};
+use super::branch_cleanup::{judge_cache_tag, KnownRepository, LiveBranches, TagOutcome, TagRun};
 use super::ports::{
     BranchListError, BranchLister, ReadOnly, Registry, RegistryError, RegistryReader,
     RegistryWriter,
@@ -514,10 +514,53 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
         confirmed: settings.confirmed.as_ref().map(|c| &c.digests),
     };
     let mut tags = Vec::new();
+    // The branches of each owning repository, listed again once a `{branch}` tag the first
+    // listing left ownerless is about to go: None until then.
+    let mut relisting: Option<Vec<LiveBranches<'_, B>>> = None;
     for tag in candidates {
         if !run.deadline.time_left() {
             pruned.out_of_time = true;
             break;
+        }
+        // A paged branch listing can miss a branch that exists (one already read deleted before
+        // it ends shifts the rest back), and a branch's name cannot be recovered from its tag to
+        // ask about it alone: every `{branch}` tag the first listing left ownerless, whatever
+        // expiry judged it, goes only once a listing holding no owner is proved complete by the
+        // next (LiveBranches); an owner in any listing keeps it, and so does any doubt.
+        let unlisted_branch = existing_tags
+            .filter(|live| live.branch_gone(cache_tags, &tag.tag))
+            .zip(github);
+        if let Some((live, github)) = unlisted_branch {
+            let owners = relisting.get_or_insert_with(|| {
+                live.listed
+                    .iter()
+                    .map(|(full_name, first)| {
+                        LiveBranches::listed(github, full_name, first.clone())
+                    })
+                    .collect()
+            });
+            let mut reason = None;
+            for owner in owners.iter_mut() {
+                reason = match owner.owner_of(&tag.tag, cache_tags).await {
+                    Ok(None) => continue,
+                    Ok(Some(branch)) => Some(KeepReason::BranchExists { branch }),
+                    Err(err) => Some(KeepReason::BranchesUnknown {
+                        error: err.to_string(),
+                    }),
+                };
+                break;
+            }
+            if let Some(reason) = reason {
+                let mut kept = TagRun::kept(repository, &tag.tag, reason).because(tag.why);
+                kept.digest = Some(tag.digest.clone());
+                tags.push(kept);
+                continue;
+            }
+            // Listing takes time: asked again before the removal.
+            if !run.deadline.time_left() {
+                pruned.out_of_time = true;
+                break;
+            }
         }
         // A listing of open pull requests can miss one (another closing between two pages
         // shifts the rest): each pull request's tag the listing did not hold is asked about
@@ -596,6 +639,8 @@ async fn pull_request_open_anywhere<B: BranchLister>(
 pub(crate) struct LiveTags {
     /// Every `{branch}` tag of every existing branch.
     branches: HashSet<String>,
+    /// The branches each owning GitHub repository listed.
+    listed: Vec<(String, Vec<String>)>,
     /// Every `{pr}` tag of every open pull request; None without a `{pr}` template.
     pull_requests: Option<HashSet<String>>,
 }
@@ -610,9 +655,14 @@ impl LiveTags {
                 .is_some_and(|open| open.contains(tag))
     }
 
+    /// The tag is a `{branch}` tag of no listed branch.
+    fn branch_gone(&self, cache_tags: &CacheTags, tag: &str) -> bool {
+        cache_tags.branch_part(tag).is_some() && !self.branches.contains(tag)
+    }
+
     /// The tag is a `{branch}` tag of no existing branch, or a `{pr}` tag of no open pull request.
     fn gone(&self, cache_tags: &CacheTags, tag: &str) -> bool {
-        let branch_gone = cache_tags.branch_part(tag).is_some() && !self.branches.contains(tag);
+        let branch_gone = self.branch_gone(cache_tags, tag);
         let pull_request_gone = cache_tags.pr_part(tag).is_some()
             && self
                 .pull_requests
@@ -643,9 +693,11 @@ async fn live_tags<B: BranchLister>(
         ..Default::default()
     };
     for full_name in owners {
-        for branch in github.branches(&full_name).await? {
-            live.branches.extend(cache_tags.for_branch(&branch));
+        let branches = github.branches(&full_name).await?;
+        for branch in &branches {
+            live.branches.extend(cache_tags.for_branch(branch));
         }
+        live.listed.push((full_name.clone(), branches));
         if let Some(open) = live.pull_requests.as_mut() {
             for number in github.open_pull_requests(&full_name).await? {
                 open.extend(cache_tags.for_pr(number));

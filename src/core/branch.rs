@@ -77,6 +77,15 @@ fn sanitized_glob_matches(pattern: &str, sanitized: &str) -> bool {
     glob_match(&relaxed, sanitized)
 }
 
+/// Whether `earlier`, a paged branch listing, is proved complete by `later`, the next one: a
+/// paged listing misses a branch only when another one it had already read is deleted (or
+/// renamed) before it ends, shifting the rest back onto a page already read; `later` then lacks
+/// that branch. So when `later` still holds every branch of `earlier`, no page of `earlier` shifted.
+pub fn listing_complete(earlier: &[String], later: &[String]) -> bool {
+    let later: std::collections::HashSet<&str> = later.iter().map(String::as_str).collect();
+    earlier.iter().all(|b| later.contains(b.as_str()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +132,19 @@ mod tests {
         assert!(!p.protects_tag("cache-", "cache-feature-x"));
         assert!(!p.protects_tag("cache-", "cache-mainline"));
         assert!(!p.protects_tag("cache-", "other-main"));
+    }
+
+    #[test]
+    fn a_listing_is_complete_when_the_next_still_holds_all_it_read() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // A branch created since (or one the first missed, which the union of both keeps): no
+        // branch the first read is gone, so no page of it shifted.
+        assert!(listing_complete(
+            &names(&["a", "c"]),
+            &names(&["a", "b", "c"])
+        ));
+        assert!(listing_complete(&[], &[]));
+        // `a` deleted after the first listing read it: its later pages may have shifted.
+        assert!(!listing_complete(&names(&["a", "c"]), &names(&["c", "d"])));
     }
 }

@@ -1,7 +1,10 @@
 //! A fake of the GitHub REST API's branch and open pull request listings on loopback: real HTTP, real pagination
 //! (`Link: <…>; rel="next"`), token check, 404 for unknown repositories. Two misbehaving
 //! repositories: any `owner/looping` answers a `next` link back to its first page forever, and any
-//! `owner/stalled` never answers.
+//! `owner/stalled` never answers. Branches can change between listings: one written
+//! `name@N` appears from the repository's Nth branch listing on (earlier ones miss it, as when a
+//! branch deleted between two pages shifts it onto a page already read), one written `name<N`
+//! only in listings before the Nth (deleted after listing N-1).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,10 +31,12 @@ impl FakeGithub {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (log, base, repos) = (requests.clone(), url.clone(), Arc::new(repositories));
+        let listings: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         tokio::spawn(async move {
             loop {
                 let (mut stream, _) = listener.accept().await.unwrap();
                 let (log, base, repos) = (log.clone(), base.clone(), repos.clone());
+                let listings = listings.clone();
                 tokio::spawn(async move {
                     let mut buffer = Vec::new();
                     while let Some(request) = read_request(&mut stream, &mut buffer).await {
@@ -39,7 +44,7 @@ impl FakeGithub {
                         if request.path.contains("/stalled/") {
                             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
                         }
-                        let (status, body, link) = answer(&request, &base, &repos);
+                        let (status, body, link) = answer(&request, &base, &repos, &listings);
                         let link = link.map(|l| format!("Link: {l}\r\n")).unwrap_or_default();
                         let response = format!(
                             "HTTP/1.1 {status}\r\nContent-Type: application/json\r\n{link}Content-Length: {}\r\n\r\n{body}",
@@ -60,6 +65,7 @@ fn answer(
     request: &super::http::Request,
     base: &str,
     repos: &HashMap<String, Vec<String>>,
+    listings: &Mutex<HashMap<String, usize>>,
 ) -> (&'static str, String, Option<String>) {
     if request.header("authorization") != Some(&format!("Bearer {TOKEN}")) {
         return (
@@ -154,7 +160,31 @@ fn answer(
         );
     };
     let page = page_of(query);
-    let branches: Vec<&String> = branches.iter().filter(|b| !b.starts_with('#')).collect();
+    // Which listing of this repository's branches this page belongs to (1 = the first).
+    let listing = {
+        let mut listings = listings.lock().unwrap();
+        let count = listings.entry(format!("{owner}/{name}")).or_default();
+        if page == 1 {
+            *count += 1;
+        }
+        *count
+    };
+    let branches: Vec<&str> = branches
+        .iter()
+        .filter(|b| !b.starts_with('#') && !b.starts_with("404:"))
+        .filter_map(|b| match b.split_once(['@', '<']) {
+            None => Some(b.as_str()),
+            Some((name, n)) => {
+                let n: usize = n.parse().unwrap();
+                let listed = if b.contains('@') {
+                    listing >= n
+                } else {
+                    listing < n
+                };
+                listed.then_some(name)
+            }
+        })
+        .collect();
     let items: Vec<_> = branches
         .iter()
         .skip((page - 1) * PAGE_SIZE)

@@ -22,7 +22,7 @@ use crate::adapters::secrets::CachedSecret;
 use crate::adapters::sqs::SqsSweepQueue;
 use crate::app::audit::{AuditTrail, Cause};
 use crate::app::branch_cleanup::{
-    live_branch_with_tag, promote_cache, remove_cache_tag, TagOutcome, TagRun,
+    promote_cache, remove_cache_tag, LiveBranches, TagOutcome, TagRun,
 };
 use crate::app::deadline::Deadline;
 use crate::app::ports::{BranchLister, Registry, SweepQueue};
@@ -378,23 +378,22 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 }
             }
         }
+        let mut live_branches = self
+            .github()
+            .map(|github| LiveBranches::new(github, github_repository));
         for tag in tags {
             // With a GitHub token: a branch that exists now and maps to the tag owns it (the
             // deleted branch itself included when it was created again); a pull request open
             // again owns its cache.
-            if let Some(github) = self.github() {
+            if let (Some(github), Some(live_branches)) = (self.github(), live_branches.as_mut()) {
                 if !stop.time_left() {
                     return Err(out_of_time(github_repository));
                 }
                 let owner = match &ended {
-                    Ended::Branch(_) => live_branch_with_tag(
-                        github,
-                        github_repository,
-                        tag,
-                        &self.config.cache_tags,
-                    )
-                    .await
-                    .map(|owner| owner.map(|branch| KeepReason::BranchExists { branch })),
+                    Ended::Branch(_) => live_branches
+                        .owner_of(tag, &self.config.cache_tags)
+                        .await
+                        .map(|owner| owner.map(|branch| KeepReason::BranchExists { branch })),
                     Ended::PullRequest(number) => github
                         .pull_request_open(github_repository, *number)
                         .await
