@@ -457,7 +457,7 @@ async fn github_check_removes_gone_branches_and_never_existing_ones() {
 
 /// A paged branch listing can miss a branch that exists (one already read deleted before the
 /// listing ends shifts the rest back): a tag the first listing leaves ownerless goes only once a
-/// listing holding no owner is proved complete by the next (which still holds every branch it
+/// listing holding no owner is found complete by the next (which still holds every branch it
 /// read); a repository whose branches keep changing keeps it; a sweep that judges nothing gone
 /// lists once.
 #[tokio::test]
@@ -480,14 +480,14 @@ async fn a_branch_a_shifted_listing_missed_keeps_its_cache() {
         push(&ecr, repo, &m, Some(tag)).await;
         caches.insert((repo.clone(), tag), m.digest);
     }
-    // web: `old-1` is deleted after the first listing read it, which shifted `docs/x` out of
-    // the first two listings. busy: a branch deleted after each listing, so no listing is ever
-    // proved complete.
+    // web: `old-1` is deleted while the first listing is read, after it read `old-1`: `docs/x`
+    // shifts back onto a page already read, and only the second listing holds it. busy: a
+    // branch deleted during each listing, so none is ever found complete.
     let github = support::fake_github::FakeGithub::start(
         [
             (
                 "acme/web".to_string(),
-                ["main", "feature-a", "old-1<2", "docs/x@3"]
+                ["main", "feature-a", "old-1<2", "docs/x@2"]
                     .map(String::from)
                     .to_vec(),
             ),
@@ -537,7 +537,8 @@ async fn a_branch_a_shifted_listing_missed_keeps_its_cache() {
         row(&busy, "cache-gone"),
         ("kept".into(), "branches_unknown".into())
     );
-    assert_eq!(listings("web"), 3, "listed until one was proved complete");
+    // docs/x: found in the second. cache-gone: the first lost `old-1`, the second is complete.
+    assert_eq!(listings("web"), 3, "listed until one was found complete");
     assert_eq!(listings("busy"), 3, "at most three listings");
     let docs = report["tags"]
         .as_array()
@@ -556,7 +557,7 @@ async fn a_branch_a_shifted_listing_missed_keeps_its_cache() {
     }
     assert!(busy_after.contains_key(&caches[&(busy.clone(), "cache-gone")]));
 
-    // web: nothing ownerless now, one listing. busy is quiet now: two listings prove the first.
+    // web: nothing ownerless now, one listing. busy is quiet now: two listings suffice.
     let report = pruner.handle(event("scheduled-event.json")).await.unwrap();
     assert_eq!(
         listings("web"),
@@ -668,44 +669,70 @@ async fn branch_deletion_keeps_a_tag_that_a_live_branch_also_maps_to() {
 }
 
 /// The branch deletion's look-up for a live branch owning the tag finds none only in a listing
-/// the next one proves complete: listings shifted by a deletion (they miss the colliding branch)
-/// do not take its cache.
+/// the next one finds complete: a listing shifted by a deletion (it misses the colliding branch)
+/// does not take its cache, and a repository whose branches keep changing while listed fails the
+/// event for a retry, removing nothing.
 #[tokio::test]
 async fn branch_deletion_keeps_a_tag_whose_live_owner_a_shifted_listing_missed() {
     let ecr = ecr_client();
-    let repo = unique_name("missed");
-    create_repository(&ecr, &repo).await;
+    let (repo, busy) = (unique_name("missed"), unique_name("busy"));
     let shared = cache_manifest(&format!("{repo}-feature-x"));
-    push(&ecr, &repo, &shared, Some("cache-feature-x")).await;
-    // `feature-x` lives on, but `old`, deleted after the first listing read it, shifted it out
-    // of the first two listings.
+    let other = cache_manifest(&format!("{busy}-feature-y"));
+    for (name, m, tag) in [
+        (&repo, &shared, "cache-feature-x"),
+        (&busy, &other, "cache-feature-y"),
+    ] {
+        create_repository(&ecr, name).await;
+        push(&ecr, name, m, Some(tag)).await;
+    }
+    // `feature-x` lives on, but `old`, deleted while the first listing was read (after it read
+    // `old`), shifted it out of that listing. busy: a branch deleted during every listing.
     let github = support::fake_github::FakeGithub::start(
-        [(
-            format!("acme/{repo}"),
-            ["main", "old<2", "feature-x@3"].map(String::from).to_vec(),
-        )]
+        [
+            (
+                format!("acme/{repo}"),
+                ["main", "old<2", "feature-x@2"].map(String::from).to_vec(),
+            ),
+            (
+                format!("acme/{busy}"),
+                ["main", "a<2", "b<3", "c<4"].map(String::from).to_vec(),
+            ),
+        ]
         .into_iter()
         .collect(),
     )
     .await;
     let pruner = pruner_with_github(&[], &github.url).await;
-    let mut e = event("github-delete-branch.json");
-    e["detail"]["ref"] = json!("feature/x");
-    e["detail"]["repository"]["full_name"] = json!(format!("acme/{repo}"));
-    let report = pruner.handle(e).await.unwrap();
+    let deleted = |repository: &str, branch: &str| {
+        let mut e = event("github-delete-branch.json");
+        e["detail"]["ref"] = json!(branch);
+        e["detail"]["repository"]["full_name"] = json!(format!("acme/{repository}"));
+        e
+    };
+    let report = pruner.handle(deleted(&repo, "feature/x")).await.unwrap();
     let tag = &report["tags"][0];
     assert_eq!(tag["outcome"], "kept", "{report}");
     assert_eq!(tag["reason"], "branch_exists");
     assert_eq!(tag["branch"], "feature-x");
     assert!(contents(&ecr, &repo).await.contains_key(&shared.digest));
-    let listings = github
-        .requests
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|p| p.contains("/branches") && !p.contains("&page="))
-        .count();
-    assert_eq!(listings, 3, "listed until one was proved complete");
+    let listings = |name: &str| {
+        github
+            .requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.contains(&format!("/{name}/branches")) && !p.contains("&page="))
+            .count()
+    };
+    assert_eq!(listings(&repo), 2, "the owner is in the second listing");
+
+    let err = pruner
+        .handle(deleted(&busy, "feature/y"))
+        .await
+        .expect_err("retried");
+    assert!(err.to_string().contains("changed while"), "{err}");
+    assert_eq!(listings(&busy), 3, "at most three listings");
+    assert!(contents(&ecr, &busy).await.contains_key(&other.digest));
 }
 
 /// A fresh SQS queue on moto for the sweep's fan-out: the client and the queue URL.

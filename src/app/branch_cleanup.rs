@@ -487,13 +487,13 @@ fn refusal(
 /// proving one complete (a repository whose branches keep changing while listed).
 pub const MAX_BRANCH_LISTINGS: usize = 3;
 
-/// Which branches of one GitHub repository exist, listed until a listing is proved complete.
+/// Which branches of one GitHub repository exist, listed until a listing is found complete.
 /// Branch names map to tags many-to-one (`feature/x` and `feature-x`), so a tag's owner can only
-/// be found in a listing, and a paged listing can miss a branch: one already read deleted before
-/// the listing ends shifts the rest back onto a page already read. A tag has no live owner only
-/// when no listing so far holds one and one listing is proved complete by the next
-/// (`core::branch::listing_complete`); every owner any listing names counts. Listings and a
-/// failure are kept: a run lists each repository at most `MAX_BRANCH_LISTINGS` times in all.
+/// be found in a listing, and a paged listing can miss a branch: one ahead of its reading
+/// position deleted before it ends shifts the rest back onto a page already read. A tag has no
+/// live owner only when no listing so far holds one and one listing shows no sign of a shift
+/// against the next (`core::branch::listing_complete`); every owner any listing names counts.
+/// Listings and a failure are kept: one `LiveBranches` lists at most `MAX_BRANCH_LISTINGS` times.
 pub struct LiveBranches<'g, B> {
     github: &'g B,
     github_repository: String,
@@ -519,17 +519,25 @@ impl<'g, B: BranchLister> LiveBranches<'g, B> {
     }
 
     /// The branch that exists and owns `tag`, if any listing holds one; None once a listing
-    /// holding none is proved complete. A repository still changing after
-    /// `MAX_BRANCH_LISTINGS` listings is an `Unavailable` error (a retry may find it quiet).
+    /// holding none is found complete by the next. A repository still changing after
+    /// `MAX_BRANCH_LISTINGS` listings, or no time left for the next listing, is an `Unavailable`
+    /// error (a retry may find it quiet).
     pub async fn owner_of(
         &mut self,
         tag: &str,
         cache_tags: &crate::core::cache_tags::CacheTags,
+        deadline: Deadline<'_>,
     ) -> Result<Option<String>, BranchListError> {
         for i in 0..MAX_BRANCH_LISTINGS {
             if self.listings.len() == i {
                 if let Some(err) = &self.failed {
                     return Err(err.clone());
+                }
+                if !deadline.time_left() {
+                    return Err(BranchListError::Unavailable {
+                        repository: self.github_repository.clone(),
+                        message: "no time left to list its branches again".into(),
+                    });
                 }
                 match self.github.branches(&self.github_repository).await {
                     Ok(branches) => self.listings.push(branches),

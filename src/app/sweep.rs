@@ -541,7 +541,7 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
             });
             let mut reason = None;
             for owner in owners.iter_mut() {
-                reason = match owner.owner_of(&tag.tag, cache_tags).await {
+                reason = match owner.owner_of(&tag.tag, cache_tags, run.deadline).await {
                     Ok(None) => continue,
                     Ok(Some(branch)) => Some(KeepReason::BranchExists { branch }),
                     Err(err) => Some(KeepReason::BranchesUnknown {

@@ -77,13 +77,18 @@ fn sanitized_glob_matches(pattern: &str, sanitized: &str) -> bool {
     glob_match(&relaxed, sanitized)
 }
 
-/// Whether `earlier`, a paged branch listing, is proved complete by `later`, the next one: a
-/// paged listing misses a branch only when another one it had already read is deleted (or
-/// renamed) before it ends, shifting the rest back onto a page already read; `later` then lacks
-/// that branch. So when `later` still holds every branch of `earlier`, no page of `earlier` shifted.
+/// Whether `earlier`, a paged branch listing (in name order, pages by offset), shows no sign of
+/// a shift, checked against `later`, the next one. A paged listing misses a branch when one ahead
+/// of its reading position is deleted before it ends: a branch it already read (`later` then
+/// lacks it, or it was renamed: its old name is gone), or one created behind its position and
+/// deleted again (the creation repeated a name in `earlier` first). So `earlier` counts as
+/// complete when it repeats no name and `later` still holds every branch it read. Not seen: a
+/// branch it read, deleted and created again before `later` reads it.
 pub fn listing_complete(earlier: &[String], later: &[String]) -> bool {
+    let mut seen = std::collections::HashSet::with_capacity(earlier.len());
+    let repeats = !earlier.iter().all(|b| seen.insert(b.as_str()));
     let later: std::collections::HashSet<&str> = later.iter().map(String::as_str).collect();
-    earlier.iter().all(|b| later.contains(b.as_str()))
+    !repeats && earlier.iter().all(|b| later.contains(b.as_str()))
 }
 
 #[cfg(test)]
@@ -146,5 +151,11 @@ mod tests {
         assert!(listing_complete(&[], &[]));
         // `a` deleted after the first listing read it: its later pages may have shifted.
         assert!(!listing_complete(&names(&["a", "c"]), &names(&["c", "d"])));
+        // A name twice: a branch was created behind the reading position, and its deletion
+        // before the end would shift a page back unseen.
+        assert!(!listing_complete(
+            &names(&["a", "b", "b"]),
+            &names(&["a", "b"])
+        ));
     }
 }

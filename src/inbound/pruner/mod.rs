@@ -391,7 +391,7 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 }
                 let owner = match &ended {
                     Ended::Branch(_) => live_branches
-                        .owner_of(tag, &self.config.cache_tags)
+                        .owner_of(tag, &self.config.cache_tags, stop)
                         .await
                         .map(|owner| owner.map(|branch| KeepReason::BranchExists { branch })),
                     Ended::PullRequest(number) => github
