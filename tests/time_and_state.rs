@@ -278,7 +278,9 @@ async fn a_lost_tag_removal_that_cannot_be_settled_leaves_an_unconfirmed_line() 
     let lines: Arc<Mutex<Vec<String>>> = Arc::default();
     let tap = lines.clone();
     let pruner = Pruner::new(config(&[]), registry).with_audit_tap(move |r| {
-        tap.lock().unwrap().push(r.action.as_str().to_owned());
+        tap.lock()
+            .unwrap()
+            .push(format!("{}: {}", r.action.as_str(), r.reason));
     });
     let result = pruner.handle(branch_deleted("feature/x", DELETED_AT)).await;
     assert!(result.is_err(), "{result:?}");
@@ -287,7 +289,11 @@ async fn a_lost_tag_removal_that_cannot_be_settled_leaves_an_unconfirmed_line() 
         1,
         "the lost call took effect"
     );
-    assert_eq!(*lines.lock().unwrap(), vec!["tag_remove_unconfirmed"]);
+    // The line says why the tag was up for removal, like a tag_removed line.
+    assert_eq!(
+        *lines.lock().unwrap(),
+        vec!["tag_remove_unconfirmed: branch deleted"]
+    );
 }
 
 #[tokio::test]

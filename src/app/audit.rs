@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::core::plan::{ClassifiedBy, PlannedDeletion};
+use crate::core::stale::TagExpiry;
 
 use super::outcome::{RepositoryRun, TagOutcome, TagRun};
 
@@ -24,6 +25,31 @@ pub struct NoAudit;
 impl AuditTrail for NoAudit {
     fn manifests(&self, _: &RepositoryRun) {}
     fn tags(&self, _: &[TagRun]) {}
+}
+
+/// An audit trail that says why a tag was up for removal on every tag line that does not: a
+/// removal whose answer was lost and could not be settled is audited deep in the removal
+/// (`tag_remove_unconfirmed`), before its caller can say why.
+pub struct Because<'a> {
+    pub trail: &'a dyn AuditTrail,
+    pub why: TagExpiry,
+}
+
+impl AuditTrail for Because<'_> {
+    fn manifests(&self, batch: &RepositoryRun) {
+        self.trail.manifests(batch);
+    }
+
+    fn tags(&self, tags: &[TagRun]) {
+        let said: Vec<TagRun> = tags
+            .iter()
+            .map(|t| match t.removal {
+                Some(_) => t.clone(),
+                None => t.clone().because(self.why),
+            })
+            .collect();
+        self.trail.tags(&said);
+    }
 }
 
 /// What was done to one digest or tag.

@@ -15,6 +15,7 @@ use crate::core::plan::{referenced_digests, ImageStatus};
 use crate::core::reclaim::reclaimed_bytes;
 use crate::core::stale::TagExpiry;
 
+use super::audit::Because;
 use super::branch_cleanup::{judge_cache_tag, KnownRepository, TagOutcome, TagRun};
 use super::ports::{RegistryReader, RegistryWriter};
 use super::prune::{RepositoryRun, Run, Snapshot};
@@ -230,7 +231,10 @@ pub(crate) async fn judge<R: RegistryReader, W: RegistryWriter>(
                 Some(now_secs),
                 Some(eviction.used_at),
                 Some(&known),
-                run.audit,
+                &Because {
+                    trail: run.audit,
+                    why,
+                },
             )
             .await?
             .because(why);

@@ -17,6 +17,7 @@ use crate::core::stale::{
     TagExpiry,
 };
 
+use super::audit::Because;
 use super::branch_cleanup::{judge_cache_tag, KnownRepository, LiveBranches, TagOutcome, TagRun};
 use super::ports::{
     BranchListError, BranchLister, ReadOnly, Registry, RegistryError, RegistryReader,
@@ -597,7 +598,10 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
             Some(now_secs),
             used_before,
             Some(&known),
-            run.audit,
+            &Because {
+                trail: run.audit,
+                why: tag.why,
+            },
         )
         .await?
         .because(tag.why);

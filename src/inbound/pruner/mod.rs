@@ -20,7 +20,7 @@ use crate::adapters::github::GithubWithToken;
 use crate::adapters::metrics::RepositoryMetrics;
 use crate::adapters::secrets::CachedSecret;
 use crate::adapters::sqs::SqsSweepQueue;
-use crate::app::audit::{AuditTrail, Cause};
+use crate::app::audit::{AuditTrail, Because, Cause};
 use crate::app::branch_cleanup::{
     promote_cache, remove_cache_tag, LiveBranches, TagOutcome, TagRun,
 };
@@ -490,7 +490,10 @@ impl<R: Registry, B: BranchLister, Q: SweepQueue> Pruner<R, B, Q> {
                 pushed_before,
                 None,
                 dry_run,
-                &self.audit(cause),
+                &Because {
+                    trail: &self.audit(cause),
+                    why: expiry,
+                },
             )
             .await;
             match removed {
