@@ -500,15 +500,7 @@ async fn a_branch_a_shifted_listing_missed_keeps_its_cache() {
         .collect(),
     )
     .await;
-    let listings = |name: &str| {
-        github
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|p| p.contains(&format!("/{name}/branches")) && !p.contains("&page="))
-            .count()
-    };
+    let listings = |name: &str| github.branch_listings(name);
     let scope = format!("{team}/*");
     let vars = [
         ("SWEEP_REPOSITORIES", scope.as_str()),
@@ -715,15 +707,7 @@ async fn branch_deletion_keeps_a_tag_whose_live_owner_a_shifted_listing_missed()
     assert_eq!(tag["reason"], "branch_exists");
     assert_eq!(tag["branch"], "feature-x");
     assert!(contents(&ecr, &repo).await.contains_key(&shared.digest));
-    let listings = |name: &str| {
-        github
-            .requests
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|p| p.contains(&format!("/{name}/branches")) && !p.contains("&page="))
-            .count()
-    };
+    let listings = |name: &str| github.branch_listings(name);
     assert_eq!(listings(&repo), 2, "the owner is in the second listing");
 
     let err = pruner

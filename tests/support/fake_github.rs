@@ -59,6 +59,18 @@ impl FakeGithub {
         });
         FakeGithub { url, requests }
     }
+
+    /// How many times the branches of repository `name` (its name without the owner) were
+    /// listed: first-page requests (the client asks for the first page with no `page` parameter,
+    /// for the next ones through the `Link` header's `&page=N`).
+    pub fn branch_listings(&self, name: &str) -> usize {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| p.contains(&format!("/{name}/branches")) && !p.contains("&page="))
+            .count()
+    }
 }
 
 fn answer(
