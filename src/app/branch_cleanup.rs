@@ -483,8 +483,8 @@ fn refusal(
     }
 }
 
-/// How many listings of one repository's branches a run makes at most before it gives up
-/// proving one complete (a repository whose branches keep changing while listed).
+/// How many listings of one repository's branches one `LiveBranches` makes at most before it
+/// gives up finding one complete (a repository whose branches keep changing while listed).
 pub const MAX_BRANCH_LISTINGS: usize = 3;
 
 /// Which branches of one GitHub repository exist, listed until a listing is found complete.

@@ -526,8 +526,9 @@ async fn expire_tags_of<R: RegistryReader, W: RegistryWriter, B: BranchLister>(
         // A paged branch listing can miss a branch that exists (one already read deleted before
         // it ends shifts the rest back), and a branch's name cannot be recovered from its tag to
         // ask about it alone: every `{branch}` tag the first listing left ownerless, whatever
-        // expiry judged it, goes only once a listing holding no owner is proved complete by the
-        // next (LiveBranches); an owner in any listing keeps it, and so does any doubt.
+        // expiry judged it, goes only once a listing holding no owner shows no sign of a page
+        // shift against the next (LiveBranches); an owner in any listing keeps it, and so does
+        // any doubt.
         let unlisted_branch = existing_tags
             .filter(|live| live.branch_gone(cache_tags, &tag.tag))
             .zip(github);

@@ -77,8 +77,8 @@ fn sanitized_glob_matches(pattern: &str, sanitized: &str) -> bool {
     glob_match(&relaxed, sanitized)
 }
 
-/// Whether `earlier`, a paged branch listing (in name order, pages by offset), shows no sign of
-/// a shift, checked against `later`, the next one. A paged listing misses a branch when one ahead
+/// Whether `earlier`, a paged branch listing (pages by offset over a stable order), shows no
+/// sign of a shift, checked against `later`, the next one. A paged listing misses a branch when one ahead
 /// of its reading position is deleted before it ends: a branch it already read (`later` then
 /// lacks it, or it was renamed: its old name is gone), or one created behind its position and
 /// deleted again (the creation repeated a name in `earlier` first). So `earlier` counts as
