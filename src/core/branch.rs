@@ -78,12 +78,12 @@ fn sanitized_glob_matches(pattern: &str, sanitized: &str) -> bool {
 }
 
 /// Whether `earlier`, a paged branch listing (pages by offset over a stable order), shows no
-/// sign of a shift, checked against `later`, the next one. A paged listing misses a branch when one ahead
-/// of its reading position is deleted before it ends: a branch it already read (`later` then
-/// lacks it, or it was renamed: its old name is gone), or one created behind its position and
-/// deleted again (the creation repeated a name in `earlier` first). So `earlier` counts as
-/// complete when it repeats no name and `later` still holds every branch it read. Not seen: a
-/// branch it read, deleted and created again before `later` reads it.
+/// sign of a shift, checked against `later`, the next one. A paged listing misses a branch when
+/// one ahead of its reading position is deleted before it ends: a branch it already read
+/// (`later` then lacks it, or it was renamed: its old name is gone), or one created behind its
+/// position and deleted again (the creation repeated a name in `earlier` first). So `earlier`
+/// counts as complete when it repeats no name and `later` still holds every branch it read. Not
+/// seen: a branch it read, deleted and created again before `later` reads it.
 pub fn listing_complete(earlier: &[String], later: &[String]) -> bool {
     let mut seen = std::collections::HashSet::with_capacity(earlier.len());
     let repeats = !earlier.iter().all(|b| seen.insert(b.as_str()));
